@@ -4,6 +4,7 @@
 //! the clock, so every scenario is a plain sequence of calls in the tests below.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -401,7 +402,7 @@ impl PoolMetrics {
 }
 
 pub struct Fleet {
-    pools: Vec<PoolSpec>,
+    pools: Vec<Arc<PoolSpec>>,
     totals: BTreeMap<String, PoolTotals>,
     workers: BTreeMap<WorkerId, Worker>,
     alerts: AlertBook,
@@ -438,7 +439,7 @@ impl Fleet {
             .collect();
         let totals = pools.iter().map(|p| (p.name.clone(), PoolTotals::default())).collect();
         Fleet {
-            pools,
+            pools: pools.into_iter().map(Arc::new).collect(),
             totals,
             workers: BTreeMap::new(),
             alerts: AlertBook::new(),
@@ -452,10 +453,10 @@ impl Fleet {
 
     // ---- reading --------------------------------------------------------------------------------
 
-    pub fn pools(&self) -> &[PoolSpec] {
+    pub fn pools(&self) -> &[Arc<PoolSpec>] {
         &self.pools
     }
-    pub fn pool(&self, name: &str) -> Option<&PoolSpec> {
+    pub fn pool(&self, name: &str) -> Option<&Arc<PoolSpec>> {
         self.pools.iter().find(|p| p.name == name)
     }
     pub fn workers(&self) -> impl Iterator<Item = &Worker> {
@@ -827,7 +828,7 @@ impl Fleet {
                     if !shutting && reason.is_planned() && let Some(w) = self.workers.get_mut(id) {
                         let recent = w.storm.recent(spec.recycle.storm_window, now);
                         w.queued = Some((reason, r.detail));
-                        w.respawn_at = Some(now.add(spec.recycle.backoff(recent.max(1))));
+                        w.respawn_at = Some(now.plus(spec.recycle.backoff(recent.max(1))));
                     }
                     self.check_storm(id, &spec, now);
                 }
@@ -871,7 +872,7 @@ impl Fleet {
                 let old_process = rec.old_process;
                 w.recycle = Some(rec);
                 let recent = w.storm.recent(spec.recycle.storm_window, now);
-                w.respawn_at = Some(now.add(spec.recycle.backoff(recent)));
+                w.respawn_at = Some(now.plus(spec.recycle.backoff(recent)));
                 self.emit(now, EventKind::RecycleStarted { worker: id.clone(), pool: pool.clone(), reason, detail, old_process });
                 if recent == 0 {
                     self.tick_worker_respawn(id, now);

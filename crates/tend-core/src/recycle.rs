@@ -193,7 +193,7 @@ impl StormBreaker {
 
     /// Restarts within the window ending now.
     pub fn recent(&mut self, window: Duration, now: Timestamp) -> u32 {
-        let from = now.sub(window);
+        let from = now.minus(window);
         while self.restarts.front().is_some_and(|t| *t < from) {
             self.restarts.pop_front();
         }

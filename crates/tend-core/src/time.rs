@@ -25,10 +25,10 @@ impl Timestamp {
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
     }
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
-    pub fn sub(self, d: Duration) -> Timestamp {
+    pub fn minus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
 }
@@ -67,8 +67,8 @@ mod tests {
     #[test]
     fn since_saturates_and_add_round_trips() {
         let t = Timestamp::from_secs(10);
-        assert_eq!(t.add(Duration::from_millis(1500)).since(t), Duration::from_millis(1500));
-        assert_eq!(t.since(t.add(Duration::from_secs(1))), Duration::ZERO);
+        assert_eq!(t.plus(Duration::from_millis(1500)).since(t), Duration::from_millis(1500));
+        assert_eq!(t.since(t.plus(Duration::from_secs(1))), Duration::ZERO);
         let c = ManualClock::new(t);
         c.advance(Duration::from_secs(2));
         assert_eq!(c.now(), Timestamp::from_secs(12));

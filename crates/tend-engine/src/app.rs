@@ -1,0 +1,219 @@
+//! The App facade: the one API both shells (the HTTP server and the desktop app) call. It starts the
+//! engine task and talks to it by message; it never touches the fleet directly.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use tend_core::event::Event;
+use tend_core::fleet::{CommandError, Fleet, PoolMetrics};
+use tend_core::lifecycle::State;
+use tend_core::rules::{Alert, AlertState};
+use tend_core::time::{Clock, Timestamp};
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::convert;
+use crate::dto::{self, HealthDto, WorkerDetailDto, WorkerDto};
+use crate::engine::{Engine, EngineView, Msg};
+
+/// How the App was started, for health and the UI's empty states.
+#[derive(Clone, Debug, Default)]
+pub struct AppOptions {
+    /// The config file, None when running the embedded demo.
+    pub config_path: Option<PathBuf>,
+    /// Print every event as a JSON line on stdout.
+    pub events_jsonl: bool,
+    /// The executable that `$TEND_EXE` stands for in commands (defaults to the running one).
+    pub exe: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+struct Shared {
+    tx: mpsc::UnboundedSender<Msg>,
+    events: broadcast::Sender<Event>,
+    clock: Arc<dyn Clock>,
+    started: Timestamp,
+    options: AppOptions,
+    config: Config,
+}
+
+/// A running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    shared: Arc<Shared>,
+}
+
+impl App {
+    /// Start the engine on a tokio runtime. Workers of spawn pools are started at once.
+    pub fn start(config: Config, options: AppOptions) -> anyhow::Result<App> {
+        Self::start_with_clock(config, options, Arc::new(SystemClock))
+    }
+
+    pub fn start_with_clock(config: Config, options: AppOptions, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let (specs, runtimes) = convert::pools(&config)?;
+        let fleet = Fleet::new(specs);
+        let (events, _) = broadcast::channel(4096);
+        let exe = match &options.exe {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?,
+        };
+        let (engine, tx) = Engine::new(fleet, runtimes, clock.clone(), events.clone(), exe, options.events_jsonl);
+        tokio::spawn(engine.run());
+        let started = clock.now();
+        Ok(App { shared: Arc::new(Shared { tx, events, clock, started, options, config }) })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub fn options(&self) -> &AppOptions {
+        &self.shared.options
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.shared.clock.now()
+    }
+
+    /// Every event from now on. A slow subscriber that falls more than 4096 events behind is told
+    /// it lagged (`RecvError::Lagged`) and continues from the newest.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Run `f` inside the engine task against a consistent view of the fleet.
+    pub async fn query<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&EngineView<'_>) -> T + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let q = Box::new(move |v: &EngineView<'_>| {
+            let _ = reply.send(f(v));
+        });
+        self.shared.tx.send(Msg::Query(q)).map_err(|_| AppError::Stopped)?;
+        rx.await.map_err(|_| AppError::Stopped)
+    }
+
+    pub async fn workers(&self) -> Result<Vec<WorkerDto>, AppError> {
+        self.query(|v| v.fleet.workers().map(|w| dto::worker_dto(v.fleet, w, v.now)).collect()).await
+    }
+
+    pub async fn worker(&self, id: &str) -> Result<Option<WorkerDetailDto>, AppError> {
+        let id = id.to_owned();
+        self.query(move |v| v.fleet.worker(&id).map(|w| dto::worker_detail(v.fleet, w, v.now))).await
+    }
+
+    pub async fn pool_metrics(&self, pool: &str) -> Result<Option<PoolMetrics>, AppError> {
+        let pool = pool.to_owned();
+        self.query(move |v| v.fleet.pool_metrics(&pool)).await
+    }
+
+    pub async fn pools(&self) -> Result<Vec<PoolMetrics>, AppError> {
+        self.query(|v| v.fleet.pools().iter().filter_map(|p| v.fleet.pool_metrics(&p.name)).collect()).await
+    }
+
+    pub async fn alerts(&self) -> Result<Vec<Alert>, AppError> {
+        self.query(|v| v.fleet.alerts().alerts().cloned().collect()).await
+    }
+
+    /// Events still in memory after `since` (sequence number), oldest first.
+    pub async fn events_since(&self, since: u64, worker: Option<String>) -> Result<Vec<Event>, AppError> {
+        self.query(move |v| {
+            v.events
+                .iter()
+                .filter(|e| e.seq > since)
+                .filter(|e| worker.as_deref().is_none_or(|w| e.kind.worker().is_some_and(|x| x.as_str() == w)))
+                .cloned()
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn health(&self) -> Result<HealthDto, AppError> {
+        let started = self.shared.started;
+        let config = self.shared.options.config_path.as_ref().map(|p| p.display().to_string());
+        let demo = config.is_none();
+        self.query(move |v| {
+            let mut by_state: BTreeMap<State, usize> = BTreeMap::new();
+            let mut workers = 0;
+            for w in v.fleet.workers() {
+                workers += 1;
+                *by_state.entry(w.state()).or_default() += 1;
+            }
+            let degraded = v.fleet.degraded().clone();
+            let status = if v.fleet.is_shutting_down() {
+                "stopping"
+            } else if degraded.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            };
+            HealthDto {
+                status,
+                version: env!("CARGO_PKG_VERSION"),
+                uptime_secs: v.now.since(started).as_secs_f64(),
+                degraded,
+                workers,
+                by_state,
+                alerts_firing: v
+                    .fleet
+                    .alerts()
+                    .alerts()
+                    .filter(|a| matches!(a.state, AlertState::Firing | AlertState::Flapping))
+                    .count(),
+                config,
+                demo,
+                tend: v.self_usage.clone(),
+            }
+        })
+        .await
+    }
+
+    pub async fn recycle(&self, id: &str) -> Result<(), AppError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared.tx.send(Msg::Recycle { id: id.to_owned(), reply }).map_err(|_| AppError::Stopped)?;
+        Ok(rx.await.map_err(|_| AppError::Stopped)??)
+    }
+
+    pub async fn stop(&self, id: &str) -> Result<(), AppError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared.tx.send(Msg::Stop { id: id.to_owned(), reply }).map_err(|_| AppError::Stopped)?;
+        Ok(rx.await.map_err(|_| AppError::Stopped)??)
+    }
+
+    /// Acknowledge an alert; false when there is no such alert.
+    pub async fn acknowledge(&self, rule: &str, subject: &str) -> Result<bool, AppError> {
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Ack { rule: rule.to_owned(), subject: subject.to_owned(), reply };
+        self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;
+        rx.await.map_err(|_| AppError::Stopped)
+    }
+
+    /// Silence an alert until `until` (None lifts the silence); false when there is no such alert.
+    pub async fn silence(&self, rule: &str, subject: &str, until: Option<Timestamp>) -> Result<bool, AppError> {
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Silence { rule: rule.to_owned(), subject: subject.to_owned(), until, reply };
+        self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;
+        rx.await.map_err(|_| AppError::Stopped)
+    }
+
+    /// Drain every spawned worker (SIGTERM, grace, SIGKILL) and stop the engine. Returns when all
+    /// spawned processes are gone.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.shared.tx.send(Msg::Shutdown { reply }).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! From the validated config to what runs: core `PoolSpec`s for the fleet's decisions, and per-pool
+//! runtime settings (how to spawn, probe, discover) for the supervisor and the engine loop.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use tend_collect::discover::Matcher;
+use tend_core::fleet::{PoolKind, PoolSpec, Restart};
+use tend_core::recycle::RecyclePolicy;
+use tend_core::rules::{Condition, Rule};
+
+use crate::config::{
+    Config, PoolConfig, ReadinessCheck, RestartPolicy, RuleCondition, RuleConfig, SourceConfig, SpawnConfig,
+};
+
+/// How often attach pools look for new matching processes, at most (the pool interval if shorter).
+pub const DISCOVERY_EVERY: Duration = Duration::from_secs(2);
+
+/// What the runtime needs beside the fleet's view of a pool.
+#[derive(Clone, Debug)]
+pub struct PoolRuntime {
+    pub spec: PoolSpec,
+    pub spawn: Option<SpawnConfig>,
+    pub readiness: ReadinessCheck,
+    pub readiness_timeout: Duration,
+    pub matcher: Option<Matcher>,
+    /// Lines of a spawned worker's output that count as one handled request.
+    pub request_pattern: Option<Regex>,
+    pub discover_every: Duration,
+}
+
+/// Per-pool runtime settings by pool name.
+pub type Runtimes = BTreeMap<String, Arc<PoolRuntime>>;
+
+/// Convert every pool. Docker pools are refused until the Docker source exists, with a clear message.
+pub fn pools(config: &Config) -> anyhow::Result<(Vec<PoolSpec>, Runtimes)> {
+    let mut specs = Vec::new();
+    let mut runtimes = BTreeMap::new();
+    for p in &config.pools {
+        let rt = pool(p)?;
+        specs.push(rt.spec.clone());
+        runtimes.insert(p.name.clone(), Arc::new(rt));
+    }
+    Ok((specs, runtimes))
+}
+
+pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
+    let restart = match p.restart {
+        RestartPolicy::Always => Restart::Always,
+        RestartPolicy::OnFailure => Restart::OnFailure,
+        RestartPolicy::Never => Restart::Never,
+    };
+    let (kind, spawn, matcher) = match &p.source {
+        SourceConfig::Spawn(s) => (PoolKind::Spawn { size: s.size, restart }, Some(s.clone()), None),
+        SourceConfig::Attach(a) => (
+            PoolKind::Attach,
+            None,
+            Some(Matcher {
+                process_name: a.process_name.clone(),
+                cmdline: a.cmdline.as_ref().map(|c| c.regex().clone()),
+                pids: a.pids.clone(),
+            }),
+        ),
+        SourceConfig::Reported => (PoolKind::Reported, None, None),
+        SourceConfig::Docker(_) => {
+            anyhow::bail!("pool {:?}: source \"docker\" is not supported by this build yet", p.name)
+        }
+    };
+    let r = &p.recycle;
+    let recycle = RecyclePolicy {
+        ttl: r.ttl,
+        max_requests: r.max_requests,
+        jitter: r.jitter,
+        memory_bytes: r.memory_mb.map(|m| m * 1024 * 1024),
+        warmup: r.warmup,
+        max_unavailable: r.max_unavailable.max(1),
+        on_death: r.on_death,
+        storm_max: r.storm_max,
+        storm_window: r.storm_window,
+    };
+    let interval = p.effective_interval();
+    let spec = PoolSpec {
+        name: p.name.clone(),
+        kind,
+        interval,
+        history: p.profile.history_depth().max(60),
+        readiness_timeout: p.readiness.timeout,
+        stale_after: p.effective_stale_after(),
+        task_timeout: p.task_timeout,
+        busy_cpu_percent: p.busy_cpu_percent,
+        stop_grace: p.stop_grace,
+        recycle,
+        rules: p.rules.iter().map(rule).collect(),
+    };
+    let discover_every = interval.map(|i| i.min(DISCOVERY_EVERY)).unwrap_or(DISCOVERY_EVERY);
+    Ok(PoolRuntime {
+        spec,
+        spawn,
+        readiness: p.readiness.check.clone(),
+        readiness_timeout: p.readiness.timeout,
+        matcher,
+        request_pattern: p.requests_log.as_ref().map(|r| r.regex().clone()),
+        discover_every,
+    })
+}
+
+pub fn rule(r: &RuleConfig) -> Rule {
+    let condition = match &r.condition {
+        RuleCondition::Threshold { metric, cmp, fire, clear } => {
+            Condition::Threshold { metric: metric.clone(), cmp: *cmp, fire: *fire, clear: *clear }
+        }
+        RuleCondition::Stale { after } => Condition::Stale { after: *after },
+        RuleCondition::RestartChurn { max, within } => Condition::RestartChurn { max: *max, within: *within },
+    };
+    Rule {
+        name: r.name.clone(),
+        scope: r.scope,
+        condition,
+        for_: r.for_,
+        for_samples: r.for_samples,
+        keep_firing_for: r.keep_firing_for,
+        severity: r.severity,
+        flap_max: r.flap_max.unwrap_or(0),
+        flap_window: r.flap_window,
+        recycle: r.recycle,
+        channels: r.channels.clone(),
+    }
+}

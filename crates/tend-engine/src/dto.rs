@@ -1,0 +1,167 @@
+//! Wire types: what the HTTP API, the SSE stream and the desktop shell hand to the UI. Core types stay
+//! free to change; these change only with the API. Built inside the engine task from the fleet.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tend_core::fleet::{Fleet, Incarnation, Worker};
+use tend_core::lifecycle::{State, Transition};
+use tend_core::model::{ProcessId, Sample, Source};
+use tend_core::recycle::RecycleReason;
+use tend_core::rules::Alert;
+use tend_core::time::Timestamp;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerDto {
+    pub id: String,
+    pub pool: String,
+    pub source: Source,
+    pub slot: Option<u32>,
+    pub pid: Option<u32>,
+    pub process: Option<ProcessId>,
+    pub state: State,
+    /// Incarnation number of the serving process (1 for the first, +1 per replacement).
+    pub incarnation: u32,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_percent: Option<f64>,
+    /// The pool's memory recycle limit, for drawing the bar against it.
+    pub memory_limit_bytes: Option<u64>,
+    pub threads: Option<u32>,
+    pub fds: Option<u32>,
+    pub uptime_secs: f64,
+    pub restarts: u32,
+    pub requests: u64,
+    pub log_lines: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    /// A recycle under way, by reason.
+    pub recycling: Option<RecycleReason>,
+    /// Why the worker is held (storm breaker) or stopped.
+    pub held: Option<String>,
+    pub last_event: Option<LastEvent>,
+    pub last_sample_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LastEvent {
+    pub at: Timestamp,
+    pub state: State,
+    pub cause: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IncarnationDto {
+    pub incarnation: u32,
+    pub process: Option<ProcessId>,
+    pub state: State,
+    pub started: Timestamp,
+    pub transitions: Vec<Transition>,
+    pub requests: u64,
+    pub startup_secs: Option<f64>,
+    pub task_secs: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerDetailDto {
+    #[serde(flatten)]
+    pub worker: WorkerDto,
+    /// Oldest first: ended incarnations, then the serving one, a starting replacement, draining ones.
+    pub incarnations: Vec<IncarnationDto>,
+    pub recent_samples: Vec<Sample>,
+    pub alerts: Vec<Alert>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SelfUsage {
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HealthDto {
+    /// "ok", "degraded" (a source is failing) or "stopping".
+    pub status: &'static str,
+    pub version: &'static str,
+    pub uptime_secs: f64,
+    pub degraded: BTreeMap<String, String>,
+    pub workers: usize,
+    pub by_state: BTreeMap<State, usize>,
+    pub alerts_firing: usize,
+    pub config: Option<String>,
+    pub demo: bool,
+    pub tend: SelfUsage,
+}
+
+fn inc_dto(i: &Incarnation) -> IncarnationDto {
+    IncarnationDto {
+        incarnation: i.n,
+        process: i.process,
+        state: i.state(),
+        started: i.lifecycle.created(),
+        transitions: i.lifecycle.history().to_vec(),
+        requests: i.requests,
+        startup_secs: i.lifecycle.startup_time().map(|d| d.as_secs_f64()),
+        task_secs: i.lifecycle.task_time().map(|d| d.as_secs_f64()),
+    }
+}
+
+pub fn worker_dto(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDto {
+    let c = w.current.as_ref();
+    let last = c.and_then(|c| c.last.as_ref());
+    let live = c.is_some_and(|c| c.state().is_live());
+    let last_event = w
+        .outgoing
+        .iter()
+        .chain(w.current.iter())
+        .chain(w.incoming.iter())
+        .chain(w.past.iter())
+        .flat_map(|i| i.lifecycle.history().last())
+        .max_by_key(|t| t.at)
+        .map(|t| LastEvent { at: t.at, state: t.to, cause: t.cause.clone() });
+    let errors = c.map(|c| c.errors).unwrap_or(0);
+    WorkerDto {
+        id: w.id.to_string(),
+        pool: w.pool.clone(),
+        source: w.source,
+        slot: w.slot,
+        pid: c.and_then(|c| c.process).map(|p| p.pid),
+        process: c.and_then(|c| c.process),
+        state: w.state(),
+        incarnation: c.map(|c| c.n).unwrap_or(0),
+        cpu_percent: if live { last.and_then(|m| m.cpu_percent) } else { None },
+        memory_bytes: if live { last.and_then(|m| m.memory_bytes) } else { None },
+        memory_percent: if live { last.and_then(|m| m.memory_percent) } else { None },
+        memory_limit_bytes: fleet.pool(&w.pool).and_then(|p| p.recycle.memory_bytes),
+        threads: if live { last.and_then(|m| m.threads) } else { None },
+        fds: if live { last.and_then(|m| m.fds) } else { None },
+        uptime_secs: c.filter(|c| c.state().is_live()).map(|c| c.uptime(now).as_secs_f64()).unwrap_or(0.0),
+        restarts: w.restarts,
+        requests: c.map(|c| c.requests).unwrap_or(0),
+        log_lines: c.map(|c| c.log_lines).unwrap_or(0),
+        errors,
+        warnings: c.map(|c| c.warnings).unwrap_or(0),
+        recycling: w.recycle.as_ref().map(|r| r.reason),
+        held: w.held.clone().or_else(|| w.stopped.then(|| "stopped by operator".to_owned())),
+        last_event,
+        last_sample_at: c.and_then(|c| c.last_at),
+    }
+}
+
+pub fn worker_detail(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDetailDto {
+    let incarnations = w
+        .past
+        .iter()
+        .chain(w.current.iter())
+        .chain(w.incoming.iter())
+        .chain(w.outgoing.iter())
+        .map(inc_dto)
+        .collect();
+    let alerts = fleet.alerts().alerts().filter(|a| a.subject == w.id.as_str()).cloned().collect();
+    WorkerDetailDto {
+        worker: worker_dto(fleet, w, now),
+        incarnations,
+        recent_samples: w.recent.iter().cloned().collect(),
+        alerts,
+    }
+}

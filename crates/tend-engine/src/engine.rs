@@ -1,0 +1,345 @@
+//! The engine task: owns the fleet, feeds it observations in arrival order, publishes its events and
+//! hands its actions to the supervisor. One task, one owner: the fleet is never shared or locked.
+//! Sampling of watched pids happens inline (a few µs a process); anything that can block — spawning,
+//! waiting, probing, killing, scanning /proc for discovery — runs in other tasks that report back here.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use tend_collect::Sampler;
+use tend_core::event::Event;
+use tend_core::fleet::{Action, CommandError, Fleet, Input, Observed, Output};
+use tend_core::model::{ProcessId, Source, WorkerId};
+use tend_core::recycle::RecycleReason;
+use tend_core::time::{Clock, Timestamp};
+
+use crate::convert::{PoolRuntime, Runtimes};
+use crate::supervisor::{self, Counters};
+
+/// How often time-based decisions are made (deadlines, TTLs, `for` durations, restarts due).
+pub const TICK: Duration = Duration::from_millis(250);
+/// Events kept in memory for late subscribers and the API.
+pub const EVENT_LOG: usize = 5000;
+
+pub(crate) type Query = Box<dyn FnOnce(&EngineView<'_>) + Send>;
+
+/// What queries see: the fleet plus runtime figures.
+pub struct EngineView<'a> {
+    pub fleet: &'a Fleet,
+    pub now: Timestamp,
+    pub events: &'a VecDeque<Event>,
+    pub self_usage: &'a crate::dto::SelfUsage,
+}
+
+pub(crate) enum Msg {
+    Observe(Input),
+    Recycle { id: String, reply: oneshot::Sender<Result<(), CommandError>> },
+    Stop { id: String, reply: oneshot::Sender<Result<(), CommandError>> },
+    Ack { rule: String, subject: String, reply: oneshot::Sender<bool> },
+    Silence { rule: String, subject: String, until: Option<Timestamp>, reply: oneshot::Sender<bool> },
+    Query(Query),
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+pub(crate) struct Engine {
+    pub fleet: Fleet,
+    pub pools: Runtimes,
+    pub clock: Arc<dyn Clock>,
+    pub events: broadcast::Sender<Event>,
+    pub log: VecDeque<Event>,
+    pub tx: mpsc::UnboundedSender<Msg>,
+    pub rx: mpsc::UnboundedReceiver<Msg>,
+    pub exe: std::path::PathBuf,
+    pub jsonl: bool,
+    samplers: HashMap<String, Box<dyn Sampler + Send>>,
+    next_sweep: HashMap<String, Instant>,
+    next_discovery: HashMap<String, Instant>,
+    discovering: HashMap<String, bool>,
+    counters: HashMap<(WorkerId, u32), Arc<Counters>>,
+    self_sampler: Option<Box<dyn Sampler + Send>>,
+    self_id: Option<ProcessId>,
+    self_usage: crate::dto::SelfUsage,
+    next_self: Instant,
+}
+
+impl Engine {
+    /// The engine and the sender through which the App and the supervisor's tasks reach it.
+    pub fn new(
+        fleet: Fleet,
+        pools: Runtimes,
+        clock: Arc<dyn Clock>,
+        events: broadcast::Sender<Event>,
+        exe: std::path::PathBuf,
+        jsonl: bool,
+    ) -> (Self, mpsc::UnboundedSender<Msg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = Instant::now();
+        let self_id = tend_collect::process_id(std::process::id()).ok();
+        let engine = Engine {
+            fleet,
+            pools,
+            clock,
+            events,
+            log: VecDeque::with_capacity(EVENT_LOG),
+            tx: tx.clone(),
+            rx,
+            exe,
+            jsonl,
+            samplers: HashMap::new(),
+            next_sweep: HashMap::new(),
+            next_discovery: HashMap::new(),
+            discovering: HashMap::new(),
+            counters: HashMap::new(),
+            self_sampler: tend_collect::default_sampler().ok(),
+            self_id,
+            self_usage: crate::dto::SelfUsage { cpu_percent: None, memory_bytes: None },
+            next_self: now,
+        };
+        (engine, tx)
+    }
+
+    pub async fn run(mut self) {
+        let now = self.clock.now();
+        let out = self.fleet.start(now);
+        self.dispatch(out);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown: Option<(oneshot::Sender<()>, Instant)> = None;
+        loop {
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    if let Msg::Shutdown { reply } = msg {
+                        if shutdown.is_none() {
+                            info!("stopping: draining spawned workers");
+                            let out = self.fleet.shutdown(self.clock.now());
+                            self.dispatch(out);
+                            let longest = self.fleet.pools().iter().map(|p| p.stop_grace).max().unwrap_or_default();
+                            shutdown = Some((reply, Instant::now() + longest + Duration::from_secs(3)));
+                        }
+                        continue;
+                    }
+                    self.handle(msg);
+                }
+                _ = tick.tick() => {
+                    let out = self.fleet.observe(Input::Tick, self.clock.now());
+                    self.dispatch(out);
+                    if shutdown.is_none() {
+                        self.sweep_due();
+                    }
+                    self.sample_self();
+                }
+            }
+            if let Some((_, deadline)) = &shutdown
+                && (self.fleet.all_stopped() || Instant::now() >= *deadline)
+            {
+                if !self.fleet.all_stopped() {
+                    warn!("workers still running after their grace period: killing them");
+                    self.kill_remaining();
+                }
+                if let Some((reply, _)) = shutdown.take() {
+                    let _ = reply.send(());
+                }
+                break;
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let now = self.clock.now();
+        match msg {
+            Msg::Observe(input) => {
+                match &input {
+                    Input::Exited { worker, incarnation, .. } => {
+                        self.counters.remove(&(worker.clone(), *incarnation));
+                    }
+                    Input::Discovered { pool, .. } => {
+                        self.discovering.remove(pool);
+                    }
+                    _ => {}
+                }
+                let out = self.fleet.observe(input, now);
+                self.dispatch(out);
+            }
+            Msg::Recycle { id, reply } => {
+                let r = self.fleet.recycle(&id, RecycleReason::Manual, "requested by operator", now);
+                let _ = reply.send(r.map(|out| self.dispatch(out)));
+            }
+            Msg::Stop { id, reply } => {
+                let r = self.fleet.stop(&id, now);
+                let _ = reply.send(r.map(|out| self.dispatch(out)));
+            }
+            Msg::Ack { rule, subject, reply } => {
+                let r = self.fleet.acknowledge(&rule, &subject, now);
+                let _ = reply.send(r.map(|out| self.dispatch(out)).is_some());
+            }
+            Msg::Silence { rule, subject, until, reply } => {
+                let r = self.fleet.silence(&rule, &subject, until, now);
+                let _ = reply.send(r.map(|out| self.dispatch(out)).is_some());
+            }
+            Msg::Query(q) => {
+                let view = EngineView { fleet: &self.fleet, now, events: &self.log, self_usage: &self.self_usage };
+                q(&view);
+            }
+            Msg::Shutdown { .. } => {}
+        }
+    }
+
+    /// Sample every pool whose interval has come round, and start due discovery passes.
+    fn sweep_due(&mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self.pools.keys().cloned().collect();
+        for name in names {
+            let Some(rt) = self.pools.get(&name).cloned() else { continue };
+            if let Some(interval) = rt.spec.interval
+                && self.next_sweep.get(&name).is_none_or(|t| *t <= now)
+            {
+                self.next_sweep.insert(name.clone(), now + interval);
+                self.sweep(&name, &rt);
+            }
+            if let Some(matcher) = rt.matcher.clone()
+                && self.next_discovery.get(&name).is_none_or(|t| *t <= now)
+                && !self.discovering.get(&name).copied().unwrap_or(false)
+            {
+                self.next_discovery.insert(name.clone(), now + rt.discover_every);
+                self.discovering.insert(name.clone(), true);
+                let mut exclude: Vec<u32> = self.fleet.owned_processes().iter().map(|p| p.pid).collect();
+                exclude.push(std::process::id());
+                let tx = self.tx.clone();
+                let pool = name.clone();
+                tokio::task::spawn_blocking(move || {
+                    let found = tend_collect::discover::find(&matcher, &exclude)
+                        .into_iter()
+                        .map(|f| (f.id, f.name))
+                        .collect();
+                    let _ = tx.send(Msg::Observe(Input::Discovered { pool, found }));
+                });
+            }
+        }
+    }
+
+    fn sweep(&mut self, pool: &str, rt: &PoolRuntime) {
+        let list = self.fleet.watch_list(pool);
+        if list.is_empty() {
+            return;
+        }
+        let sampler = match self.samplers.get_mut(pool) {
+            Some(s) => s,
+            None => match tend_collect::default_sampler() {
+                Ok(s) => self.samplers.entry(pool.to_owned()).or_insert(s),
+                Err(e) => {
+                    let out = self.fleet.observe(
+                        Input::SourceStatus {
+                            source: "processes".into(),
+                            degraded: true,
+                            detail: format!("cannot read process table: {e}"),
+                        },
+                        self.clock.now(),
+                    );
+                    self.dispatch(out);
+                    return;
+                }
+            },
+        };
+        let pids: Vec<ProcessId> = list.iter().map(|(_, _, p)| *p).collect();
+        let started = Instant::now();
+        let results = sampler.sample(&pids);
+        debug!(pool, workers = pids.len(), micros = started.elapsed().as_micros() as u64, "sweep");
+        let mut readings = Vec::with_capacity(results.len());
+        let mut gone = Vec::new();
+        let attached = rt.spec.kind.source() != Source::Spawned;
+        for ((worker, n, _), (_, result)) in list.into_iter().zip(results) {
+            match result {
+                Ok(metrics) => {
+                    let c = self.counters.get(&(worker.clone(), n));
+                    readings.push(Observed {
+                        worker,
+                        incarnation: n,
+                        metrics,
+                        log_lines: c.map(|c| c.lines()),
+                        requests: c.and_then(|c| c.requests()),
+                    });
+                }
+                // Our own children report their exit through wait(); only strangers vanish.
+                Err(_) if attached => gone.push((worker, n)),
+                Err(_) => {}
+            }
+        }
+        let now = self.clock.now();
+        for (worker, incarnation) in gone {
+            let out = self.fleet.observe(Input::Gone { worker, incarnation }, now);
+            self.dispatch(out);
+        }
+        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings }, now);
+        self.dispatch(out);
+    }
+
+    fn sample_self(&mut self) {
+        let now = Instant::now();
+        if now < self.next_self {
+            return;
+        }
+        self.next_self = now + Duration::from_secs(1);
+        if let (Some(s), Some(id)) = (self.self_sampler.as_mut(), self.self_id)
+            && let Some((_, Ok(m))) = s.sample(&[id]).into_iter().next()
+        {
+            self.self_usage.cpu_percent = m.cpu_percent.or(self.self_usage.cpu_percent);
+            self.self_usage.memory_bytes = m.memory_bytes;
+        }
+    }
+
+    /// Publish events, then carry out actions.
+    fn dispatch(&mut self, out: Output) {
+        for ev in out.events {
+            if self.jsonl
+                && let Ok(line) = serde_json::to_string(&ev)
+            {
+                println!("{line}");
+            }
+            if let tend_core::EventKind::Recycled { worker, reason, detail, .. } = &ev.kind {
+                info!(worker = %worker, reason = %reason, detail = %detail, "recycled");
+            }
+            if self.log.len() >= EVENT_LOG {
+                self.log.pop_front();
+            }
+            self.log.push_back(ev.clone());
+            let _ = self.events.send(ev);
+        }
+        for action in out.actions {
+            self.act(action);
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Spawn { worker, pool, slot, incarnation } => {
+                let Some(rt) = self.pools.get(&pool).cloned() else { return };
+                let counters = Arc::new(Counters::new(rt.request_pattern.is_some()));
+                self.counters.insert((worker.clone(), incarnation), counters.clone());
+                supervisor::launch(supervisor::Job {
+                    worker,
+                    incarnation,
+                    slot,
+                    pool: rt,
+                    exe: self.exe.clone(),
+                    counters,
+                    tx: self.tx.clone(),
+                });
+            }
+            Action::Terminate { worker, incarnation, process, grace, group } => {
+                supervisor::terminate(worker, incarnation, process, grace, group);
+            }
+        }
+    }
+
+    /// Last resort at the end of shutdown: SIGKILL every spawned process group still alive.
+    fn kill_remaining(&mut self) {
+        for id in self.fleet.owned_processes() {
+            let _ = tend_collect::signal::send_group(id, tend_collect::signal::Signal::Kill);
+        }
+    }
+}

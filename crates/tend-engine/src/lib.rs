@@ -1,0 +1,15 @@
+//! Tend's runtime: the config, the engine task that owns the fleet, the supervisor that carries out its
+//! actions, and the [`App`] facade that the HTTP server and the desktop shell both call.
+//!
+//! The engine crate knows tokio and the collectors; it never knows HTTP or Tauri, and it leaves every
+//! decision to `tend_core::fleet`.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod convert;
+pub mod dto;
+pub mod engine;
+mod supervisor;
+
+pub use app::{App, AppError, AppOptions};

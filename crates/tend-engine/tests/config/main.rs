@@ -1,0 +1,25 @@
+//! The config: the full example, every class of error with its exact location, environment
+//! overrides and the embedded demo.
+
+mod demo;
+mod env;
+mod errors;
+mod full;
+
+use tend_engine::config::{self, Config, ConfigError, ParseOptions};
+
+/// Parses without checking that programs exist on this machine.
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    config::parse_with(text, "tend.toml", &ParseOptions { check_programs: false })
+}
+
+/// The problems of a config that must fail, one `origin:line:col: message` string each.
+fn problems(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("expected problems, the config parsed:\n{text}"),
+        Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A minimal valid spawn pool, to append keys to.
+const POOL: &str = "[[pool]]\nname = \"api\"\ncommand = [\"python3\", \"worker.py\"]\nsize = 1\n";

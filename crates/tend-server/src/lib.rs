@@ -1,0 +1,311 @@
+//! Tend's HTTP face: the REST API under `/api/v1` and the Server-Sent Events stream, over the engine's
+//! [`App`] facade. Handlers are thin: parse, call the facade, shape the answer. This crate knows HTTP
+//! and nothing else; it never decides anything about workers.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use tend_core::fleet::CommandError;
+use tend_core::time::Timestamp;
+use tend_engine::{App, AppError};
+
+#[derive(Clone)]
+struct Ctx {
+    app: App,
+    token: Option<String>,
+}
+
+/// The router, for tests and for embedding.
+pub fn router(app: App, token: Option<String>) -> Router {
+    let ctx = Ctx { app, token };
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/workers", get(workers))
+        .route("/workers/{id}", get(worker))
+        .route("/workers/{id}/events", get(worker_events))
+        .route("/workers/{id}/recycle", post(recycle))
+        .route("/workers/{id}/stop", post(stop))
+        .route("/pools", get(pools))
+        .route("/pools/{name}/metrics", get(pool_metrics))
+        .route("/alerts", get(alerts))
+        .route("/alerts/ack", post(ack))
+        .route("/alerts/silence", post(silence))
+        .route("/events", get(events))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(ctx.clone(), auth))
+        .with_state(ctx);
+    Router::new().nest("/api/v1", api).fallback(not_found)
+}
+
+/// Bind and serve until `shutdown` resolves. Returns the bound address through `bound` first.
+pub async fn serve(
+    app: App,
+    listen: SocketAddr,
+    token: Option<String>,
+    bound: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() && token.is_none() {
+        anyhow::bail!(
+            "refusing to listen on {listen} without a token: set [server] token or TEND_TOKEN, or listen on 127.0.0.1"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    bound(listener.local_addr()?);
+    axum::serve(listener, router(app, token)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+/// An error answer: `{"error": {"code": "...", "message": "..."}}`. Clients branch on `code`.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string()),
+            AppError::Command(c) => match &c {
+                CommandError::UnknownWorker(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", c.to_string()),
+                CommandError::AlreadyRecycling(..) => {
+                    ApiError::new(StatusCode::CONFLICT, "already_recycling", c.to_string())
+                }
+                CommandError::ShuttingDown => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", c.to_string())
+                }
+                CommandError::Transition(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "invalid_transition", c.to_string())
+                }
+            },
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    if let Some(token) = &ctx.token
+        && req.uri().path() != "/health"
+    {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+async fn health(State(ctx): State<Ctx>) -> ApiResult<Response> {
+    Ok(Json(ctx.app.health().await?).into_response())
+}
+
+async fn workers(State(ctx): State<Ctx>) -> ApiResult<Response> {
+    Ok(Json(ctx.app.workers().await?).into_response())
+}
+
+async fn worker(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
+    match ctx.app.worker(&id).await? {
+        Some(w) => Ok(Json(w).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no worker with id {id:?}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct SinceQuery {
+    since: Option<u64>,
+}
+
+async fn worker_events(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    Query(q): Query<SinceQuery>,
+) -> ApiResult<Response> {
+    if ctx.app.worker(&id).await?.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no worker with id {id:?}")));
+    }
+    Ok(Json(ctx.app.events_since(q.since.unwrap_or(0), Some(id)).await?).into_response())
+}
+
+async fn recycle(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
+    ctx.app.recycle(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "recycling", "reason": "manual"}))).into_response())
+}
+
+async fn stop(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
+    ctx.app.stop(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "stopping"}))).into_response())
+}
+
+async fn pools(State(ctx): State<Ctx>) -> ApiResult<Response> {
+    Ok(Json(ctx.app.pools().await?).into_response())
+}
+
+async fn pool_metrics(State(ctx): State<Ctx>, Path(name): Path<String>) -> ApiResult<Response> {
+    match ctx.app.pool_metrics(&name).await? {
+        Some(m) => Ok(Json(m).into_response()),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no pool named {name:?}"))),
+    }
+}
+
+async fn alerts(State(ctx): State<Ctx>) -> ApiResult<Response> {
+    Ok(Json(ctx.app.alerts().await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertRef {
+    rule: String,
+    subject: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceBody {
+    rule: String,
+    subject: String,
+    /// Minutes from now; 0 lifts the silence.
+    minutes: f64,
+}
+
+/// Parse a JSON body, naming the field at fault: `field "rule": invalid type: integer, expected a string`.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let message = if path == "." {
+            format!("invalid request body: {}", e.inner())
+        } else {
+            format!("field {path:?}: {}", e.inner())
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    })
+}
+
+async fn ack(State(ctx): State<Ctx>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let r: AlertRef = json_body(&body)?;
+    if ctx.app.acknowledge(&r.rule, &r.subject).await? {
+        Ok(Json(json!({"rule": r.rule, "subject": r.subject, "acknowledged": true})).into_response())
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no alert {} on {}", r.rule, r.subject)))
+    }
+}
+
+async fn silence(State(ctx): State<Ctx>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let r: SilenceBody = json_body(&body)?;
+    if !r.minutes.is_finite() || r.minutes < 0.0 || r.minutes > 60.0 * 24.0 * 365.0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "field \"minutes\" must be a number from 0 (lift) to 525600",
+        ));
+    }
+    let until = (r.minutes > 0.0)
+        .then(|| Timestamp::from_millis(ctx.app.now().as_millis() + (r.minutes * 60_000.0) as i64));
+    if ctx.app.silence(&r.rule, &r.subject, until).await? {
+        Ok(Json(json!({"rule": r.rule, "subject": r.subject, "silenced_until": until})).into_response())
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no alert {} on {}", r.rule, r.subject)))
+    }
+}
+
+/// Server-Sent Events: every event as JSON, `event:` its type, `id:` its sequence number. A client that
+/// reconnects with `Last-Event-ID` (or `?since=`) first gets what it missed from the in-memory log.
+async fn events(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Query(q): Query<SinceQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or(q.since);
+    // Subscribe before reading the backlog so nothing falls between the two.
+    let mut rx = ctx.app.subscribe();
+    let backlog = match last {
+        Some(since) => ctx.app.events_since(since, None).await?,
+        None => Vec::new(),
+    };
+    let stream = async_stream(move |tx| async move {
+        let mut sent = 0u64;
+        for ev in backlog {
+            sent = ev.seq;
+            if tx.send(to_sse(&ev)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            match rx.recv().await {
+                Ok(ev) if ev.seq <= sent => continue,
+                Ok(ev) => {
+                    if tx.send(to_sse(&ev)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    let note = SseEvent::default().event("lagged").data(json!({"missed": n}).to_string());
+                    if tx.send(note).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn to_sse(ev: &tend_core::Event) -> SseEvent {
+    SseEvent::default()
+        .event(ev.kind.name())
+        .id(ev.seq.to_string())
+        .data(serde_json::to_string(ev).unwrap_or_else(|e| json!({"error": e.to_string()}).to_string()))
+}
+
+/// A stream fed by a task through a small channel: backpressure reaches the producer.
+fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok::<_, Infallible>)
+}

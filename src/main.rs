@@ -1,0 +1,187 @@
+//! The `tend` command line: `serve` (the headless engine with its HTTP API), `check-config`, and
+//! `demo-worker` (a sample worker for demos and tests). It parses arguments, sets up logging and
+//! signals, and hands over to the engine; it holds no logic of its own.
+
+mod demo_worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use tend_engine::config::{self, Config};
+use tend_engine::{App, AppOptions};
+
+#[derive(Parser, Debug)]
+#[command(name = "tend", version, about = "Tend: watch, recycle and keep the history of pools of workers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the engine headless with its HTTP API (the default). No --config: the embedded demo pool.
+    Serve(ServeArgs),
+    /// Validate a config file and print what it defines; exit status 1 with every problem located.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+    /// A sample worker for demos and tests (CPU load, memory growth, requests, exit codes, a port).
+    DemoWorker(demo_worker::DemoWorkerArgs),
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct ServeArgs {
+    /// The config file (TOML). Without it Tend runs the embedded demo pool.
+    #[arg(long, short, env = "TEND_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address of the HTTP API (overrides [server] listen and TEND_LISTEN).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Print every event as one JSON line on stdout, for scripts.
+    #[arg(long)]
+    events_jsonl: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::DemoWorker(args) => match demo_worker::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo-worker: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(cfg) => {
+            println!("{}: ok", file.display());
+            println!("  listen {}", cfg.server.listen);
+            for p in &cfg.pools {
+                let interval = p.effective_interval().map(|d| format!("{:?}", d)).unwrap_or_else(|| "off".into());
+                println!("  pool {:?}: source {}, profile {}, every {interval}, {} rule(s)", p.name, p.source.kind(), p.profile.as_str(), p.rules.len());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(args: &ServeArgs) -> Result<Config, String> {
+    let mut cfg = match &args.config {
+        Some(path) => config::load(path).map_err(|e| e.to_string())?,
+        None => config::demo(),
+    };
+    cfg.apply_env(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    if let Some(listen) = args.listen {
+        cfg.server.listen = listen;
+        cfg.check_server().map_err(|e| e.to_string())?;
+    }
+    Ok(cfg)
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("TEND_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tend: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_server(cfg, args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tend: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_server(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let listen = cfg.server.listen;
+    let token = cfg.server.token.clone();
+    let demo = args.config.is_none();
+    let app = App::start(cfg, AppOptions { config_path: args.config.clone(), events_jsonl: args.events_jsonl, exe: None })?;
+    if demo {
+        tracing::info!("no config given: running the demo pool (write a TOML file and pass --config to watch your own workers)");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_app = app.clone();
+    let server = tokio::spawn(async move {
+        tend_server::serve(
+            server_app,
+            listen,
+            token,
+            |addr| {
+                eprintln!("tend: listening on http://{addr}");
+                tracing::info!(%addr, "HTTP API up");
+            },
+            async move {
+                let _ = stop_rx.await;
+            },
+        )
+        .await
+    });
+    let result = tokio::select! {
+        r = server_stopped(server) => r,
+        _ = termination() => Ok(()),
+    };
+    tracing::info!("shutting down: stopping workers");
+    app.shutdown().await;
+    let _ = stop_tx.send(());
+    result
+}
+
+async fn server_stopped(h: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    match h.await {
+        Ok(r) => r,
+        Err(e) => Err(anyhow::anyhow!("HTTP server task failed: {e}")),
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real `tend` binary, real worker processes, real HTTP on 127.0.0.1:0.
+//! One test binary (modules below) to keep link times down.
+#![allow(clippy::unwrap_used)] // the whole crate is test code: a panic is a failed test
+
+mod harness;
+
+mod attach;
+mod bad_input;
+mod lifecycle;
+mod recycle;
+mod rules;
+mod shutdown;
