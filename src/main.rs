@@ -68,8 +68,15 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             println!("{}: ok", file.display());
             println!("  listen {}", cfg.server.listen);
             for p in &cfg.pools {
-                let interval = p.effective_interval().map(|d| format!("{:?}", d)).unwrap_or_else(|| "off".into());
-                println!("  pool {:?}: source {}, profile {}, every {interval}, {} rule(s)", p.name, p.source.kind(), p.profile.as_str(), p.rules.len());
+                let interval =
+                    p.effective_interval().map(|d| format!("{:?}", d)).unwrap_or_else(|| "off".into());
+                println!(
+                    "  pool {:?}: source {}, profile {}, every {interval}, {} rule(s)",
+                    p.name,
+                    p.source.kind(),
+                    p.profile.as_str(),
+                    p.rules.len()
+                );
             }
             ExitCode::SUCCESS
         }
@@ -125,9 +132,14 @@ async fn run_server(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
     let listen = cfg.server.listen;
     let token = cfg.server.token.clone();
     let demo = args.config.is_none();
-    let app = App::start(cfg, AppOptions { config_path: args.config.clone(), events_jsonl: args.events_jsonl, exe: None })?;
+    let app = App::start(
+        cfg,
+        AppOptions { config_path: args.config.clone(), events_jsonl: args.events_jsonl, exe: None },
+    )?;
     if demo {
-        tracing::info!("no config given: running the demo pool (write a TOML file and pass --config to watch your own workers)");
+        tracing::info!(
+            "no config given: running the demo pool (write a TOML file and pass --config to watch your own workers)"
+        );
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_app = app.clone();

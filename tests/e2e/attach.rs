@@ -10,7 +10,10 @@ use crate::harness::*;
 fn python() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().expect("python3");
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3");
         String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
     })
 }
@@ -93,7 +96,9 @@ fn a_reused_pid_is_a_new_worker_not_the_old_one() {
     assert_ne!(first_start, second_start);
     let new = tend.wait_for(30, "the second process attached", |t| {
         t.events_of("state_changed").into_iter().find(|e| {
-            e["to"] == "INITIALIZING" && e["process"]["pid"] == pid && e["process"]["start_ticks"] == second_start
+            e["to"] == "INITIALIZING"
+                && e["process"]["pid"] == pid
+                && e["process"]["start_ticks"] == second_start
         })
     });
     let old_end = tend

@@ -58,7 +58,9 @@ fn a_command_that_disappears_fails_its_restarts_visibly_and_tend_stays_up() {
     );
     let cfg_path = write_file(&dir, "tend.toml", &cfg);
     let tend = Tend::start_args(dir, &["serve", "--config", cfg_path.to_str().unwrap()]);
-    let w = tend.wait_for(20, "gone-0 READY", |t| by_id(&t.workers(), "gone-0").filter(|w| state_of(w) == "READY").cloned());
+    let w = tend.wait_for(20, "gone-0 READY", |t| {
+        by_id(&t.workers(), "gone-0").filter(|w| state_of(w) == "READY").cloned()
+    });
     // The program goes away, then the worker dies: every restart now fails to spawn.
     std::fs::remove_file(&prog).unwrap();
     signal(w["pid"].as_u64().unwrap() as u32, libc::SIGKILL);
@@ -68,7 +70,9 @@ fn a_command_that_disappears_fails_its_restarts_visibly_and_tend_stays_up() {
         })
     });
     assert!(failed["cause"].as_str().unwrap().contains("worker.sh"), "names the program: {failed}");
-    tend.wait_for(30, "the storm breaker holding the slot", |t| t.events_of("storm_tripped").first().cloned());
+    tend.wait_for(30, "the storm breaker holding the slot", |t| {
+        t.events_of("storm_tripped").first().cloned()
+    });
     assert_eq!(tend.json("/api/v1/health")["status"], "ok", "tend itself is fine");
     assert_eq!(tend.worker("gone-0")["state"], "FAILED");
 }
@@ -82,7 +86,8 @@ fn the_api_answers_bad_requests_with_located_errors() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "bad_request");
     assert!(body["error"]["message"].as_str().unwrap().contains("rule"), "{body}");
-    let (status, body) = tend.post("/api/v1/alerts/silence", serde_json::json!({"rule": "r", "subject": "s", "minutes": -1}));
+    let (status, body) =
+        tend.post("/api/v1/alerts/silence", serde_json::json!({"rule": "r", "subject": "s", "minutes": -1}));
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap().contains("minutes"), "{body}");
     let (status, body) = tend.post("/api/v1/alerts/ack", serde_json::json!({"rule": "r", "subject": "s"}));
@@ -101,7 +106,8 @@ fn the_event_stream_sends_lifecycle_events_as_sse() {
     let addr = tend.base.trim_start_matches("http://").to_owned();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
-    write!(s, "GET /api/v1/events?since=0 HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    write!(s, "GET /api/v1/events?since=0 HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
     let mut r = BufReader::new(s);
     let mut seen_ready = false;
     let mut lines = Vec::new();

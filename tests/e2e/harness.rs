@@ -70,7 +70,8 @@ impl Tend {
                 panic!("tend did not start listening; stderr:\n{}", stderr_lines.lock().unwrap().join("\n"));
             }
         };
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+        let http =
+            reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
         Tend { child: Some(child), base, _dir: dir, events, stderr: stderr_lines, http }
     }
 

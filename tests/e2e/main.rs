@@ -7,6 +7,7 @@ mod harness;
 mod attach;
 mod bad_input;
 mod lifecycle;
+mod readiness;
 mod recycle;
 mod rules;
 mod shutdown;

@@ -43,7 +43,11 @@ severity = "warning"
     let (resolved_at, _, v2) = changes[2];
     assert!(v0 > 60.0 && v1 > 60.0, "pending and firing on values above 60: {changes:?}");
     assert!(firing_at - pending_at >= 3000, "fired {} ms after the first breach", firing_at - pending_at);
-    assert!(firing_at - pending_at <= 4500, "fired within a sample of the 3 s: {} ms", firing_at - pending_at);
+    assert!(
+        firing_at - pending_at <= 4500,
+        "fired within a sample of the 3 s: {} ms",
+        firing_at - pending_at
+    );
     assert!(v2 < 30.0, "resolved only below clear_below 30: {v2}");
     // Between 30 and 60 it kept firing: some sample in that band came after firing and before resolving.
     let samples = tend.worker("mem-0")["recent_samples"].as_array().unwrap().clone();

@@ -149,19 +149,52 @@ pub fn signal_name(s: i32) -> &'static str {
 pub enum Input {
     /// Time passed: deadlines, TTLs, staleness, `for` durations, scheduled restarts.
     Tick,
-    Spawned { worker: WorkerId, incarnation: u32, process: ProcessId },
-    SpawnFailed { worker: WorkerId, incarnation: u32, error: String },
-    Ready { worker: WorkerId, incarnation: u32, how: String },
-    NotReady { worker: WorkerId, incarnation: u32, error: String },
-    Exited { worker: WorkerId, incarnation: u32, exit: ExitInfo },
+    Spawned {
+        worker: WorkerId,
+        incarnation: u32,
+        process: ProcessId,
+    },
+    SpawnFailed {
+        worker: WorkerId,
+        incarnation: u32,
+        error: String,
+    },
+    Ready {
+        worker: WorkerId,
+        incarnation: u32,
+        how: String,
+    },
+    NotReady {
+        worker: WorkerId,
+        incarnation: u32,
+        error: String,
+    },
+    Exited {
+        worker: WorkerId,
+        incarnation: u32,
+        exit: ExitInfo,
+    },
     /// A process Tend does not own is gone (or its pid now belongs to another process).
-    Gone { worker: WorkerId, incarnation: u32 },
+    Gone {
+        worker: WorkerId,
+        incarnation: u32,
+    },
     /// One sampling sweep of a pool.
-    Samples { pool: String, readings: Vec<Observed> },
+    Samples {
+        pool: String,
+        readings: Vec<Observed>,
+    },
     /// The complete list of processes matching an attach pool's selector right now.
-    Discovered { pool: String, found: Vec<(ProcessId, String)> },
+    Discovered {
+        pool: String,
+        found: Vec<(ProcessId, String)>,
+    },
     /// A source (the /proc reader, a Docker engine, the store) went away or came back.
-    SourceStatus { source: String, degraded: bool, detail: String },
+    SourceStatus {
+        source: String,
+        degraded: bool,
+        detail: String,
+    },
 }
 
 /// An operator's command that was refused.
@@ -266,6 +299,8 @@ pub struct Worker {
     /// Stopped by the operator: not replaced until recycled by hand.
     pub stopped: bool,
     pub restarts: u32,
+    /// Requests, errors and warnings of incarnations that have ended (the live ones add their own).
+    pub retired_totals: (u64, u64, u64),
     pub recent: VecDeque<Sample>,
     storm: StormBreaker,
     generation: u32,
@@ -290,6 +325,7 @@ impl Worker {
             held: None,
             stopped: false,
             restarts: 0,
+            retired_totals: (0, 0, 0),
             recent: VecDeque::new(),
             storm: StormBreaker::default(),
             generation: 0,
@@ -329,10 +365,28 @@ impl Worker {
 
     /// All incarnations whose process may still run.
     pub fn live_incarnations(&self) -> impl Iterator<Item = &Incarnation> {
-        self.current.iter().chain(self.incoming.iter()).chain(self.outgoing.iter()).filter(|i| i.state().is_live())
+        self.current
+            .iter()
+            .chain(self.incoming.iter())
+            .chain(self.outgoing.iter())
+            .filter(|i| i.state().is_live())
+    }
+
+    /// Requests, errors and warnings over every incarnation this worker has had.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        let (mut r, mut e, mut w) = self.retired_totals;
+        for i in self.current.iter().chain(self.incoming.iter()).chain(self.outgoing.iter()) {
+            r += i.requests;
+            e += i.errors;
+            w += i.warnings;
+        }
+        (r, e, w)
     }
 
     fn retire(&mut self, inc: Incarnation) {
+        self.retired_totals.0 += inc.requests;
+        self.retired_totals.1 += inc.errors;
+        self.retired_totals.2 += inc.warnings;
         self.past.push_back(inc);
         while self.past.len() > PAST_INCARNATIONS {
             self.past.pop_front();
@@ -507,7 +561,8 @@ impl Fleet {
     pub fn pool_metrics(&self, pool: &str) -> Option<PoolMetrics> {
         let spec = self.pool(pool)?;
         let totals = self.totals.get(pool).cloned().unwrap_or_default();
-        let mut m = PoolMetrics { pool: pool.to_owned(), source: Some(spec.kind.source()), ..Default::default() };
+        let mut m =
+            PoolMetrics { pool: pool.to_owned(), source: Some(spec.kind.source()), ..Default::default() };
         let mut cpu_sum = 0.0;
         let mut cpu_n = 0u64;
         for w in self.workers.values().filter(|w| w.pool == pool) {
@@ -518,11 +573,10 @@ impl Fleet {
                 m.active_workers += 1;
             }
             m.restarts += u64::from(w.restarts);
-            for inc in w.current.iter().chain(w.past.iter()) {
-                m.total_errors += inc.errors;
-                m.total_warnings += inc.warnings;
-                m.total_requests += inc.requests;
-            }
+            let (requests, errors, warnings) = w.totals();
+            m.total_requests += requests;
+            m.total_errors += errors;
+            m.total_warnings += warnings;
             if let Some(c) = w.current.as_ref().filter(|c| c.state().is_live())
                 && let Some(last) = &c.last
             {
@@ -554,7 +608,14 @@ impl Fleet {
                     let id = WorkerId::new(format!("{}-{slot}", spec.name));
                     let w = Worker::new(id.clone(), &spec.name, Source::Spawned, Some(slot));
                     self.workers.insert(id.clone(), w);
-                    self.emit(now, EventKind::WorkerAdded { worker: id.clone(), pool: spec.name.clone(), source: Source::Spawned });
+                    self.emit(
+                        now,
+                        EventKind::WorkerAdded {
+                            worker: id.clone(),
+                            pool: spec.name.clone(),
+                            source: Source::Spawned,
+                        },
+                    );
                     self.spawn_into(&id, false, now);
                 }
             }
@@ -563,7 +624,13 @@ impl Fleet {
     }
 
     /// Recycle a worker by hand (or for an API caller). Resets a tripped storm breaker.
-    pub fn recycle(&mut self, id: &str, reason: RecycleReason, detail: &str, now: Timestamp) -> Result<Output, CommandError> {
+    pub fn recycle(
+        &mut self,
+        id: &str,
+        reason: RecycleReason,
+        detail: &str,
+        now: Timestamp,
+    ) -> Result<Output, CommandError> {
         if self.shutting_down {
             return Err(CommandError::ShuttingDown);
         }
@@ -619,7 +686,13 @@ impl Fleet {
         Some(self.take())
     }
 
-    pub fn silence(&mut self, rule: &str, subject: &str, until: Option<Timestamp>, now: Timestamp) -> Option<Output> {
+    pub fn silence(
+        &mut self,
+        rule: &str,
+        subject: &str,
+        until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Option<Output> {
         let alert = self.alerts.silence(rule, subject, until)?;
         self.emit(now, EventKind::AlertChanged { alert });
         Some(self.take())
@@ -630,11 +703,19 @@ impl Fleet {
     pub fn observe(&mut self, input: Input, now: Timestamp) -> Output {
         match input {
             Input::Tick => self.tick(now),
-            Input::Spawned { worker, incarnation, process } => self.on_spawned(&worker, incarnation, process, now),
-            Input::SpawnFailed { worker, incarnation, error } => self.on_spawn_failed(&worker, incarnation, &error, now),
+            Input::Spawned { worker, incarnation, process } => {
+                self.on_spawned(&worker, incarnation, process, now)
+            }
+            Input::SpawnFailed { worker, incarnation, error } => {
+                self.on_spawn_failed(&worker, incarnation, &error, now)
+            }
             Input::Ready { worker, incarnation, how } => self.on_ready(&worker, incarnation, &how, now),
-            Input::NotReady { worker, incarnation, error } => self.on_not_ready(&worker, incarnation, &error, now),
-            Input::Exited { worker, incarnation, exit } => self.on_exit(&worker, incarnation, Some(exit), now),
+            Input::NotReady { worker, incarnation, error } => {
+                self.on_not_ready(&worker, incarnation, &error, now)
+            }
+            Input::Exited { worker, incarnation, exit } => {
+                self.on_exit(&worker, incarnation, Some(exit), now)
+            }
             Input::Gone { worker, incarnation } => self.on_exit(&worker, incarnation, None, now),
             Input::Samples { pool, readings } => self.on_samples(&pool, readings, now),
             Input::Discovered { pool, found } => self.on_discovered(&pool, found, now),
@@ -675,7 +756,13 @@ impl Fleet {
         );
         if kill {
             let grace = self.grace(&pool);
-            self.push_action(Action::Terminate { worker: id.clone(), incarnation: n, process, grace, group: true });
+            self.push_action(Action::Terminate {
+                worker: id.clone(),
+                incarnation: n,
+                process,
+                grace,
+                group: true,
+            });
         }
         let _ = now;
     }
@@ -729,7 +816,13 @@ impl Fleet {
         self.transition(id, n, State::Failed, format!("readiness failed: {error}"), now);
         if let Some(process) = process {
             let grace = self.grace_of(id);
-            self.push_action(Action::Terminate { worker: id.clone(), incarnation: n, process, grace, group: true });
+            self.push_action(Action::Terminate {
+                worker: id.clone(),
+                incarnation: n,
+                process,
+                grace,
+                group: true,
+            });
         }
     }
 
@@ -741,7 +834,11 @@ impl Fleet {
         let state = inc.state();
         let asked = inc.ending.clone();
         let desc = exit.as_ref().map(ExitInfo::describe).unwrap_or_else(|| {
-            if source == Source::Spawned { "spawn failed".into() } else { "process exited (status not visible to Tend)".into() }
+            if source == Source::Spawned {
+                "spawn failed".into()
+            } else {
+                "process exited (status not visible to Tend)".into()
+            }
         });
         if state.is_live() {
             let crash = exit.as_ref().and_then(|e| e.signal).is_some_and(|s| matches!(s, 4 | 6 | 7 | 8 | 11));
@@ -750,17 +847,28 @@ impl Fleet {
             let path: &[State] = match (code, signal, &asked) {
                 (_, Some(_), _) if crash => &[State::Failed],
                 (Some(0), _, _) | (None, None, _) if state == State::Initializing => {
-                    if asked.is_some() { &[State::Terminated] } else { &[State::Failed] }
+                    if asked.is_some() {
+                        &[State::Terminated]
+                    } else {
+                        &[State::Failed]
+                    }
                 }
                 (Some(0), _, _) | (None, None, _) => {
-                    if state == State::Completing { &[State::Completed] } else { &[State::Completing, State::Completed] }
+                    if state == State::Completing {
+                        &[State::Completed]
+                    } else {
+                        &[State::Completing, State::Completed]
+                    }
                 }
                 (_, Some(_), _) => &[State::Terminated],
                 (Some(_), None, Some(_)) => &[State::Terminated],
                 (Some(_), None, None) => &[State::Failed],
             };
             let cause = match (&asked, path.last()) {
-                (Some(Ending::Drain(why)) | Some(Ending::Kill(why)), Some(State::Terminated | State::Completed)) => {
+                (
+                    Some(Ending::Drain(why)) | Some(Ending::Kill(why)),
+                    Some(State::Terminated | State::Completed),
+                ) => {
                     format!("{desc} ({why})")
                 }
                 _ => desc.clone(),
@@ -825,7 +933,10 @@ impl Fleet {
                             error: format!("replacement ended before it was ready ({outcome:?})"),
                         },
                     );
-                    if !shutting && reason.is_planned() && let Some(w) = self.workers.get_mut(id) {
+                    if !shutting
+                        && reason.is_planned()
+                        && let Some(w) = self.workers.get_mut(id)
+                    {
                         let recent = w.storm.recent(spec.recycle.storm_window, now);
                         w.queued = Some((reason, r.detail));
                         w.respawn_at = Some(now.plus(spec.recycle.backoff(recent.max(1))));
@@ -856,7 +967,10 @@ impl Fleet {
                     return;
                 }
                 let (reason, detail) = w.respawn_reason.take().unwrap_or_else(|| {
-                    let how = w.current.as_ref().and_then(|c| c.lifecycle.history().iter().rev().nth(1).map(|t| t.cause.clone()));
+                    let how = w
+                        .current
+                        .as_ref()
+                        .and_then(|c| c.lifecycle.history().iter().rev().nth(1).map(|t| t.cause.clone()));
                     (RecycleReason::Died, how.unwrap_or_else(|| "died".into()))
                 });
                 let old = w.current.as_ref();
@@ -873,7 +987,16 @@ impl Fleet {
                 w.recycle = Some(rec);
                 let recent = w.storm.recent(spec.recycle.storm_window, now);
                 w.respawn_at = Some(now.plus(spec.recycle.backoff(recent)));
-                self.emit(now, EventKind::RecycleStarted { worker: id.clone(), pool: pool.clone(), reason, detail, old_process });
+                self.emit(
+                    now,
+                    EventKind::RecycleStarted {
+                        worker: id.clone(),
+                        pool: pool.clone(),
+                        reason,
+                        detail,
+                        old_process,
+                    },
+                );
                 if recent == 0 {
                     self.tick_worker_respawn(id, now);
                 }
@@ -893,7 +1016,9 @@ impl Fleet {
         {
             for rule in &pool_rules {
                 let reading = match &rule.condition {
-                    Condition::Threshold { metric, .. } => pm.get(metric).map(Reading::Value).unwrap_or(Reading::Missing),
+                    Condition::Threshold { metric, .. } => {
+                        pm.get(metric).map(Reading::Value).unwrap_or(Reading::Missing)
+                    }
                     _ => continue,
                 };
                 if let Some(alert) = self.alerts.observe(rule, pool, pool, reading, now) {
@@ -942,7 +1067,8 @@ impl Fleet {
             self.transition(&id, n, State::Ready, "attached process is alive".into(), now);
         }
         // Busy / idle.
-        let state = self.workers.get(&id).and_then(|w| w.current.as_ref()).map(|c| c.state()).unwrap_or(state);
+        let state =
+            self.workers.get(&id).and_then(|w| w.current.as_ref()).map(|c| c.state()).unwrap_or(state);
         if matches!(state, State::Ready | State::Working) && (spec.busy_cpu_percent.is_some() || counted) {
             let cpu = r.metrics.cpu_percent.unwrap_or(0.0);
             let by_cpu = spec.busy_cpu_percent.is_some_and(|b| cpu >= b);
@@ -1014,7 +1140,8 @@ impl Fleet {
         }
         for (process, name) in found {
             let known = self.workers.values().any(|w| {
-                w.pool == pool && w.current.as_ref().is_some_and(|c| c.process == Some(process) && c.state().is_live())
+                w.pool == pool
+                    && w.current.as_ref().is_some_and(|c| c.process == Some(process) && c.state().is_live())
             });
             if known {
                 continue;
@@ -1034,7 +1161,14 @@ impl Fleet {
             inc.announced = true;
             w.current = Some(inc);
             self.workers.insert(id.clone(), w);
-            self.emit(now, EventKind::WorkerAdded { worker: id.clone(), pool: pool.to_owned(), source: Source::Attached });
+            self.emit(
+                now,
+                EventKind::WorkerAdded {
+                    worker: id.clone(),
+                    pool: pool.to_owned(),
+                    source: Source::Attached,
+                },
+            );
             self.emit(
                 now,
                 EventKind::StateChanged {
@@ -1082,11 +1216,17 @@ impl Fleet {
             }
             let age_in_state = now.since(inc.lifecycle.since());
             match inc.state() {
-                State::Initializing if source == Source::Spawned && age_in_state >= spec.readiness_timeout => {
+                State::Initializing
+                    if source == Source::Spawned && age_in_state >= spec.readiness_timeout =>
+                {
                     timeouts.push((inc.n, role, format!("not ready after {}", secs(spec.readiness_timeout))));
                 }
                 State::Working if spec.task_timeout.is_some_and(|t| age_in_state >= t) => {
-                    timeouts.push((inc.n, role, format!("task exceeded {}", secs(spec.task_timeout.unwrap_or_default()))));
+                    timeouts.push((
+                        inc.n,
+                        role,
+                        format!("task exceeded {}", secs(spec.task_timeout.unwrap_or_default())),
+                    ));
                 }
                 State::Ready | State::Working => {
                     if let Some(stale) = spec.stale_after {
@@ -1111,12 +1251,18 @@ impl Fleet {
                     if let Some(c) = w.current.as_ref().filter(|c| c.state().is_live()) {
                         let seen = c.last_at.unwrap_or(c.lifecycle.created());
                         let age = now.since(seen);
-                        readings.push((rule.clone(), Reading::Condition { active: age >= *after, value: Some(age.as_secs_f64()) }));
+                        readings.push((
+                            rule.clone(),
+                            Reading::Condition { active: age >= *after, value: Some(age.as_secs_f64()) },
+                        ));
                     }
                 }
                 Condition::RestartChurn { max, within } => {
                     let recent = w.storm.recent(*within, now);
-                    readings.push((rule.clone(), Reading::Condition { active: recent > *max, value: Some(f64::from(recent)) }));
+                    readings.push((
+                        rule.clone(),
+                        Reading::Condition { active: recent > *max, value: Some(f64::from(recent)) },
+                    ));
                 }
                 Condition::Threshold { .. } => {}
             }
@@ -1162,7 +1308,11 @@ impl Fleet {
             return;
         }
         let dead = w.current.as_ref().is_none_or(|c| !c.state().is_live());
-        if w.recycle.is_some() && dead && w.incoming.is_none() && w.current.as_ref().is_none_or(|c| c.state() == State::Cleaned) {
+        if w.recycle.is_some()
+            && dead
+            && w.incoming.is_none()
+            && w.current.as_ref().is_none_or(|c| c.state() == State::Cleaned)
+        {
             // A died/hung replacement whose backoff is over.
             w.respawn_at = None;
             let pool = w.pool.clone();
@@ -1193,13 +1343,26 @@ impl Fleet {
             && source == Source::Spawned
         {
             let grace = self.grace_of(id);
-            self.push_action(Action::Terminate { worker: id.clone(), incarnation: n, process, grace, group: true });
+            self.push_action(Action::Terminate {
+                worker: id.clone(),
+                incarnation: n,
+                process,
+                grace,
+                group: true,
+            });
         }
     }
 
     // ---- recycling ------------------------------------------------------------------------------
 
-    fn begin_recycle(&mut self, id: &WorkerId, reason: RecycleReason, detail: String, now: Timestamp, manual: bool) {
+    fn begin_recycle(
+        &mut self,
+        id: &WorkerId,
+        reason: RecycleReason,
+        detail: String,
+        now: Timestamp,
+        manual: bool,
+    ) {
         let Some(w) = self.workers.get(id) else { return };
         if w.recycle.is_some() || (w.held.is_some() && !manual) || (w.stopped && !manual) {
             return;
@@ -1212,7 +1375,16 @@ impl Fleet {
             _ => {
                 // Not ours to restart: ask the process to end; its own supervisor replaces it.
                 let old = w.current.as_ref().and_then(|c| c.process);
-                self.emit(now, EventKind::RecycleStarted { worker: id.clone(), pool: pool.clone(), reason, detail, old_process: old });
+                self.emit(
+                    now,
+                    EventKind::RecycleStarted {
+                        worker: id.clone(),
+                        pool: pool.clone(),
+                        reason,
+                        detail,
+                        old_process: old,
+                    },
+                );
                 self.count_recycle(&pool, reason, now);
                 if source == Source::Attached {
                     self.end_all(id, &format!("recycle ({reason})"), now);
@@ -1249,7 +1421,10 @@ impl Fleet {
         let old_process = rec.old_process;
         let serving_old = old.is_some();
         w.recycle = Some(rec);
-        self.emit(now, EventKind::RecycleStarted { worker: id.clone(), pool: pool.clone(), reason, detail, old_process });
+        self.emit(
+            now,
+            EventKind::RecycleStarted { worker: id.clone(), pool: pool.clone(), reason, detail, old_process },
+        );
         if !manual && self.check_storm_before_restart(id, &spec, now) {
             return;
         }
@@ -1373,8 +1548,12 @@ impl Fleet {
         );
         self.count_recycle(&pool, reason, now);
         // A queued recycle elsewhere in the pool may go now.
-        let waiting: Vec<WorkerId> =
-            self.workers.values().filter(|o| o.pool == pool && o.queued.is_some()).map(|o| o.id.clone()).collect();
+        let waiting: Vec<WorkerId> = self
+            .workers
+            .values()
+            .filter(|o| o.pool == pool && o.queued.is_some())
+            .map(|o| o.id.clone())
+            .collect();
         for other in waiting {
             if let Some(o) = self.workers.get(&other)
                 && o.respawn_at.is_none_or(|t| t <= now)
@@ -1448,7 +1627,15 @@ impl Fleet {
                 if announced {
                     self.emit(
                         now,
-                        EventKind::StateChanged { worker: id.clone(), pool, incarnation: n, process, from: Some(from), to, cause },
+                        EventKind::StateChanged {
+                            worker: id.clone(),
+                            pool,
+                            incarnation: n,
+                            process,
+                            from: Some(from),
+                            to,
+                            cause,
+                        },
                     );
                 }
             }
@@ -1456,7 +1643,11 @@ impl Fleet {
             // seeing in the event stream rather than a crash.
             Err(e) => self.emit(
                 now,
-                EventKind::SourceStatus { source: "fleet".into(), degraded: false, detail: format!("{id}: {e}") },
+                EventKind::SourceStatus {
+                    source: "fleet".into(),
+                    degraded: false,
+                    detail: format!("{id}: {e}"),
+                },
             ),
         }
     }
@@ -1561,7 +1752,10 @@ mod tests {
                         let p = pid(self.next_pid);
                         self.feed(Input::Spawned { worker: worker.clone(), incarnation, process: p }, at);
                         if ready {
-                            self.feed(Input::Ready { worker: worker.clone(), incarnation, how: "alive 1s".into() }, at);
+                            self.feed(
+                                Input::Ready { worker: worker.clone(), incarnation, how: "alive 1s".into() },
+                                at,
+                            );
                         }
                         started.push((worker, incarnation, p));
                     }
@@ -1578,7 +1772,11 @@ mod tests {
                     Observed {
                         worker: w(id),
                         incarnation: c.n,
-                        metrics: Metrics { memory_bytes: Some(mb * MB), cpu_percent: Some(1.0), ..Default::default() },
+                        metrics: Metrics {
+                            memory_bytes: Some(mb * MB),
+                            cpu_percent: Some(1.0),
+                            ..Default::default()
+                        },
                         log_lines: None,
                         requests: None,
                     }
@@ -1604,7 +1802,11 @@ mod tests {
             self.fleet
                 .workers()
                 .filter(|x| x.pool == pool)
-                .map(|x| x.live_incarnations().filter(|i| matches!(i.state(), State::Ready | State::Working)).count())
+                .map(|x| {
+                    x.live_incarnations()
+                        .filter(|i| matches!(i.state(), State::Ready | State::Working))
+                        .count()
+                })
                 .sum()
         }
     }
@@ -1641,12 +1843,25 @@ mod tests {
             .events
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::RecycleStarted { reason, worker, detail, .. } => Some((worker.clone(), *reason, detail.clone(), e.at)),
+                EventKind::RecycleStarted { reason, worker, detail, .. } => {
+                    Some((worker.clone(), *reason, detail.clone(), e.at))
+                }
                 _ => None,
             })
             .collect();
-        assert_eq!(started, vec![(w("api-0"), RecycleReason::Memory, "memory 101.0 MiB above limit 100.0 MiB".into(), t(2000))]);
-        assert_eq!(out.actions, vec![Action::Spawn { worker: w("api-0"), pool: "api".into(), slot: 0, incarnation: 2 }]);
+        assert_eq!(
+            started,
+            vec![(
+                w("api-0"),
+                RecycleReason::Memory,
+                "memory 101.0 MiB above limit 100.0 MiB".into(),
+                t(2000)
+            )]
+        );
+        assert_eq!(
+            out.actions,
+            vec![Action::Spawn { worker: w("api-0"), pool: "api".into(), slot: 0, incarnation: 2 }]
+        );
         assert_eq!(s.live_serving("api"), 2, "the old one still serves while the replacement starts");
         // More breaching samples while recycling do not start another.
         let out = s.sample("api", 3000, &[("api-0", 130)]);
@@ -1656,7 +1871,16 @@ mod tests {
         // Swap: the new one serves, the old one drains.
         assert_eq!(s.fleet.worker("api-0").unwrap().process(), Some(new[0].2));
         let term = s.actions.iter().find(|a| matches!(a, Action::Terminate { .. })).cloned().unwrap();
-        assert_eq!(term, Action::Terminate { worker: w("api-0"), incarnation: 1, process: old, grace: Duration::from_secs(5), group: true });
+        assert_eq!(
+            term,
+            Action::Terminate {
+                worker: w("api-0"),
+                incarnation: 1,
+                process: old,
+                grace: Duration::from_secs(5),
+                group: true
+            }
+        );
         assert!(s.live_serving("api") >= 2);
         let recycled = s.events.iter().find(|e| e.kind.name() == "recycled").unwrap();
         match &recycled.kind {
@@ -1669,7 +1893,14 @@ mod tests {
             }
             _ => unreachable!(),
         }
-        s.feed(Input::Exited { worker: w("api-0"), incarnation: 1, exit: ExitInfo { code: None, signal: Some(15) } }, 3600);
+        s.feed(
+            Input::Exited {
+                worker: w("api-0"),
+                incarnation: 1,
+                exit: ExitInfo { code: None, signal: Some(15) },
+            },
+            3600,
+        );
         assert_eq!(
             s.states("api-0"),
             vec![
@@ -1683,8 +1914,14 @@ mod tests {
             ]
         );
         assert_eq!(s.fleet.worker("api-0").unwrap().state(), State::Ready);
-        assert_eq!(s.fleet.pool_metrics("api").unwrap().recycles_by_reason.get(&RecycleReason::Memory), Some(&1));
-        assert!(s.actions.iter().all(|a| !matches!(a, Action::Spawn { .. })), "a drained worker is not replaced again");
+        assert_eq!(
+            s.fleet.pool_metrics("api").unwrap().recycles_by_reason.get(&RecycleReason::Memory),
+            Some(&1)
+        );
+        assert!(
+            s.actions.iter().all(|a| !matches!(a, Action::Spawn { .. })),
+            "a drained worker is not replaced again"
+        );
     }
 
     #[test]
@@ -1698,8 +1935,12 @@ mod tests {
         assert!(s.fleet.worker("api-1").unwrap().queued.is_some());
         s.spawn_all(1500, true);
         // api-0's replacement is READY: api-1's queued recycle starts.
-        let spawns: Vec<_> = s.actions.iter().filter(|a| matches!(a, Action::Spawn { .. })).cloned().collect();
-        assert_eq!(spawns, vec![Action::Spawn { worker: w("api-1"), pool: "api".into(), slot: 1, incarnation: 2 }]);
+        let spawns: Vec<_> =
+            s.actions.iter().filter(|a| matches!(a, Action::Spawn { .. })).cloned().collect();
+        assert_eq!(
+            spawns,
+            vec![Action::Spawn { worker: w("api-1"), pool: "api".into(), slot: 1, incarnation: 2 }]
+        );
     }
 
     #[test]
@@ -1709,19 +1950,35 @@ mod tests {
         spec.recycle.storm_window = Duration::from_secs(60);
         let mut s = Sim::new(vec![spec]);
         s.spawn_all(0, true);
-        let exit1 = |n| Input::Exited { worker: w("job-0"), incarnation: n, exit: ExitInfo { code: Some(1), signal: None } };
+        let exit1 = |n| Input::Exited {
+            worker: w("job-0"),
+            incarnation: n,
+            exit: ExitInfo { code: Some(1), signal: None },
+        };
         s.feed(exit1(1), 1000);
-        assert_eq!(s.states("job-0")[2..], [(1, State::Failed), (1, State::Cleaned), (2, State::Initializing)][..2]);
+        assert_eq!(
+            s.states("job-0")[2..],
+            [(1, State::Failed), (1, State::Cleaned), (2, State::Initializing)][..2]
+        );
         // First restart is immediate.
-        assert_eq!(s.actions, vec![Action::Spawn { worker: w("job-0"), pool: "job".into(), slot: 0, incarnation: 2 }]);
+        assert_eq!(
+            s.actions,
+            vec![Action::Spawn { worker: w("job-0"), pool: "job".into(), slot: 0, incarnation: 2 }]
+        );
         s.spawn_all(1100, true);
         let recycled: Vec<_> = s.events.iter().filter(|e| e.kind.name() == "recycled").collect();
         assert_eq!(recycled.len(), 1);
-        assert!(matches!(&recycled[0].kind, EventKind::Recycled { reason: RecycleReason::Died, detail, .. } if detail == "exited with code 1"));
+        assert!(
+            matches!(&recycled[0].kind, EventKind::Recycled { reason: RecycleReason::Died, detail, .. } if detail == "exited with code 1")
+        );
         // Second death: backoff 0.5 s.
         s.feed(exit1(2), 2000);
         assert!(s.actions.is_empty());
-        assert_eq!(s.fleet.worker("job-0").unwrap().state(), State::Failed, "shows how it ended until replaced");
+        assert_eq!(
+            s.fleet.worker("job-0").unwrap().state(),
+            State::Failed,
+            "shows how it ended until replaced"
+        );
         s.feed(Input::Tick, 2400);
         assert!(s.actions.is_empty(), "still backing off");
         s.feed(Input::Tick, 2500);
@@ -1763,13 +2020,31 @@ mod tests {
         s.feed(Input::Tick, 10_000);
         assert_eq!(
             s.actions,
-            vec![Action::Terminate { worker: w("api-0"), incarnation: 1, process: started[0].2, grace: Duration::from_secs(5), group: true }]
+            vec![Action::Terminate {
+                worker: w("api-0"),
+                incarnation: 1,
+                process: started[0].2,
+                grace: Duration::from_secs(5),
+                group: true
+            }]
         );
         s.actions.clear();
-        s.feed(Input::Exited { worker: w("api-0"), incarnation: 1, exit: ExitInfo { code: None, signal: Some(15) } }, 10_100);
-        assert_eq!(s.states("api-0"), vec![(1, State::Initializing), (1, State::Timeout), (1, State::Cleaned)]);
+        s.feed(
+            Input::Exited {
+                worker: w("api-0"),
+                incarnation: 1,
+                exit: ExitInfo { code: None, signal: Some(15) },
+            },
+            10_100,
+        );
+        assert_eq!(
+            s.states("api-0"),
+            vec![(1, State::Initializing), (1, State::Timeout), (1, State::Cleaned)]
+        );
         let started = s.events.iter().find(|e| e.kind.name() == "recycle_started").unwrap();
-        assert!(matches!(&started.kind, EventKind::RecycleStarted { reason: RecycleReason::Hung, detail, .. } if detail == "not ready after 10s"));
+        assert!(
+            matches!(&started.kind, EventKind::RecycleStarted { reason: RecycleReason::Hung, detail, .. } if detail == "not ready after 10s")
+        );
         assert_eq!(s.actions.len(), 1, "replacement spawned");
     }
 
@@ -1777,10 +2052,26 @@ mod tests {
     fn spawn_failure_fails_cleanly_with_the_error() {
         let mut s = Sim::new(vec![PoolSpec::spawn("api", 1)]);
         s.actions.clear();
-        s.feed(Input::SpawnFailed { worker: w("api-0"), incarnation: 1, error: "cannot start \"nope\": No such file".into() }, 5);
-        assert_eq!(s.states("api-0"), vec![(1, State::Initializing), (1, State::Failed), (1, State::Cleaned)]);
-        let failed = s.events.iter().find(|e| matches!(e.kind, EventKind::StateChanged { to: State::Failed, .. })).unwrap();
-        assert!(matches!(&failed.kind, EventKind::StateChanged { cause, .. } if cause.contains("No such file")));
+        s.feed(
+            Input::SpawnFailed {
+                worker: w("api-0"),
+                incarnation: 1,
+                error: "cannot start \"nope\": No such file".into(),
+            },
+            5,
+        );
+        assert_eq!(
+            s.states("api-0"),
+            vec![(1, State::Initializing), (1, State::Failed), (1, State::Cleaned)]
+        );
+        let failed = s
+            .events
+            .iter()
+            .find(|e| matches!(e.kind, EventKind::StateChanged { to: State::Failed, .. }))
+            .unwrap();
+        assert!(
+            matches!(&failed.kind, EventKind::StateChanged { cause, .. } if cause.contains("No such file"))
+        );
     }
 
     #[test]
@@ -1857,7 +2148,14 @@ mod tests {
         assert_eq!(out.actions.len(), 2);
         assert!(!s.fleet.all_stopped());
         for (id, n, _) in started {
-            s.feed(Input::Exited { worker: id.clone(), incarnation: n, exit: ExitInfo { code: Some(0), signal: None } }, 1100);
+            s.feed(
+                Input::Exited {
+                    worker: id.clone(),
+                    incarnation: n,
+                    exit: ExitInfo { code: Some(0), signal: None },
+                },
+                1100,
+            );
             assert_eq!(s.states(id.as_str()).last(), Some(&(1, State::Cleaned)));
             assert!(s.states(id.as_str()).contains(&(1, State::Completed)));
         }
@@ -1865,7 +2163,10 @@ mod tests {
         s.actions.clear();
         s.feed(Input::Tick, 10_000);
         assert!(s.actions.is_empty());
-        assert_eq!(s.fleet.recycle("api-0", RecycleReason::Manual, "", t(10_001)), Err(CommandError::ShuttingDown));
+        assert_eq!(
+            s.fleet.recycle("api-0", RecycleReason::Manual, "", t(10_001)),
+            Err(CommandError::ShuttingDown)
+        );
     }
 
     #[test]
@@ -1891,6 +2192,18 @@ mod tests {
         s.feed(read(10), 3000);
         let last = s.events.iter().rev().find(|e| e.kind.name() == "recycle_started").unwrap();
         assert!(matches!(&last.kind, EventKind::RecycleStarted { reason: RecycleReason::Requests, .. }));
+        // The total survives the old incarnation draining and ending.
+        s.spawn_all(3100, true);
+        assert_eq!(s.fleet.pool_metrics("api").unwrap().total_requests, 10, "while draining");
+        s.feed(
+            Input::Exited {
+                worker: w("api-0"),
+                incarnation: 1,
+                exit: ExitInfo { code: Some(0), signal: None },
+            },
+            3200,
+        );
+        assert_eq!(s.fleet.pool_metrics("api").unwrap().total_requests, 10, "after it ended");
     }
 
     #[test]

@@ -59,7 +59,11 @@ impl App {
         Self::start_with_clock(config, options, Arc::new(SystemClock))
     }
 
-    pub fn start_with_clock(config: Config, options: AppOptions, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+    pub fn start_with_clock(
+        config: Config,
+        options: AppOptions,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<App> {
         let (specs, runtimes) = convert::pools(&config)?;
         let fleet = Fleet::new(specs);
         let (events, _) = broadcast::channel(4096);
@@ -67,7 +71,8 @@ impl App {
             Some(p) => p.clone(),
             None => std::env::current_exe()?,
         };
-        let (engine, tx) = Engine::new(fleet, runtimes, clock.clone(), events.clone(), exe, options.events_jsonl);
+        let (engine, tx) =
+            Engine::new(fleet, runtimes, clock.clone(), events.clone(), exe, options.events_jsonl);
         tokio::spawn(engine.run());
         let started = clock.now();
         Ok(App { shared: Arc::new(Shared { tx, events, clock, started, options, config }) })
@@ -133,7 +138,9 @@ impl App {
             v.events
                 .iter()
                 .filter(|e| e.seq > since)
-                .filter(|e| worker.as_deref().is_none_or(|w| e.kind.worker().is_some_and(|x| x.as_str() == w)))
+                .filter(|e| {
+                    worker.as_deref().is_none_or(|w| e.kind.worker().is_some_and(|x| x.as_str() == w))
+                })
                 .cloned()
                 .collect()
         })
@@ -201,7 +208,12 @@ impl App {
     }
 
     /// Silence an alert until `until` (None lifts the silence); false when there is no such alert.
-    pub async fn silence(&self, rule: &str, subject: &str, until: Option<Timestamp>) -> Result<bool, AppError> {
+    pub async fn silence(
+        &self,
+        rule: &str,
+        subject: &str,
+        until: Option<Timestamp>,
+    ) -> Result<bool, AppError> {
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Silence { rule: rule.to_owned(), subject: subject.to_owned(), until, reply };
         self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;

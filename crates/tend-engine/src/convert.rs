@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use regex::Regex;
 use tend_collect::discover::Matcher;
+use tend_collect::proc_stat::Fields;
 use tend_core::fleet::{PoolKind, PoolSpec, Restart};
 use tend_core::recycle::RecyclePolicy;
 use tend_core::rules::{Condition, Rule};
 
 use crate::config::{
-    Config, PoolConfig, ReadinessCheck, RestartPolicy, RuleCondition, RuleConfig, SourceConfig, SpawnConfig,
+    Config, MetricGroup, PoolConfig, ReadinessCheck, RestartPolicy, RuleCondition, RuleConfig, SourceConfig,
+    SpawnConfig,
 };
 
 /// How often attach pools look for new matching processes, at most (the pool interval if shorter).
@@ -29,6 +31,8 @@ pub struct PoolRuntime {
     /// Lines of a spawned worker's output that count as one handled request.
     pub request_pattern: Option<Regex>,
     pub discover_every: Duration,
+    /// What the pool's monitoring profile reads beyond CPU and memory.
+    pub fields: Fields,
 }
 
 /// Per-pool runtime settings by pool name.
@@ -103,6 +107,10 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
         matcher,
         request_pattern: p.requests_log.as_ref().map(|r| r.regex().clone()),
         discover_every,
+        fields: Fields {
+            disk_io: p.profile.collects(MetricGroup::Io),
+            fds: p.profile.collects(MetricGroup::Fds),
+        },
     })
 }
 

@@ -182,7 +182,8 @@ impl Engine {
                 let _ = reply.send(r.map(|out| self.dispatch(out)).is_some());
             }
             Msg::Query(q) => {
-                let view = EngineView { fleet: &self.fleet, now, events: &self.log, self_usage: &self.self_usage };
+                let view =
+                    EngineView { fleet: &self.fleet, now, events: &self.log, self_usage: &self.self_usage };
                 q(&view);
             }
             Msg::Shutdown { .. } => {}
@@ -229,7 +230,7 @@ impl Engine {
         }
         let sampler = match self.samplers.get_mut(pool) {
             Some(s) => s,
-            None => match tend_collect::default_sampler() {
+            None => match sampler_for(rt) {
                 Ok(s) => self.samplers.entry(pool.to_owned()).or_insert(s),
                 Err(e) => {
                     let out = self.fleet.observe(
@@ -341,5 +342,13 @@ impl Engine {
         for id in self.fleet.owned_processes() {
             let _ = tend_collect::signal::send_group(id, tend_collect::signal::Signal::Kill);
         }
+    }
+}
+
+/// The /proc reader with the fields the pool's profile collects; sysinfo where /proc is unreadable.
+fn sampler_for(rt: &PoolRuntime) -> std::io::Result<Box<dyn Sampler + Send>> {
+    match tend_collect::ProcSampler::with_fields(rt.fields) {
+        Ok(s) => Ok(Box::new(s)),
+        Err(_) => tend_collect::default_sampler(),
     }
 }

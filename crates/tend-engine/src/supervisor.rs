@@ -69,7 +69,11 @@ async fn run(job: Job) {
     env.push(("TEND_SLOT".into(), slot.to_string()));
     env.push(("TEND_INCARNATION".into(), incarnation.to_string()));
     let spec = SpawnSpec {
-        command: cfg.argv_for_slot(&exe, slot).into_iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        command: cfg
+            .argv_for_slot(&exe, slot)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
         env,
         cwd: cfg.cwd.clone(),
     };
@@ -133,7 +137,10 @@ async fn run(job: Job) {
     alive.store(false, Ordering::Relaxed);
     probe_task.abort();
     debug!(worker = %worker, pid = id.pid, %exit, "exited");
-    report(&tx, Input::Exited { worker, incarnation, exit: ExitInfo { code: exit.code, signal: exit.signal } });
+    report(
+        &tx,
+        Input::Exited { worker, incarnation, exit: ExitInfo { code: exit.code, signal: exit.signal } },
+    );
 }
 
 async fn probe(
@@ -160,7 +167,13 @@ async fn probe(
 
 /// SIGTERM, grace, SIGKILL — in the background. The exit itself is reported by the incarnation's own
 /// task (spawned) or by the sampler and discovery (attached).
-pub(crate) fn terminate(worker: WorkerId, incarnation: u32, process: ProcessId, grace: Duration, group: bool) {
+pub(crate) fn terminate(
+    worker: WorkerId,
+    incarnation: u32,
+    process: ProcessId,
+    grace: Duration,
+    group: bool,
+) {
     tokio::spawn(async move {
         let target = if group { Target::Group } else { Target::Process };
         match signal::terminate(process, target, grace, signal::gone(process)).await {

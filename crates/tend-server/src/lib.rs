@@ -95,7 +95,9 @@ impl From<AppError> for ApiError {
         match e {
             AppError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string()),
             AppError::Command(c) => match &c {
-                CommandError::UnknownWorker(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", c.to_string()),
+                CommandError::UnknownWorker(_) => {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", c.to_string())
+                }
                 CommandError::AlreadyRecycling(..) => {
                     ApiError::new(StatusCode::CONFLICT, "already_recycling", c.to_string())
                 }
@@ -129,7 +131,11 @@ async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Ne
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {} {}", req.method(), req.uri().path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
 }
 
 async fn health(State(ctx): State<Ctx>) -> ApiResult<Response> {
@@ -165,7 +171,8 @@ async fn worker_events(
 
 async fn recycle(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
     ctx.app.recycle(&id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "recycling", "reason": "manual"}))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "recycling", "reason": "manual"})))
+        .into_response())
 }
 
 async fn stop(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
@@ -223,7 +230,11 @@ async fn ack(State(ctx): State<Ctx>, body: axum::body::Bytes) -> ApiResult<Respo
     if ctx.app.acknowledge(&r.rule, &r.subject).await? {
         Ok(Json(json!({"rule": r.rule, "subject": r.subject, "acknowledged": true})).into_response())
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no alert {} on {}", r.rule, r.subject)))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no alert {} on {}", r.rule, r.subject),
+        ))
     }
 }
 
@@ -241,7 +252,11 @@ async fn silence(State(ctx): State<Ctx>, body: axum::body::Bytes) -> ApiResult<R
     if ctx.app.silence(&r.rule, &r.subject, until).await? {
         Ok(Json(json!({"rule": r.rule, "subject": r.subject, "silenced_until": until})).into_response())
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no alert {} on {}", r.rule, r.subject)))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no alert {} on {}", r.rule, r.subject),
+        ))
     }
 }
 
