@@ -6,6 +6,7 @@ mod harness;
 
 mod attach;
 mod bad_input;
+mod demo;
 mod lifecycle;
 mod readiness;
 mod recycle;
