@@ -16,6 +16,9 @@ use crate::recycle::{RecyclePolicy, RecycleReason, StormBreaker, Usage, seed};
 use crate::rules::{Alert, AlertBook, AlertState, Comparison, Condition, Reading, Rule, Scope, Severity};
 use crate::time::Timestamp;
 
+mod report;
+pub use report::{ERROR_LOG, ErrorKind, ErrorRecord, Registration, Report, ReportLog, metrics_from_named};
+
 /// How long an ended worker that no slot will reuse (attached, reported) stays listed.
 pub const CLEANED_RETENTION: Duration = Duration::from_secs(300);
 /// Ended incarnations remembered per worker, for its timeline.
@@ -208,6 +211,25 @@ pub enum CommandError {
     ShuttingDown,
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    #[error("no pool named {0:?}")]
+    UnknownPool(String),
+    #[error("pool {0} does not take reported workers (source {src})", src = source_name(*.1))]
+    NotReportedPool(String, Source),
+    #[error("worker {0} is not a reported worker (source {src})", src = source_name(*.1))]
+    NotReported(String, Source),
+    #[error("worker {0} is already registered in pool {1}")]
+    AlreadyRegistered(String, String),
+    #[error("worker {0} has ended: register it again")]
+    Ended(String),
+}
+
+fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Spawned => "spawned",
+        Source::Attached => "attached",
+        Source::Container => "container",
+        Source::Reported => "reported",
+    }
 }
 
 /// Events and actions produced by one call.
@@ -305,6 +327,8 @@ pub struct Worker {
     storm: StormBreaker,
     generation: u32,
     cleaned_at: Option<Timestamp>,
+    /// What an orchestrator reported: its registration and the errors and warnings it recorded.
+    pub reports: ReportLog,
 }
 
 impl Worker {
@@ -330,6 +354,7 @@ impl Worker {
             storm: StormBreaker::default(),
             generation: 0,
             cleaned_at: None,
+            reports: ReportLog::default(),
         }
     }
 
@@ -704,7 +729,7 @@ impl Fleet {
         match input {
             Input::Tick => self.tick(now),
             Input::Spawned { worker, incarnation, process } => {
-                self.on_spawned(&worker, incarnation, process, now)
+                self.on_spawned(&worker, incarnation, process)
             }
             Input::SpawnFailed { worker, incarnation, error } => {
                 self.on_spawn_failed(&worker, incarnation, &error, now)
@@ -733,7 +758,8 @@ impl Fleet {
         self.take()
     }
 
-    fn on_spawned(&mut self, id: &WorkerId, n: u32, process: ProcessId, now: Timestamp) {
+    /// The pid is known: publish INITIALIZING, stamped when the spawn was requested.
+    fn on_spawned(&mut self, id: &WorkerId, n: u32, process: ProcessId) {
         let shutting = self.shutting_down;
         let Some(w) = self.workers.get_mut(id) else { return };
         let pool = w.pool.clone();
@@ -764,7 +790,6 @@ impl Fleet {
                 group: true,
             });
         }
-        let _ = now;
     }
 
     fn on_spawn_failed(&mut self, id: &WorkerId, n: u32, error: &str, now: Timestamp) {
@@ -1031,6 +1056,7 @@ impl Fleet {
     fn on_reading(&mut self, spec: &PoolSpec, r: Observed, now: Timestamp) {
         let Some(w) = self.workers.get_mut(&r.worker) else { return };
         let restarts = w.restarts;
+        let reported = w.source == Source::Reported;
         let Some(c) = w.current.as_mut().filter(|c| c.n == r.incarnation) else { return };
         if !c.state().is_live() {
             return;
@@ -1043,7 +1069,15 @@ impl Fleet {
         if let Some(q) = r.requests {
             c.requests = q;
         }
-        c.last = Some(r.metrics.clone());
+        // An orchestrator reports some metrics at a time: keep the others it reported before.
+        let last = match (reported, c.last.take()) {
+            (true, Some(mut prev)) => {
+                prev.merge(&r.metrics);
+                prev
+            }
+            _ => r.metrics.clone(),
+        };
+        c.last = Some(last);
         c.last_at = Some(now);
         let state = c.state();
         let usage = Usage {
@@ -1054,7 +1088,10 @@ impl Fleet {
         };
         let uptime = c.uptime(now).as_secs_f64();
         let (requests, log_lines, errors, warnings) = (c.requests, c.log_lines, c.errors, c.warnings);
-        w.recent.push_back(Sample { worker: r.worker.clone(), at: now, metrics: r.metrics.clone() });
+        // Reports of requests or errors alone carry no metrics: not a sample for the history.
+        if !(reported && r.metrics == Metrics::default()) {
+            w.recent.push_back(Sample { worker: r.worker.clone(), at: now, metrics: r.metrics.clone() });
+        }
         while w.recent.len() > spec.history.max(1) {
             w.recent.pop_front();
         }
@@ -1069,7 +1106,11 @@ impl Fleet {
         // Busy / idle.
         let state =
             self.workers.get(&id).and_then(|w| w.current.as_ref()).map(|c| c.state()).unwrap_or(state);
-        if matches!(state, State::Ready | State::Working) && (spec.busy_cpu_percent.is_some() || counted) {
+        // Reported workers say themselves when they are busy.
+        if !reported
+            && matches!(state, State::Ready | State::Working)
+            && (spec.busy_cpu_percent.is_some() || counted)
+        {
             let cpu = r.metrics.cpu_percent.unwrap_or(0.0);
             let by_cpu = spec.busy_cpu_percent.is_some_and(|b| cpu >= b);
             let by_requests = counted && requests > prev_requests;
@@ -1111,8 +1152,9 @@ impl Fleet {
                 self.emit(now, EventKind::AlertChanged { alert });
             }
         }
-        // Recycle limits: checked on every sample so a breach acts within one interval.
-        if matches!(source, Source::Spawned) {
+        // Recycle limits: checked on every sample so a breach acts within one interval. For reported
+        // workers the recycle is a request to their orchestrator.
+        if matches!(source, Source::Spawned | Source::Reported) {
             if let Some((reason, detail)) = spec.recycle.due(&usage, now) {
                 self.begin_recycle(&id, reason, detail, now, false);
             } else if let Some(detail) = fired_recycle {
@@ -1277,7 +1319,7 @@ impl Fleet {
         }
         // TTL and other limits that grow with time alone.
         if let Some(w) = self.workers.get(id)
-            && w.source == Source::Spawned
+            && matches!(w.source, Source::Spawned | Source::Reported)
             && w.recycle.is_none()
             && w.queued.is_none()
             && let Some(c) = w.current.as_ref().filter(|c| matches!(c.state(), State::Ready | State::Working))
@@ -1375,6 +1417,20 @@ impl Fleet {
             _ => {
                 // Not ours to restart: ask the process to end; its own supervisor replaces it.
                 let old = w.current.as_ref().and_then(|c| c.process);
+                if source == Source::Reported {
+                    // Asked once: remembered until the orchestrator reports the worker ended.
+                    let c = w.current.as_ref();
+                    let rec = RecycleInFlight {
+                        reason,
+                        detail: detail.clone(),
+                        started: now,
+                        old_process: None,
+                        old_uptime: c.map(|c| c.uptime(now)).unwrap_or_default(),
+                        old_requests: c.map(|c| c.requests).unwrap_or(0),
+                        old_metrics: c.and_then(|c| c.last.clone()),
+                    };
+                    self.reported_recycle_in_flight(id, rec);
+                }
                 self.emit(
                     now,
                     EventKind::RecycleStarted {

@@ -123,7 +123,7 @@ async fn run(job: Job) {
     let check = pool.readiness.clone();
     let deadline = pool.readiness_timeout + Duration::from_secs(1);
     let probe_task = tokio::spawn(async move {
-        let result = tokio::time::timeout(deadline, probe(check, seen_rx, id, probe_alive)).await;
+        let result = tokio::time::timeout(deadline, probe(check, seen_rx, probe_alive)).await;
         let input = match result {
             Ok(Ok(how)) => Input::Ready { worker: probe_worker, incarnation, how },
             Ok(Err(error)) => Input::NotReady { worker: probe_worker, incarnation, error },
@@ -146,7 +146,6 @@ async fn run(job: Job) {
 async fn probe(
     check: ReadinessCheck,
     mut seen: watch::Receiver<bool>,
-    id: ProcessId,
     alive: Arc<AtomicBool>,
 ) -> Result<String, String> {
     let probe = match check {
@@ -161,7 +160,6 @@ async fn probe(
         ReadinessCheck::TcpPort(port) => Probe::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
         ReadinessCheck::Http(url) => Probe::Http(url),
     };
-    let _ = id;
     readiness::wait_ready(&probe, None, move || alive.load(Ordering::Relaxed)).await
 }
 
