@@ -13,7 +13,7 @@ use crate::event::{Event, EventKind};
 use crate::lifecycle::{Lifecycle, State, Transition, TransitionError};
 use crate::model::{Metrics, ProcessId, Sample, Source, WorkerId};
 use crate::recycle::{RecyclePolicy, RecycleReason, StormBreaker, Usage, seed};
-use crate::rules::{Alert, AlertBook, AlertState, Comparison, Condition, Reading, Rule, Scope, Severity};
+use crate::rules::{Alert, AlertBook, AlertState, Condition, Reading, Rule, Scope, Severity};
 use crate::time::Timestamp;
 
 mod report;
@@ -298,6 +298,21 @@ pub struct RecycleInFlight {
     pub old_metrics: Option<Metrics>,
 }
 
+impl RecycleInFlight {
+    /// Remember what `old` was (if anything) at the moment the recycle starts.
+    fn new(reason: RecycleReason, detail: String, old: Option<&Incarnation>, now: Timestamp) -> Self {
+        RecycleInFlight {
+            reason,
+            detail,
+            started: now,
+            old_process: old.and_then(|c| c.process),
+            old_uptime: old.map(|c| c.uptime(now)).unwrap_or_default(),
+            old_requests: old.map(|c| c.requests).unwrap_or(0),
+            old_metrics: old.and_then(|c| c.last.clone()),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Worker {
     pub id: WorkerId,
@@ -497,22 +512,10 @@ impl Fleet {
         let storm_rules = pools
             .iter()
             .map(|p| {
-                let rule = Rule {
-                    name: STORM_RULE.to_owned(),
-                    scope: Scope::Worker,
-                    condition: Condition::RestartChurn {
-                        max: p.recycle.storm_max,
-                        within: p.recycle.storm_window,
-                    },
-                    for_: Duration::ZERO,
-                    for_samples: 0,
-                    keep_firing_for: Duration::ZERO,
-                    severity: Severity::Critical,
-                    flap_max: 0,
-                    flap_window: Duration::from_secs(600),
-                    recycle: false,
-                    channels: Vec::new(),
-                };
+                let churn =
+                    Condition::RestartChurn { max: p.recycle.storm_max, within: p.recycle.storm_window };
+                // Flap detection off: the breaker itself is the answer to a flapping worker.
+                let rule = Rule { severity: Severity::Critical, flap_max: 0, ..Rule::new(STORM_RULE, churn) };
                 (p.name.clone(), rule)
             })
             .collect();
@@ -728,9 +731,7 @@ impl Fleet {
     pub fn observe(&mut self, input: Input, now: Timestamp) -> Output {
         match input {
             Input::Tick => self.tick(now),
-            Input::Spawned { worker, incarnation, process } => {
-                self.on_spawned(&worker, incarnation, process)
-            }
+            Input::Spawned { worker, incarnation, process } => self.on_spawned(&worker, incarnation, process),
             Input::SpawnFailed { worker, incarnation, error } => {
                 self.on_spawn_failed(&worker, incarnation, &error, now)
             }
@@ -999,15 +1000,7 @@ impl Fleet {
                     (RecycleReason::Died, how.unwrap_or_else(|| "died".into()))
                 });
                 let old = w.current.as_ref();
-                let rec = RecycleInFlight {
-                    reason,
-                    detail: detail.clone(),
-                    started: now,
-                    old_process: old.and_then(|c| c.process),
-                    old_uptime: old.map(|c| c.uptime(now)).unwrap_or_default(),
-                    old_requests: old.map(|c| c.requests).unwrap_or(0),
-                    old_metrics: old.and_then(|c| c.last.clone()),
-                };
+                let rec = RecycleInFlight::new(reason, detail.clone(), old, now);
                 let old_process = rec.old_process;
                 w.recycle = Some(rec);
                 let recent = w.storm.recent(spec.recycle.storm_window, now);
@@ -1465,15 +1458,7 @@ impl Fleet {
         let Some(w) = self.workers.get_mut(id) else { return };
         w.queued = None;
         let old = w.current.as_ref().filter(|c| c.state().is_live());
-        let rec = RecycleInFlight {
-            reason,
-            detail: detail.clone(),
-            started: now,
-            old_process: old.and_then(|c| c.process),
-            old_uptime: old.map(|c| c.uptime(now)).unwrap_or_default(),
-            old_requests: old.map(|c| c.requests).unwrap_or(0),
-            old_metrics: old.and_then(|c| c.last.clone()),
-        };
+        let rec = RecycleInFlight::new(reason, detail.clone(), old, now);
         let old_process = rec.old_process;
         let serving_old = old.is_some();
         w.recycle = Some(rec);
@@ -1735,23 +1720,6 @@ fn secs(d: Duration) -> String {
     if s.fract() == 0.0 { format!("{s:.0}s") } else { format!("{s:.1}s") }
 }
 
-/// The alert rule used for a threshold on one metric, exported for the runtime's config conversion.
-pub fn threshold_rule(name: &str, metric: &str, cmp: Comparison, fire: f64, clear: Option<f64>) -> Rule {
-    Rule {
-        name: name.to_owned(),
-        scope: Scope::Worker,
-        condition: Condition::Threshold { metric: metric.to_owned(), cmp, fire, clear },
-        for_: Duration::ZERO,
-        for_samples: 0,
-        keep_firing_for: Duration::ZERO,
-        severity: Severity::Warning,
-        flap_max: 4,
-        flap_window: Duration::from_secs(600),
-        recycle: false,
-        channels: Vec::new(),
-    }
-}
-
 /// For tests and the API: the alert of a (rule, subject), if tracked.
 pub fn alert_of<'a>(fleet: &'a Fleet, rule: &str, subject: &str) -> Option<&'a Alert> {
     fleet.alerts.get(rule, subject)
@@ -1760,6 +1728,7 @@ pub fn alert_of<'a>(fleet: &'a Fleet, rule: &str, subject: &str) -> Option<&'a A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::Comparison;
 
     const MB: u64 = 1024 * 1024;
 
@@ -2135,7 +2104,7 @@ mod tests {
         let mut spec = PoolSpec::spawn("api", 1);
         spec.recycle.ttl = Some(Duration::from_secs(60));
         spec.recycle.jitter = 0.0;
-        let mut rule = threshold_rule("fds-high", "fds", Comparison::Above, 100.0, None);
+        let mut rule = Rule::threshold("fds-high", "fds", Comparison::Above, 100.0, None);
         rule.recycle = true;
         spec.rules.push(rule);
         let mut s = Sim::new(vec![spec]);
