@@ -16,6 +16,7 @@
 pub mod discover;
 pub mod proc_stat;
 pub mod readiness;
+pub mod scrape;
 pub mod signal;
 pub mod spawn;
 pub mod sysinfo_sampler;

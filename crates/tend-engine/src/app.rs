@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use tend_core::event::Event;
-use tend_core::fleet::{CommandError, Fleet, PoolMetrics};
+use tend_core::fleet::{CommandError, ErrorRecord, Fleet, PoolMetrics, Report};
 use tend_core::lifecycle::State;
 use tend_core::rules::{Alert, AlertState};
 use tend_core::time::{Clock, Timestamp};
@@ -71,6 +71,8 @@ impl App {
             Some(p) => p.clone(),
             None => std::env::current_exe()?,
         };
+        // Subscribed before the engine starts so that no notification is missed.
+        crate::webhooks::start(&config, events.subscribe());
         let (engine, tx) =
             Engine::new(fleet, runtimes, clock.clone(), events.clone(), exe, options.events_jsonl);
         tokio::spawn(engine.run());
@@ -218,6 +220,19 @@ impl App {
         let msg = Msg::Silence { rule: rule.to_owned(), subject: subject.to_owned(), until, reply };
         self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;
         rx.await.map_err(|_| AppError::Stopped)
+    }
+
+    /// Apply an orchestrator's report (register, state, metrics, error, requests).
+    pub async fn report(&self, report: Report) -> Result<(), AppError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared.tx.send(Msg::Report { report, reply }).map_err(|_| AppError::Stopped)?;
+        Ok(rx.await.map_err(|_| AppError::Stopped)??)
+    }
+
+    /// The errors and warnings reported for a worker, oldest first; None for an unknown worker.
+    pub async fn error_log(&self, id: &str) -> Result<Option<Vec<ErrorRecord>>, AppError> {
+        let id = id.to_owned();
+        self.query(move |v| v.fleet.error_log(&id).map(|l| l.iter().cloned().collect())).await
     }
 
     /// Drain every spawned worker (SIGTERM, grace, SIGKILL) and stop the engine. Returns when all

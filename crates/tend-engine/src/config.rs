@@ -30,6 +30,8 @@
 //!                                    # log = "regex"; plus timeout = "30s". Default: start_secs = 1.
 //! busy_cpu_percent = 50              # READY -> WORKING above this CPU % (of one core)
 //! requests_log = "request .* handled" # spawn: each output line matching counts one request
+//! metrics_url = "http://127.0.0.1:910$TEND_SLOT/metrics"  # spawn: scrape the worker's own Prometheus page
+//! requests_metric = "demo_requests_total"  # with metrics_url: the counter of handled requests
 //! stop_grace = "5s"                  # SIGTERM -> SIGKILL grace (default 5s)
 //! stale_after = "30s"                # no sample this long -> TIMEOUT (default 3 intervals, at least 5s)
 //! task_timeout = "10m"               # WORKING longer than this -> TIMEOUT
@@ -50,6 +52,16 @@
 //! recycle = true                     # recycle the worker when it fires (worker scope only)
 //! flap_max = 4                       # with flap_window (default 10m)
 //! channels = ["desktop"]
+//!
+//! [[webhook]]                       # optional, any number
+//! name = "orchestrator"              # unique, [A-Za-z0-9_.-]+; rules name it in `channels`
+//! url = "http://127.0.0.1:9000/tend" # http:// only in this build
+//! events = ["firing", "resolved", "recycle_started", "recycled"]   # these defaults
+//! global = true                      # true (default): every rule's alerts and every recycle;
+//!                                    #   false: only alerts of rules whose `channels` name it
+//! retries = 5                        # after the first attempt (default 5), backoff doubling from
+//! backoff = "500ms"                  #   `backoff` (default 500ms) up to 30s
+//! timeout = "5s"                     # per attempt (default 5s)
 //!
 //! [[pool]]
 //! name = "legacy"
@@ -135,7 +147,31 @@ pub struct Config {
     pub store: StoreConfig,
     /// In file order.
     pub pools: Vec<PoolConfig>,
+    /// `[[webhook]]` sections, in file order.
+    pub webhooks: Vec<WebhookConfig>,
 }
+
+/// Where alert and recycle notifications are POSTed as JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookConfig {
+    pub name: String,
+    /// An `http://` URL.
+    pub url: String,
+    /// Which notifications: `firing`, `resolved`, `recycle_started`, `recycled`.
+    pub events: Vec<String>,
+    /// Every rule and recycle (true), or only alerts of rules whose `channels` name this webhook.
+    pub global: bool,
+    /// Attempts after the first one that failed.
+    pub retries: u32,
+    /// Wait before the first retry; doubled after each one, at most 30 s.
+    pub backoff: Duration,
+    pub timeout: Duration,
+}
+
+/// The notifications a webhook can receive.
+pub const WEBHOOK_EVENTS: &[&str] = &["firing", "resolved", "recycle_started", "recycled"];
+/// The channel name that means desktop notifications (not a webhook).
+pub const DESKTOP_CHANNEL: &str = "desktop";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
@@ -205,6 +241,10 @@ pub struct PoolConfig {
     pub recycle: RecycleConfig,
     /// In file order.
     pub rules: Vec<RuleConfig>,
+    /// Spawn pools: the worker's own Prometheus page; `$TEND_SLOT` is replaced by the slot number.
+    pub metrics_url: Option<String>,
+    /// With `metrics_url`: the counter whose value is the worker's request count.
+    pub requests_metric: Option<String>,
 }
 
 impl PoolConfig {
@@ -836,10 +876,24 @@ struct RawPool {
     pids: S<Vec<Spanned<i64>>>,
     labels: S<BTreeMap<String, String>>,
     docker_host: S<String>,
+    metrics_url: S<String>,
+    requests_metric: S<String>,
     /// Taken out of the table and checked rule by rule before the pool is deserialized; declared so
     /// that it is listed among the expected keys.
     #[serde(rename = "rule")]
     _rule: Option<de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    name: S<String>,
+    url: S<String>,
+    events: S<Vec<Spanned<String>>>,
+    global: Option<bool>,
+    retries: S<i64>,
+    backoff: S<DurationValue>,
+    timeout: S<DurationValue>,
 }
 
 #[derive(Deserialize)]
@@ -942,6 +996,8 @@ struct Checker<'a> {
     keys: Vec<(String, Range<usize>)>,
     /// (byte offset, message), located when the error is built.
     problems: Vec<(usize, String)>,
+    /// Every rule's `channels` entry (name, span, context), checked against the webhooks at the end.
+    channel_refs: Vec<(String, Range<usize>, String)>,
 }
 
 impl<'a> Checker<'a> {
@@ -950,7 +1006,14 @@ impl<'a> Checker<'a> {
         if let Some(root) = root {
             collect_keys(root, &mut keys);
         }
-        Checker { text, origin, check_programs: options.check_programs, keys, problems: Vec::new() }
+        Checker {
+            text,
+            origin,
+            check_programs: options.check_programs,
+            keys,
+            problems: Vec::new(),
+            channel_refs: Vec::new(),
+        }
     }
 
     fn into_error(mut self) -> ConfigError {
@@ -1005,6 +1068,7 @@ impl<'a> Checker<'a> {
             server: ServerConfig::default(),
             store: StoreConfig::default(),
             pools: Vec::new(),
+            webhooks: Vec::new(),
         };
         for (key, value) in root {
             match key.get_ref().as_ref() {
@@ -1019,14 +1083,131 @@ impl<'a> Checker<'a> {
                     }
                 }
                 "pool" => config.pools = self.pools(value),
+                "webhook" => config.webhooks = self.webhooks(value),
                 other => self.at(
                     key.span(),
                     "",
-                    format!("unknown key \"{other}\", expected one of: server, store, pool"),
+                    format!("unknown key \"{other}\", expected one of: server, store, pool, webhook"),
                 ),
             }
         }
+        // A rule's channel is a webhook's name or the desktop.
+        for (name, span, ctx) in std::mem::take(&mut self.channel_refs) {
+            if name != DESKTOP_CHANNEL
+                && !name.trim().is_empty()
+                && !config.webhooks.iter().any(|w| w.name == name)
+            {
+                let known: Vec<&str> = std::iter::once(DESKTOP_CHANNEL)
+                    .chain(config.webhooks.iter().map(|w| w.name.as_str()))
+                    .collect();
+                self.at(
+                    span,
+                    &ctx,
+                    format!(
+                        "unknown channel \"{name}\": use one of {} (a [[webhook]] name)",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
         config
+    }
+
+    fn webhooks(&mut self, value: Spanned<DeValue<'_>>) -> Vec<WebhookConfig> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.at(span, "", "`webhook` must be an array of tables: write each webhook as [[webhook]]");
+            return Vec::new();
+        };
+        let mut out: Vec<(WebhookConfig, Range<usize>)> = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let header = item.span();
+            let ctx = match item.get_ref().get("name").and_then(|v| v.get_ref().as_str()) {
+                Some(name) => format!("webhook \"{name}\": "),
+                None => format!("webhook #{}: ", index + 1),
+            };
+            let Some(raw) = self.de::<RawWebhook>(item, &ctx) else { continue };
+            let name_span = raw.name.as_ref().map_or(header.clone(), |n| n.span());
+            let name = match &raw.name {
+                Some(n) => {
+                    self.check_name(n, "webhook", &ctx);
+                    if n.get_ref() == DESKTOP_CHANNEL {
+                        self.at(n.span(), &ctx, "the name \"desktop\" is reserved for desktop notifications");
+                    }
+                    n.get_ref().clone()
+                }
+                None => {
+                    self.at(header.clone(), &ctx, "missing key \"name\"");
+                    String::new()
+                }
+            };
+            let url = match &raw.url {
+                Some(u) => {
+                    let v = u.get_ref();
+                    if v.starts_with("https://") {
+                        self.at(
+                            u.span(),
+                            &ctx,
+                            "https webhooks are not supported by this build: use http://",
+                        );
+                    } else if !v.starts_with("http://") || v.len() <= "http://".len() {
+                        self.at(u.span(), &ctx, format!("invalid url \"{v}\": use http://host:port/path"));
+                    }
+                    v.clone()
+                }
+                None => {
+                    self.at(header.clone(), &ctx, "missing key \"url\"");
+                    String::new()
+                }
+            };
+            let events = match raw.events {
+                None => WEBHOOK_EVENTS.iter().map(|e| e.to_string()).collect(),
+                Some(list) => {
+                    let list_span = list.span();
+                    let list = list.into_inner();
+                    if list.is_empty() {
+                        self.at(list_span, &ctx, "`events` must not be empty (remove the webhook instead)");
+                    }
+                    for e in &list {
+                        if !WEBHOOK_EVENTS.contains(&e.get_ref().as_str()) {
+                            self.at(
+                                e.span(),
+                                &ctx,
+                                format!(
+                                    "unknown event \"{}\", expected one of: {}",
+                                    e.get_ref(),
+                                    WEBHOOK_EVENTS.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                    list.into_iter().map(Spanned::into_inner).collect()
+                }
+            };
+            let webhook = WebhookConfig {
+                name,
+                url,
+                events,
+                global: raw.global.unwrap_or(true),
+                retries: self.int(raw.retries, "retries", &ctx, 0, 100).unwrap_or(5),
+                backoff: self
+                    .duration(raw.backoff, "backoff", &ctx, Zero::Refused)
+                    .unwrap_or(Duration::from_millis(500)),
+                timeout: self
+                    .duration(raw.timeout, "timeout", &ctx, Zero::Refused)
+                    .unwrap_or(Duration::from_secs(5)),
+            };
+            if let Some((_, first)) = out.iter().find(|(w, _)| w.name == webhook.name && !w.name.is_empty()) {
+                let line = locate(self.text, first.start).line;
+                self.at(
+                    name_span.clone(),
+                    &ctx,
+                    format!("duplicate webhook name (first defined on line {line})"),
+                );
+            }
+            out.push((webhook, name_span));
+        }
+        out.into_iter().map(|(w, _)| w).collect()
     }
 
     fn server(&mut self, raw: RawServer) -> ServerConfig {
@@ -1146,6 +1327,8 @@ impl<'a> Checker<'a> {
             ("pids", raw.pids.as_ref().map(|v| v.span()), &["attach"]),
             ("labels", raw.labels.as_ref().map(|v| v.span()), &["docker"]),
             ("docker_host", raw.docker_host.as_ref().map(|v| v.span()), &["docker"]),
+            ("metrics_url", raw.metrics_url.as_ref().map(|v| v.span()), spawn_only),
+            ("requests_metric", raw.requests_metric.as_ref().map(|v| v.span()), spawn_only),
         ];
         for (key, span, sources) in owners {
             if let Some(span) = span
@@ -1215,6 +1398,23 @@ impl<'a> Checker<'a> {
             Some(r) => self.recycle(r.into_inner(), ctx),
             None => RecycleConfig::default(),
         };
+        let metrics_url = raw.metrics_url.map(|u| {
+            let v = u.get_ref();
+            if !v.starts_with("http://") || v.len() <= "http://".len() {
+                self.at(u.span(), ctx, format!("invalid metrics_url \"{v}\": use http://host:port/metrics"));
+            }
+            u.into_inner()
+        });
+        let requests_metric = raw.requests_metric.map(|m| {
+            if metrics_url.is_none() {
+                self.at(m.span(), ctx, "`requests_metric` needs `metrics_url`");
+            }
+            let v = m.get_ref();
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                self.at(m.span(), ctx, format!("invalid metric name \"{v}\""));
+            }
+            m.into_inner()
+        });
 
         let pool = PoolConfig {
             name,
@@ -1230,6 +1430,8 @@ impl<'a> Checker<'a> {
             task_timeout,
             recycle,
             rules: Vec::new(),
+            metrics_url,
+            requests_metric,
         };
         Some((pool, name_span))
     }
@@ -1559,6 +1761,7 @@ impl<'a> Checker<'a> {
             if c.get_ref().trim().is_empty() {
                 self.at(c.span(), ctx, "a channel name must not be empty");
             }
+            self.channel_refs.push((c.get_ref().clone(), c.span(), ctx.to_owned()));
             channels.push(c.into_inner());
         }
 

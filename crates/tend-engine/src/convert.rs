@@ -33,6 +33,8 @@ pub struct PoolRuntime {
     pub discover_every: Duration,
     /// What the pool's monitoring profile reads beyond CPU and memory.
     pub fields: Fields,
+    /// The worker's own Prometheus page, scraped each interval off the engine task.
+    pub scrape: Option<crate::scrape::ScrapeConfig>,
 }
 
 /// Per-pool runtime settings by pool name.
@@ -111,6 +113,10 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
             disk_io: p.profile.collects(MetricGroup::Io),
             fds: p.profile.collects(MetricGroup::Fds),
         },
+        scrape: p.metrics_url.as_ref().map(|url| crate::scrape::ScrapeConfig {
+            url: url.clone(),
+            requests_metric: p.requests_metric.clone(),
+        }),
     })
 }
 

@@ -41,6 +41,13 @@ pub struct WorkerDto {
     pub held: Option<String>,
     pub last_event: Option<LastEvent>,
     pub last_sample_at: Option<Timestamp>,
+    /// Reported workers: the orchestrator's task id, container and labels from the registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -120,12 +127,13 @@ pub fn worker_dto(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDto {
         .max_by_key(|t| t.at)
         .map(|t| LastEvent { at: t.at, state: t.to, cause: t.cause.clone() });
     let errors = c.map(|c| c.errors).unwrap_or(0);
+    let reg = w.reports.registration.as_ref();
     WorkerDto {
         id: w.id.to_string(),
         pool: w.pool.clone(),
         source: w.source,
         slot: w.slot,
-        pid: c.and_then(|c| c.process).map(|p| p.pid),
+        pid: c.and_then(|c| c.process).map(|p| p.pid).or(reg.and_then(|r| r.pid)),
         process: c.and_then(|c| c.process),
         state: w.state(),
         incarnation: c.map(|c| c.n).unwrap_or(0),
@@ -145,6 +153,9 @@ pub fn worker_dto(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDto {
         held: w.held.clone().or_else(|| w.stopped.then(|| "stopped by operator".to_owned())),
         last_event,
         last_sample_at: c.and_then(|c| c.last_at),
+        task_id: reg.and_then(|r| r.task_id.clone()),
+        container: reg.and_then(|r| r.container.clone()),
+        labels: reg.map(|r| r.labels.clone()).unwrap_or_default(),
     }
 }
 

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use tend_collect::Sampler;
 use tend_core::event::Event;
-use tend_core::fleet::{Action, CommandError, Fleet, Input, Observed, Output};
+use tend_core::fleet::{Action, CommandError, Fleet, Input, Observed, Output, Report};
 use tend_core::model::{ProcessId, Source, WorkerId};
 use tend_core::recycle::RecycleReason;
 use tend_core::time::{Clock, Timestamp};
@@ -33,6 +33,8 @@ pub struct EngineView<'a> {
     pub now: Timestamp,
     pub events: &'a VecDeque<Event>,
     pub self_usage: &'a crate::dto::SelfUsage,
+    /// How long the last sampling sweep of each pool took.
+    pub collection: &'a HashMap<String, Duration>,
 }
 
 pub(crate) enum Msg {
@@ -42,6 +44,7 @@ pub(crate) enum Msg {
     Ack { rule: String, subject: String, reply: oneshot::Sender<bool> },
     Silence { rule: String, subject: String, until: Option<Timestamp>, reply: oneshot::Sender<bool> },
     Query(Query),
+    Report { report: Report, reply: oneshot::Sender<Result<(), CommandError>> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -64,6 +67,8 @@ pub(crate) struct Engine {
     self_id: Option<ProcessId>,
     self_usage: crate::dto::SelfUsage,
     next_self: Instant,
+    collection: HashMap<String, Duration>,
+    scraped: crate::scrape::ScrapeCache,
 }
 
 impl Engine {
@@ -98,6 +103,8 @@ impl Engine {
             self_id,
             self_usage: crate::dto::SelfUsage { cpu_percent: None, memory_bytes: None },
             next_self: now,
+            collection: HashMap::new(),
+            scraped: Default::default(),
         };
         (engine, tx)
     }
@@ -105,6 +112,7 @@ impl Engine {
     pub async fn run(mut self) {
         let now = self.clock.now();
         let out = self.fleet.start(now);
+        crate::scrape::start(&self.pools, self.tx.clone(), self.scraped.clone());
         self.dispatch(out);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -182,9 +190,18 @@ impl Engine {
                 let _ = reply.send(r.map(|out| self.dispatch(out)).is_some());
             }
             Msg::Query(q) => {
-                let view =
-                    EngineView { fleet: &self.fleet, now, events: &self.log, self_usage: &self.self_usage };
+                let view = EngineView {
+                    fleet: &self.fleet,
+                    now,
+                    events: &self.log,
+                    self_usage: &self.self_usage,
+                    collection: &self.collection,
+                };
                 q(&view);
+            }
+            Msg::Report { report, reply } => {
+                let r = self.fleet.report(report, now);
+                let _ = reply.send(r.map(|out| self.dispatch(out)));
             }
             Msg::Shutdown { .. } => {}
         }
@@ -249,20 +266,30 @@ impl Engine {
         let pids: Vec<ProcessId> = list.iter().map(|(_, _, p)| *p).collect();
         let started = Instant::now();
         let results = sampler.sample(&pids);
-        debug!(pool, workers = pids.len(), micros = started.elapsed().as_micros() as u64, "sweep");
+        let took = started.elapsed();
+        debug!(pool, workers = pids.len(), micros = took.as_micros() as u64, "sweep");
+        self.collection.insert(pool.to_owned(), took);
         let mut readings = Vec::with_capacity(results.len());
         let mut gone = Vec::new();
         let attached = rt.spec.kind.source() != Source::Spawned;
         for ((worker, n, _), (_, result)) in list.into_iter().zip(results) {
             match result {
-                Ok(metrics) => {
+                Ok(mut metrics) => {
                     let c = self.counters.get(&(worker.clone(), n));
+                    let mut requests = c.and_then(|c| c.requests());
+                    // The worker's own /metrics page, scraped by another task since the last sweep.
+                    if rt.scrape.is_some()
+                        && let Some(s) = crate::scrape::take_latest(&self.scraped, &worker, n)
+                    {
+                        metrics.custom.extend(s.custom);
+                        requests = s.requests.or(requests);
+                    }
                     readings.push(Observed {
                         worker,
                         incarnation: n,
                         metrics,
                         log_lines: c.map(|c| c.lines()),
-                        requests: c.and_then(|c| c.requests()),
+                        requests,
                     });
                 }
                 // Our own children report their exit through wait(); only strangers vanish.

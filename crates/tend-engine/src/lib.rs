@@ -10,6 +10,8 @@ pub mod config;
 pub mod convert;
 pub mod dto;
 pub mod engine;
+pub mod scrape;
 mod supervisor;
+pub mod webhooks;
 
 pub use app::{App, AppError, AppOptions};

@@ -22,6 +22,13 @@ use tend_core::fleet::CommandError;
 use tend_core::time::Timestamp;
 use tend_engine::{App, AppError};
 
+mod metrics;
+pub mod openapi;
+mod reports;
+
+/// Largest request body accepted; larger ones are answered 413. Reports are a few hundred bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
 #[derive(Clone)]
 struct Ctx {
     app: App,
@@ -44,10 +51,18 @@ pub fn router(app: App, token: Option<String>) -> Router {
         .route("/alerts/ack", post(ack))
         .route("/alerts/silence", post(silence))
         .route("/events", get(events))
+        .merge(reports::routes())
+        .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(ctx.clone(), auth))
+        .with_state(ctx.clone());
+    // Scraped by Prometheus: outside /api/v1 by convention, behind the same token when one is set.
+    let exposition = Router::new()
+        .route("/metrics", get(prometheus_metrics))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .with_state(ctx);
-    Router::new().nest("/api/v1", api).fallback(not_found)
+    Router::new().nest("/api/v1", api).merge(exposition).fallback(not_found)
 }
 
 /// Bind and serve until `shutdown` resolves. Returns the bound address through `bound` first.
@@ -76,17 +91,23 @@ struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Machine-readable details beside code and message (e.g. `allowed` states).
+    extra: Option<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), extra: None }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let (Some((k, v)), Some(obj)) = (self.extra, error.as_object_mut()) {
+            obj.insert(k.to_owned(), v);
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
 
@@ -104,9 +125,20 @@ impl From<AppError> for ApiError {
                 CommandError::ShuttingDown => {
                     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", c.to_string())
                 }
-                CommandError::Transition(_) => {
-                    ApiError::new(StatusCode::CONFLICT, "invalid_transition", c.to_string())
+                CommandError::Transition(t) => ApiError {
+                    extra: Some(("allowed", json!(t.allowed))),
+                    ..ApiError::new(StatusCode::CONFLICT, "invalid_transition", c.to_string())
+                },
+                CommandError::UnknownPool(_) => {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", c.to_string())
                 }
+                CommandError::NotReportedPool(..) | CommandError::NotReported(..) => {
+                    ApiError::new(StatusCode::CONFLICT, "not_reported", c.to_string())
+                }
+                CommandError::AlreadyRegistered(..) => {
+                    ApiError::new(StatusCode::CONFLICT, "already_registered", c.to_string())
+                }
+                CommandError::Ended(_) => ApiError::new(StatusCode::CONFLICT, "ended", c.to_string()),
             },
         }
     }
@@ -211,6 +243,29 @@ struct SilenceBody {
     minutes: f64,
 }
 
+/// The body, or 413 (too large) / 400 (unreadable) in the API's error shape.
+fn body(
+    raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<axum::body::Bytes> {
+    raw.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("request body larger than {MAX_BODY} bytes"),
+            )
+        } else {
+            ApiError::new(e.status(), "bad_request", e.body_text())
+        }
+    })
+}
+
+async fn prometheus_metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> ApiResult<Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (content_type, page) = metrics::render(&ctx.app, accept).await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], page).into_response())
+}
+
 /// Parse a JSON body, naming the field at fault: `field "rule": invalid type: integer, expected a string`.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     let de = &mut serde_json::Deserializer::from_slice(body);
@@ -225,8 +280,11 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     })
 }
 
-async fn ack(State(ctx): State<Ctx>, body: axum::body::Bytes) -> ApiResult<Response> {
-    let r: AlertRef = json_body(&body)?;
+async fn ack(
+    State(ctx): State<Ctx>,
+    raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let r: AlertRef = json_body(&body(raw)?)?;
     if ctx.app.acknowledge(&r.rule, &r.subject).await? {
         Ok(Json(json!({"rule": r.rule, "subject": r.subject, "acknowledged": true})).into_response())
     } else {
@@ -238,8 +296,11 @@ async fn ack(State(ctx): State<Ctx>, body: axum::body::Bytes) -> ApiResult<Respo
     }
 }
 
-async fn silence(State(ctx): State<Ctx>, body: axum::body::Bytes) -> ApiResult<Response> {
-    let r: SilenceBody = json_body(&body)?;
+async fn silence(
+    State(ctx): State<Ctx>,
+    raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let r: SilenceBody = json_body(&body(raw)?)?;
     if !r.minutes.is_finite() || r.minutes < 0.0 || r.minutes > 60.0 * 24.0 * 365.0 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -24,12 +24,12 @@ fn unknown_keys() {
         [
             "tend.toml:5:1: pool \"api\": unknown key \"sise\", expected one of: name, source, command, env, cwd, \
              size, restart, profile, interval, readiness, busy_cpu_percent, stop_grace, stale_after, \
-             task_timeout, recycle, cmdline, process_name, pids, labels, docker_host, rule"
+             task_timeout, recycle, cmdline, process_name, pids, labels, docker_host, metrics_url, requests_metric, rule"
         ]
     );
     assert_eq!(
         problems("[servr]\nlisten = \"127.0.0.1:1\"\n"),
-        ["tend.toml:1:2: unknown key \"servr\", expected one of: server, store, pool"]
+        ["tend.toml:1:2: unknown key \"servr\", expected one of: server, store, pool, webhook"]
     );
     assert_eq!(
         problems("[server]\nport = 1\n"),
