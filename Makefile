@@ -2,7 +2,7 @@
 # the Rust toolchain: `setup` installs the rest.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := python3 procps
+APT_PACKAGES := python3 procps prometheus
 
 .PHONY: setup demo test check lint unit e2e bench
 

@@ -4,11 +4,15 @@
 
 mod harness;
 
+mod api_guard;
 mod attach;
 mod bad_input;
 mod demo;
 mod lifecycle;
+mod prometheus;
 mod readiness;
 mod recycle;
+mod reports;
 mod rules;
 mod shutdown;
+mod webhooks;

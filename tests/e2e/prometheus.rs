@@ -1,0 +1,145 @@
+//! Prometheus both ways, with the real programs: Tend scrapes a demo worker's own `/metrics` (request
+//! counter and custom gauge), its own `/metrics` passes `promtool check metrics`, and a real Prometheus
+//! (Debian's `prometheus`, on loopback, storage in a temp dir) scrapes Tend and answers a query for a
+//! Tend series through its HTTP API.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills the child on drop, so a failed assertion does not leave Prometheus running.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Percent-encoding of a query parameter value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        pause(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn tend_scrapes_workers_passes_promtool_and_is_scraped_by_prometheus() {
+    let worker_port = free_port();
+    let tend = Tend::start(&format!(
+        r#"
+[[pool]]
+name = "web"
+command = ["$TEND_EXE", "demo-worker", "--port", "{worker_port}", "--requests-per-sec", "20", "--base-mb", "8"]
+size = 1
+profile = "intensive"
+readiness = {{ tcp_port = {worker_port} }}
+metrics_url = "http://127.0.0.1:{worker_port}/metrics"
+requests_metric = "demo_requests_total"
+"#
+    ));
+    // Tend reads the worker's own page: its request counter and its custom gauge.
+    let w = tend.wait_for(30, "requests and a custom metric scraped from web-0", |t| {
+        let w = t.worker("web-0");
+        let scraped = w["recent_samples"].as_array()?.iter().any(|s| {
+            s["metrics"]["custom"]["demo_memory_bytes"].as_f64().is_some_and(|v| v >= 8.0 * 1048576.0)
+        });
+        (scraped && w["requests"].as_u64()? > 0).then_some(w)
+    });
+    assert_eq!(w["state"], "WORKING", "rising requests mark it busy: {w}");
+    let custom = &w["recent_samples"].as_array().unwrap().last().unwrap()["metrics"]["custom"];
+    assert!(
+        custom.get("demo_requests_total").is_none(),
+        "the request counter is not kept as custom: {custom}"
+    );
+
+    // promtool accepts Tend's page.
+    let page = reqwest::blocking::get(tend.url("/metrics")).unwrap().text().unwrap();
+    assert!(
+        page.contains(r#"tend_worker_custom{pool="web",worker="web-0",metric="demo_memory_bytes"}"#),
+        "{page}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; `make setup` installs it)");
+    promtool.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\npage:\n{page}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A real Prometheus scrapes Tend every second.
+    let dir = tempfile::tempdir().unwrap();
+    let target = tend.base.trim_start_matches("http://").to_owned();
+    let config = write_file(
+        &dir,
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: tend\n    \
+             metrics_path: /metrics\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    );
+    let prom_port = free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus (Debian package prometheus; `make setup` installs it)");
+    let _guard = Guard(child);
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let query = |q: &str| -> Option<Vec<Value>> {
+        let url = format!("http://127.0.0.1:{prom_port}/api/v1/query?query={}", encode(q));
+        let r = http.get(url).send().ok()?;
+        let v: Value = r.json().ok()?;
+        (v["status"] == "success").then(|| v["data"]["result"].as_array().cloned().unwrap_or_default())
+    };
+    let result = wait_until(90, "Prometheus to return Tend's series", || {
+        let r = query(r#"tend_worker_requests_total{pool="web",worker="web-0"}"#)?;
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(result[0]["metric"]["job"], "tend");
+    let value: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(value > 0.0, "{result:?}");
+    let up = query(r#"up{job="tend"}"#).unwrap();
+    assert_eq!(up[0]["value"][1], "1", "the scrape itself succeeded: {up:?}");
+    let state = wait_until(30, "the state gauge in Prometheus", || {
+        let r = query(r#"tend_worker_state{worker="web-0",state="WORKING"}"#)?;
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(state[0]["value"][1], "1");
+}
