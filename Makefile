@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 APT_PACKAGES := python3 procps prometheus
 
-.PHONY: setup demo test check lint unit e2e bench
+.PHONY: setup demo test check lint unit e2e bench bench-smoke
 
 ## Install what the build and the tests need (idempotent; apt only when something is missing).
 setup:
@@ -21,7 +21,7 @@ demo: setup
 	$(CARGO) run --release --bin tend -- serve
 
 ## Set up and pass every check and test.
-test: setup lint unit
+test: setup lint unit bench-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -29,3 +29,20 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --no-fail-fast
+
+## Benchmarks (never part of the tests' pass/fail; ~6 min on 2 cores, run it on a quiet machine):
+## release build, then the table, printed and written into docs/PERFORMANCE.md. Glances, the peer,
+## is installed from PyPI into target/bench/glances-venv on first use (needs python3-venv).
+bench: setup
+	@dpkg -s python3-venv >/dev/null 2>&1 || python3 -c 'import ensurepip' 2>/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv || echo "no python3-venv: Glances will be skipped"; }
+	$(CARGO) build --release -p tend -p tend-bench
+	./target/release/tend-bench --write docs/PERFORMANCE.md
+
+## The bench with tiny sizes (N=10-20, 3 s windows, 3 trials, no peers): checks that it still runs
+## (~35 s, debug build). Its table goes to target/bench/smoke.md and is shown only when a section fails.
+bench-smoke:
+	$(CARGO) build -p tend -p tend-bench
+	@mkdir -p target/bench
+	./target/debug/tend-bench --smoke > target/bench/smoke.md || { cat target/bench/smoke.md; exit 1; }

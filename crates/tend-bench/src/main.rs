@@ -1,0 +1,177 @@
+//! `tend-bench`: Tend's benchmark suite (`make bench`, issue 7). It measures what the brief's §11
+//! targets name — the collection sweep against the physical floor and `sysinfo`, the whole process's
+//! CPU and memory against Glances, the reaction to a memory breach, the API at 1000 workers — prints
+//! one Markdown table and writes it into `docs/PERFORMANCE.md`.
+//!
+//! It is never part of the tests' pass/fail: it reports numbers and says which targets they meet;
+//! it fails only when it cannot run. Everything it starts (sleepers, `tend serve`, peers) is killed
+//! when it ends, also when it fails or is killed itself (`PR_SET_PDEATHSIG`). Only loopback traffic.
+
+mod children;
+mod http;
+mod os;
+mod overhead;
+mod peers;
+mod reaction;
+mod report;
+mod scale;
+mod stats;
+mod store;
+mod sweep;
+mod tend;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+
+/// Run Tend's benchmarks and print (and optionally write) the table.
+#[derive(Parser, Debug)]
+#[command(name = "tend-bench")]
+struct Cli {
+    /// Tiny sizes and short windows, no peers: checks that the bench still runs (CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Write the table between the markers of this Markdown file.
+    #[arg(long, value_name = "FILE")]
+    write: Option<PathBuf>,
+    /// Only these sections (default: all).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Part>,
+    /// The `tend` binary to measure (default: next to this one).
+    #[arg(long)]
+    tend: Option<PathBuf>,
+    /// Do not install or run peers (Glances).
+    #[arg(long)]
+    no_peers: bool,
+    /// Length of the overhead window in seconds (default 60; 3 with --smoke).
+    #[arg(long)]
+    overhead_secs: Option<u64>,
+    /// Where the bench keeps its virtualenv and scratch files.
+    #[arg(long, default_value = "target/bench")]
+    work_dir: PathBuf,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Part {
+    Sweep,
+    Overhead,
+    Reaction,
+    Scale,
+    Store,
+}
+
+/// The sizes of one run.
+#[derive(Debug)]
+pub struct Plan {
+    pub sizes: Vec<usize>,
+    pub rounds: usize,
+    pub overhead_n: usize,
+    pub overhead_secs: u64,
+    pub warmup_secs: u64,
+    pub block_secs: u64,
+    pub peers: bool,
+    pub trials: usize,
+    pub scale_n: usize,
+    pub quiet_secs: u64,
+    pub requests: usize,
+    pub clients: usize,
+    pub load_secs: u64,
+}
+
+impl Plan {
+    fn new(cli: &Cli) -> Plan {
+        if cli.smoke {
+            Plan {
+                sizes: vec![10],
+                rounds: 5,
+                overhead_n: 10,
+                overhead_secs: cli.overhead_secs.unwrap_or(3),
+                warmup_secs: 1,
+                block_secs: 1,
+                peers: false,
+                trials: 3,
+                scale_n: 20,
+                quiet_secs: 2,
+                requests: 20,
+                clients: 2,
+                load_secs: 1,
+            }
+        } else {
+            Plan {
+                sizes: vec![100, 1000],
+                rounds: 31,
+                overhead_n: 50,
+                overhead_secs: cli.overhead_secs.unwrap_or(60),
+                warmup_secs: 10,
+                block_secs: 10,
+                peers: !cli.no_peers,
+                trials: 20,
+                scale_n: 1000,
+                quiet_secs: 10,
+                requests: 200,
+                clients: 2,
+                load_secs: 5,
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("sleeper") {
+        children::sleep_forever();
+    }
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tend-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let plan = Plan::new(&cli);
+    let tend = match &cli.tend {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("tend"),
+    };
+    anyhow::ensure!(tend.exists(), "no tend binary at {} (build it, or pass --tend)", tend.display());
+    let root = std::env::current_dir().context("current directory")?;
+    let command = if cli.smoke { "make bench-smoke" } else { "make bench" };
+    let mut report = report::Report::new(os::Machine::read(), command.to_owned());
+    let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
+    let started = std::time::Instant::now();
+    type Step<'a> = (Part, &'a str, Box<dyn Fn(&mut report::Report) -> anyhow::Result<()> + 'a>);
+    let steps: Vec<Step<'_>> = vec![
+        (Part::Sweep, "1. Collection sweep", Box::new(|r| sweep::run(&plan, r))),
+        (
+            Part::Overhead,
+            "2. Whole-process overhead",
+            Box::new(|r| overhead::run(&plan, &tend, &cli.work_dir, r)),
+        ),
+        (Part::Reaction, "3. Reaction time", Box::new(|r| reaction::run(&plan, &tend, r))),
+        (Part::Scale, "4. Scale", Box::new(|r| scale::run(&plan, &tend, r))),
+        (Part::Store, "5. Ingest and CSV export", Box::new(|r| store::run(&root, cli.smoke, r))),
+    ];
+    let mut failures = 0;
+    for (_, title, step) in steps.into_iter().filter(|(p, _, _)| wants(*p)) {
+        eprintln!("tend-bench: {title} ({:.0} s so far)", started.elapsed().as_secs_f64());
+        if let Err(e) = step(&mut report) {
+            eprintln!("tend-bench: {title} failed: {e:#}");
+            report.failed(title, &e);
+            failures += 1;
+        }
+    }
+    let text = report.markdown();
+    println!("{text}");
+    if let Some(path) = &cli.write {
+        report.write_into(path)?;
+        eprintln!("tend-bench: wrote {}", path.display());
+    }
+    eprintln!("tend-bench: done in {:.0} s", started.elapsed().as_secs_f64());
+    anyhow::ensure!(failures == 0, "{failures} section(s) did not complete (see the table)");
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Section 4, scale: Tend attached to N (1000) sleeping processes at 1 Hz. Measured: how long until
+//! all are READY and the event rate of that burst; the engine's own sweep time (its debug log);
+//! latency and throughput of `GET /metrics` when the server has it, and of `GET /api/v1/workers`;
+//! Tend's CPU with N watched; and the event burst when all N vanish at once. Every request goes to
+//! 127.0.0.1, in bounded loops.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::children::Sleepers;
+use crate::http::Http;
+use crate::report::{Check, Report, Section};
+use crate::stats::Summary;
+use crate::tend::TendProc;
+use crate::{Plan, os};
+
+pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<()> {
+    let n = plan.scale_n;
+    let mut section = Section::new("4. Scale", &["measure", "value", "spread / detail"]);
+    let mut sleepers = Sleepers::spawn(n, &format!("scale-{}", std::process::id()))?;
+    let config = format!(
+        "[[pool]]\nname = \"many\"\nsource = \"attach\"\ncmdline = \"{}\"\nprofile = \"intensive\"\n",
+        sleepers.cmdline_regex()
+    );
+    let mut tend = TendProc::start(tend_exe, "scale", &config, true, "info,tend_engine=debug")?;
+    let ready_after = tend.wait_ready(n, 120)?;
+    let evs = tend.events();
+    let ready_rx: Vec<i64> = evs.iter().filter(|e| e.event["to"] == "READY").map(|e| e.rx_ms).collect();
+    let first_rx = evs.first().map_or(0, |e| e.rx_ms);
+    section.row(vec![
+        format!("{n} processes attached: start → all READY"),
+        format!("{:.1} s", ready_after.as_secs_f64()),
+        format!(
+            "{} events in {} ms from the first to the last READY",
+            evs.len(),
+            ready_rx.last().map_or(0, |l| l - first_rx)
+        ),
+    ]);
+
+    // Tend's CPU and its own sweep timings with N watched and nobody asking anything.
+    let quiet = plan.quiet_secs;
+    let before = tend.stderr_lines("sweep").len();
+    let t0 = (Instant::now(), os::cpu_ticks(tend.pid)?);
+    os::pause(Duration::from_secs(quiet));
+    let cpu =
+        (os::cpu_ticks(tend.pid)? - t0.1) as f64 / os::clock_ticks() as f64 / t0.0.elapsed().as_secs_f64()
+            * 100.0;
+    let rss = os::status_bytes(tend.pid, "VmRSS")? as f64 / 1024.0 / 1024.0;
+    let sweeps: Vec<f64> = tend.stderr_lines("sweep")[before..]
+        .iter()
+        .filter(|l| l.contains(&format!("workers={n}")))
+        .filter_map(|l| l.split("micros=").nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
+        .collect();
+    section.row(vec![
+        format!("tend serve CPU with {n} attached at 1 Hz"),
+        format!("{cpu:.2}% of one core"),
+        format!("over {quiet} s; RSS {rss:.1} MiB; includes the discovery scan of /proc every second"),
+    ]);
+    if let Some(s) = Summary::of(&sweeps) {
+        section.row(vec![
+            format!("engine sweep of {n} (its debug log)"),
+            format!("{:.2} ms median", s.median / 1000.0),
+            format!("p10–p90 {:.2}–{:.2} ms, {} sweeps", s.p10 / 1000.0, s.p90 / 1000.0, s.n),
+        ]);
+        report.check(Check::new(
+            format!("engine sweep of {n} attached, in `tend serve`"),
+            "< 5 ms per 1000",
+            format!("{:.2} ms median (p90 {:.2})", s.median / 1000.0, s.p90 / 1000.0),
+            Some(s.median / 1000.0 * 1000.0 / n as f64 <= 5.0),
+        ));
+    }
+
+    // The endpoints, sequential latency then throughput on parallel connections.
+    let mut http = tend.http()?;
+    let metrics_path = ["/metrics", "/api/v1/metrics"]
+        .into_iter()
+        .find(|p| http.get(p).is_ok_and(|r| r.status == 200 && r.body.starts_with(b"#")));
+    let mut paths = vec!["/api/v1/workers".to_owned()];
+    match &metrics_path {
+        Some(p) => paths.insert(0, (*p).to_owned()),
+        None => section.note(
+            "`GET /metrics` does not exist in this build yet (the integration API is in progress): \
+             `GET /api/v1/workers` stands in for it.",
+        ),
+    }
+    for path in &paths {
+        let (lat, size) = latency(&mut http, path, plan.requests)?;
+        let rps = throughput(&tend.base, path, plan.clients, Duration::from_secs(plan.load_secs))?;
+        section.row(vec![
+            format!("`GET {path}` with {n} workers, sequential"),
+            format!("{:.2} ms p50", lat.median),
+            format!(
+                "p90 {:.2} ms, max {:.2} ms over {} requests; {:.0} KiB",
+                lat.p90,
+                lat.max,
+                lat.n,
+                size as f64 / 1024.0
+            ),
+        ]);
+        section.row(vec![
+            format!("`GET {path}` throughput, {} connections", plan.clients),
+            format!("{rps:.0} req/s"),
+            format!("{} s, keep-alive", plan.load_secs),
+        ]);
+        if path.ends_with("metrics") {
+            report.check(Check::new(
+                format!("`/metrics` with {n} workers"),
+                "< 50 ms",
+                format!("p50 {:.2} ms, p90 {:.2} ms", lat.median, lat.p90),
+                Some(lat.median < 50.0),
+            ));
+        }
+    }
+    if metrics_path.is_none() {
+        report.check(Check::new(
+            format!("`/metrics` with {n} workers"),
+            "< 50 ms",
+            "not measurable yet: no `/metrics` endpoint in this build",
+            None,
+        ));
+    }
+    section.note(
+        "Reported workers (`source = \"reported\"`, API reports/s): the report endpoints are being added by \
+         the integration API work; not measured yet.",
+    );
+
+    // All N vanish at once: the burst of events that follows.
+    let mut cursor = tend.event_count();
+    let killed_ms = os::wall_ms();
+    sleepers.kill();
+    let mut rx = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last_new = Instant::now();
+    while Instant::now() < deadline && last_new.elapsed() < Duration::from_secs(3) {
+        let before = rx.len();
+        tend.each_new_event(&mut cursor, |e| rx.push(e.rx_ms));
+        if rx.len() > before {
+            last_new = Instant::now();
+        }
+        os::pause(Duration::from_millis(50));
+    }
+    if let (Some(first), Some(last)) = (rx.first(), rx.last()) {
+        let span = (last - first).max(1) as f64;
+        section.row(vec![
+            format!("all {n} processes killed at once: event burst"),
+            format!("{:.0} events/s", rx.len() as f64 / span * 1000.0),
+            format!(
+                "{} events over {span:.0} ms (first {} ms after the kill, last {} ms): detection waits for the next 1 s sweep",
+                rx.len(),
+                first - killed_ms,
+                last - killed_ms
+            ),
+        ]);
+    }
+    tend.stop();
+    report.push(section);
+    Ok(())
+}
+
+/// Sequential GETs on one connection after 5 warm-up requests: latency in ms and the body size.
+fn latency(http: &mut Http, path: &str, count: usize) -> anyhow::Result<(Summary, usize)> {
+    let mut size = 0;
+    for _ in 0..5 {
+        size = http.get(path)?.body.len();
+    }
+    let mut ms = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        let r = http.get(path)?;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(r.status == 200, "GET {path}: HTTP {}", r.status);
+    }
+    Ok((Summary::of(&ms).context("no requests")?, size))
+}
+
+/// Requests per second over `clients` keep-alive connections for `dur`.
+fn throughput(base: &str, path: &str, clients: usize, dur: Duration) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (base, path) = (base.to_owned(), path.to_owned());
+            std::thread::spawn(move || -> anyhow::Result<u64> {
+                let mut http = Http::new(&base)?;
+                let mut done = 0;
+                while start.elapsed() < dur {
+                    let r = http.get(&path)?;
+                    anyhow::ensure!(r.status == 200, "GET {path}: HTTP {}", r.status);
+                    done += 1;
+                }
+                Ok(done)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.join().map_err(|_| anyhow::anyhow!("a load thread panicked"))??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}

@@ -1,0 +1,53 @@
+//! Order statistics for repeated measurements: the bench reports medians and spread, never means,
+//! because the development machines are shared and noisy. Pure functions; no I/O.
+
+/// Median, spread and extremes of one series of measurements.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    pub n: usize,
+    pub min: f64,
+    pub p10: f64,
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+impl Summary {
+    /// `None` for an empty series. Percentiles are nearest-rank on the sorted values.
+    pub fn of(values: &[f64]) -> Option<Summary> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+        Some(Summary {
+            n: v.len(),
+            min: v[0],
+            p10: at(0.1),
+            median: at(0.5),
+            p90: at(0.9),
+            max: v[v.len() - 1],
+        })
+    }
+
+    /// "p10–p90" with `digits` decimals.
+    pub fn spread(&self, digits: usize) -> String {
+        format!("{:.digits$}–{:.digits$}", self.p10, self.p90)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_percentiles_are_nearest_rank() {
+        let s = Summary::of(&[5.0, 1.0, 3.0, 2.0, 4.0]).unwrap();
+        assert_eq!((s.min, s.median, s.max, s.n), (1.0, 3.0, 5.0, 5));
+        let s = Summary::of(&(0..=100).map(f64::from).collect::<Vec<_>>()).unwrap();
+        assert_eq!((s.p10, s.median, s.p90), (10.0, 50.0, 90.0));
+        assert_eq!(s.spread(0), "10–90");
+        assert_eq!(Summary::of(&[]), None);
+    }
+}
