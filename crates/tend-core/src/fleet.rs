@@ -1241,6 +1241,10 @@ impl Fleet {
             self.remove_worker(id, now);
             return;
         }
+        if w.source == Source::Reported && self.clean_abandoned(id, now) {
+            return;
+        }
+        let Some(w) = self.workers.get(id) else { return };
         let source = w.source;
         // Deadlines of every live incarnation.
         let mut timeouts: Vec<(u32, Role, String)> = Vec::new();

@@ -354,6 +354,20 @@ impl Fleet {
         self.on_samples(&pool, readings, now);
     }
 
+    /// A reported worker that ended (COMPLETED, FAILED, TIMEOUT, TERMINATED) and that its orchestrator
+    /// has not reported CLEANED within [`super::CLEANED_RETENTION`] is cleaned by Tend, so that it stops
+    /// being listed and its series leave `/metrics`. True when it was.
+    pub(super) fn clean_abandoned(&mut self, id: &WorkerId, now: Timestamp) -> bool {
+        let Some(c) = self.workers.get(id).and_then(|w| w.current.as_ref()) else { return false };
+        if !c.state().is_terminal() || now.since(c.lifecycle.since()) < super::CLEANED_RETENTION {
+            return false;
+        }
+        let n = c.n;
+        self.transition(id, n, State::Cleaned, "not reported cleaned: cleaned by Tend".to_owned(), now);
+        self.after_cleaned(id, n, Role::Current, now);
+        true
+    }
+
     pub(super) fn reported_recycle_in_flight(&mut self, id: &WorkerId, rec: RecycleInFlight) {
         if let Some(w) = self.workers.get_mut(id) {
             w.recycle = Some(rec);
@@ -665,6 +679,22 @@ mod tests {
         assert_eq!(pm.recycles_by_reason.get(&RecycleReason::Memory), Some(&1));
         // Removed after the retention of ended workers.
         let out = f.observe(super::super::Input::Tick, t(5000).plus(super::super::CLEANED_RETENTION));
+        assert_eq!(kinds(&out.events), vec!["worker_removed"]);
+    }
+
+    #[test]
+    fn an_ended_worker_the_orchestrator_forgets_to_clean_is_cleaned_then_removed() {
+        let mut f = fleet(vec![]);
+        f.report(reg("w1"), t(0)).unwrap();
+        f.report(state("w1", State::Failed), t(1000)).unwrap();
+        let retention = super::super::CLEANED_RETENTION;
+        let out =
+            f.observe(super::super::Input::Tick, t(1000).plus(retention).minus(Duration::from_millis(1)));
+        assert!(out.events.is_empty());
+        let out = f.observe(super::super::Input::Tick, t(1000).plus(retention));
+        assert_eq!(kinds(&out.events), vec!["state:CLEANED"]);
+        assert_eq!(f.pool_metrics("loom").unwrap().failed_workers, 1, "counted once cleaned");
+        let out = f.observe(super::super::Input::Tick, t(1000).plus(retention * 2));
         assert_eq!(kinds(&out.events), vec!["worker_removed"]);
     }
 
