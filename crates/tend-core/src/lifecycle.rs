@@ -149,7 +149,11 @@ impl Lifecycle {
         cause: impl Into<String>,
     ) -> Result<&Transition, TransitionError> {
         if !self.state.can_move_to(to) {
-            return Err(TransitionError { from: self.state, to, allowed: self.state.allowed_next().to_vec() });
+            return Err(TransitionError {
+                from: self.state,
+                to,
+                allowed: self.state.allowed_next().to_vec(),
+            });
         }
         let t = Transition { from: Some(self.state), to, at, cause: cause.into() };
         self.state = to;

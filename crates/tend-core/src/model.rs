@@ -165,11 +165,7 @@ mod tests {
 
     #[test]
     fn get_by_rule_name_covers_builtins_and_custom() {
-        let mut m = Metrics {
-            memory_bytes: Some(3 * 1024 * 1024),
-            threads: Some(4),
-            ..Default::default()
-        };
+        let mut m = Metrics { memory_bytes: Some(3 * 1024 * 1024), threads: Some(4), ..Default::default() };
         m.custom.insert("success_rate".into(), 0.25);
         assert_eq!(m.get("memory_mb"), Some(3.0));
         assert_eq!(m.get("memory_bytes"), Some(3.0 * 1024.0 * 1024.0));
@@ -181,15 +177,8 @@ mod tests {
 
     #[test]
     fn merge_overlays_present_fields_only() {
-        let mut a = Metrics {
-            cpu_percent: Some(1.0),
-            memory_bytes: Some(10),
-            ..Default::default()
-        };
-        let mut b = Metrics {
-            memory_bytes: Some(20),
-            ..Default::default()
-        };
+        let mut a = Metrics { cpu_percent: Some(1.0), memory_bytes: Some(10), ..Default::default() };
+        let mut b = Metrics { memory_bytes: Some(20), ..Default::default() };
         b.custom.insert("x".into(), 1.0);
         a.merge(&b);
         assert_eq!(a.cpu_percent, Some(1.0));

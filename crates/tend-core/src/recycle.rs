@@ -128,11 +128,7 @@ impl RecyclePolicy {
             if age >= limit {
                 return Some((
                     RecycleReason::Ttl,
-                    format!(
-                        "age {:.0}s reached TTL {:.0}s",
-                        age.as_secs_f64(),
-                        limit.as_secs_f64()
-                    ),
+                    format!("age {:.0}s reached TTL {:.0}s", age.as_secs_f64(), limit.as_secs_f64()),
                 ));
             }
         }
@@ -258,21 +254,12 @@ mod tests {
 
     #[test]
     fn jitter_only_lowers_and_spreads_a_pool() {
-        let p = RecyclePolicy {
-            max_requests: Some(1000),
-            jitter: 0.2,
-            ..Default::default()
-        };
-        let limits: Vec<f64> = (0..50)
-            .map(|slot| p.jittered(1000.0, seed("api-0", slot)))
-            .collect();
+        let p = RecyclePolicy { max_requests: Some(1000), jitter: 0.2, ..Default::default() };
+        let limits: Vec<f64> = (0..50).map(|slot| p.jittered(1000.0, seed("api-0", slot))).collect();
         assert!(limits.iter().all(|l| (800.0..=1000.0).contains(l)), "{limits:?}");
         let min = limits.iter().cloned().fold(f64::MAX, f64::min);
         let max = limits.iter().cloned().fold(0.0, f64::max);
-        assert!(
-            max - min > 100.0,
-            "50 incarnations should spread over the band: {min}..{max}"
-        );
+        assert!(max - min > 100.0, "50 incarnations should spread over the band: {min}..{max}");
         assert_eq!(p.jittered(1000.0, 42), p.jittered(1000.0, 42), "deterministic");
         let none = RecyclePolicy { jitter: 0.0, ..p };
         assert_eq!(none.jittered(1000.0, 42), 1000.0);
@@ -294,14 +281,8 @@ mod tests {
         }
         assert!(!b.tripped(5, w, Timestamp::from_secs(41)));
         b.record(Timestamp::from_secs(50));
-        assert!(
-            b.tripped(5, w, Timestamp::from_secs(51)),
-            "6 restarts in 60 s > 5"
-        );
-        assert!(
-            !b.tripped(5, w, Timestamp::from_secs(61)),
-            "the one at 0 s left the window"
-        );
+        assert!(b.tripped(5, w, Timestamp::from_secs(51)), "6 restarts in 60 s > 5");
+        assert!(!b.tripped(5, w, Timestamp::from_secs(61)), "the one at 0 s left the window");
         assert_eq!(b.recent(w, Timestamp::from_secs(200)), 0);
     }
 }

@@ -39,12 +39,7 @@ pub enum Comparison {
 pub enum Condition {
     /// `metric` above (or below) `fire`; once breached it stays breached until the value is back
     /// below (above) `clear` (hysteresis). No `clear` means `clear == fire`.
-    Threshold {
-        metric: String,
-        cmp: Comparison,
-        fire: f64,
-        clear: Option<f64>,
-    },
+    Threshold { metric: String, cmp: Comparison, fire: f64, clear: Option<f64> },
     /// No sample for `after`.
     Stale { after: Duration },
     /// More than `max` recycles within `within`.
@@ -178,10 +173,7 @@ impl AlertState {
 
     /// Pending, firing or flapping: what [`AlertBook::active`] lists.
     pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            AlertState::Pending | AlertState::Firing | AlertState::Flapping
-        )
+        matches!(self, AlertState::Pending | AlertState::Firing | AlertState::Flapping)
     }
 }
 
@@ -217,15 +209,7 @@ impl Rule {
         fire: f64,
         clear: Option<f64>,
     ) -> Rule {
-        Rule::new(
-            name,
-            Condition::Threshold {
-                metric: metric.into(),
-                cmp,
-                fire,
-                clear,
-            },
-        )
+        Rule::new(name, Condition::Threshold { metric: metric.into(), cmp, fire, clear })
     }
 
     /// The metric a threshold rule reads; `None` for conditions the fleet evaluates itself.
@@ -243,21 +227,11 @@ impl Condition {
     /// next reading of the same value.
     fn breached_by(&self, v: f64, was: bool) -> bool {
         match *self {
-            Condition::Threshold {
-                cmp: Comparison::Above,
-                fire,
-                clear,
-                ..
-            } => {
+            Condition::Threshold { cmp: Comparison::Above, fire, clear, .. } => {
                 let clear = clear.map_or(fire, |c| c.min(fire));
                 if was { v >= clear } else { v > fire }
             }
-            Condition::Threshold {
-                cmp: Comparison::Below,
-                fire,
-                clear,
-                ..
-            } => {
+            Condition::Threshold { cmp: Comparison::Below, fire, clear, .. } => {
                 let clear = clear.map_or(fire, |c| c.max(fire));
                 if was { v <= clear } else { v < fire }
             }
@@ -277,17 +251,10 @@ impl Condition {
     /// The condition part of an alert's message. `lasted` is how long the current breach (or, for a
     /// firing alert waiting out `keep_firing_for`, the current calm) has lasted.
     fn describe(&self, value: Option<f64>, breached: bool, lasted: Option<Duration>) -> String {
-        let lasted = lasted
-            .filter(|d| !d.is_zero())
-            .map(|d| format!(" for {}", fmt_duration(d)));
+        let lasted = lasted.filter(|d| !d.is_zero()).map(|d| format!(" for {}", fmt_duration(d)));
         let lasted = lasted.as_deref().unwrap_or("");
         match self {
-            Condition::Threshold {
-                metric,
-                cmp,
-                fire,
-                clear,
-            } => {
+            Condition::Threshold { metric, cmp, fire, clear } => {
                 let (word, clear_word, undo) = match cmp {
                     Comparison::Above => ("above", "below", "not above"),
                     Comparison::Below => ("below", "above", "not below"),
@@ -296,9 +263,8 @@ impl Condition {
                     Comparison::Above => c < fire,
                     Comparison::Below => c > fire,
                 });
-                let clear_part = clear
-                    .map(|c| format!(" (clear {clear_word} {})", fmt_number(c)))
-                    .unwrap_or_default();
+                let clear_part =
+                    clear.map(|c| format!(" (clear {clear_word} {})", fmt_number(c))).unwrap_or_default();
                 let fire = fmt_number(*fire);
                 match (value, breached) {
                     (Some(v), true) => format!("{metric} {} {word} {fire}{clear_part}{lasted}", fmt_value(v)),
@@ -428,11 +394,7 @@ impl Tracker {
             self.enter(AlertState::Firing, now);
             return;
         }
-        while self
-            .fire_starts
-            .front()
-            .is_some_and(|&t| now.since(t) >= rule.flap_window)
-        {
+        while self.fire_starts.front().is_some_and(|&t| now.since(t) >= rule.flap_window) {
             self.fire_starts.pop_front();
         }
         self.fire_starts.push_back(now);
@@ -518,9 +480,7 @@ impl AlertBook {
     }
 
     pub fn get(&self, rule: &str, subject: &str) -> Option<&Alert> {
-        self.trackers
-            .get(&(rule.to_owned(), subject.to_owned()))
-            .map(|t| &t.alert)
+        self.trackers.get(&(rule.to_owned(), subject.to_owned())).map(|t| &t.alert)
     }
 
     /// Every tracked alert in any state, ordered by (rule, subject).
@@ -582,11 +542,7 @@ impl AlertBook {
 
 /// A reading as people read it: `212.0`, `0.15`, at most three decimals.
 fn fmt_value(v: f64) -> String {
-    if v.is_finite() && v.fract() == 0.0 {
-        format!("{v:.1}")
-    } else {
-        fmt_number(v)
-    }
+    if v.is_finite() && v.fract() == 0.0 { format!("{v:.1}") } else { fmt_number(v) }
 }
 
 /// A configured number as it was written: `150`, `0.2`.
@@ -596,22 +552,14 @@ fn fmt_number(v: f64) -> String {
     }
     let rounded = (v * 1000.0).round() / 1000.0;
     // Rounding can overflow to infinity for huge values; those print fine as they are.
-    if rounded.is_finite() {
-        rounded.to_string()
-    } else {
-        v.to_string()
-    }
+    if rounded.is_finite() { rounded.to_string() } else { v.to_string() }
 }
 
 /// `500ms`, `2.9s`, `45s`, `1m30s`, `10m`, `2h`.
 fn fmt_duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs == 0 {
-        return if d.subsec_millis() == 0 {
-            "0s".to_owned()
-        } else {
-            format!("{}ms", d.subsec_millis())
-        };
+        return if d.subsec_millis() == 0 { "0s".to_owned() } else { format!("{}ms", d.subsec_millis()) };
     }
     if secs < 60 && d.subsec_millis() != 0 {
         return format!("{:.1}s", d.as_secs_f64());
@@ -693,10 +641,7 @@ mod tests {
         let cases = vec![
             Case {
                 name: "for 3s fires after 3s above, not at 2.9s",
-                rule: Rule {
-                    for_: secs(3),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { for_: secs(3), ..mem(150.0, None) },
                 steps: vec![
                     (0, v(200.0)),
                     (1000, v(200.0)),
@@ -708,10 +653,7 @@ mod tests {
             },
             Case {
                 name: "pending is dropped when the value dips, and the next episode waits its own 3s",
-                rule: Rule {
-                    for_: secs(3),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { for_: secs(3), ..mem(150.0, None) },
                 steps: vec![
                     (0, v(200.0)),
                     (2000, v(140.0)),
@@ -751,16 +693,8 @@ mod tests {
             },
             Case {
                 name: "hysteresis holds a pending alert too",
-                rule: Rule {
-                    for_: secs(3),
-                    ..mem(150.0, Some(120.0))
-                },
-                steps: vec![
-                    (0, v(160.0)),
-                    (1000, v(130.0)),
-                    (3000, v(125.0)),
-                    (4000, v(110.0)),
-                ],
+                rule: Rule { for_: secs(3), ..mem(150.0, Some(120.0)) },
+                steps: vec![(0, v(160.0)), (1000, v(130.0)), (3000, v(125.0)), (4000, v(110.0))],
                 want: vec![(0, Pending), (3000, Firing), (4000, Resolved)],
             },
             Case {
@@ -780,10 +714,7 @@ mod tests {
             },
             Case {
                 name: "for_samples 5: the fifth consecutive breached reading fires; a dip restarts the count",
-                rule: Rule {
-                    for_samples: 5,
-                    ..mem(150.0, None)
-                },
+                rule: Rule { for_samples: 5, ..mem(150.0, None) },
                 steps: vec![
                     (0, v(200.0)),
                     (100, v(200.0)),
@@ -800,20 +731,13 @@ mod tests {
             },
             Case {
                 name: "for 1s and 3 samples: both must hold, a tick alone cannot add samples",
-                rule: Rule {
-                    for_: secs(1),
-                    for_samples: 3,
-                    ..mem(150.0, None)
-                },
+                rule: Rule { for_: secs(1), for_samples: 3, ..mem(150.0, None) },
                 steps: vec![(0, v(200.0)), (2000, v(200.0)), (3000, TICK), (4000, v(200.0))],
                 want: vec![(0, Pending), (4000, Firing)],
             },
             Case {
                 name: "keep_firing_for 5s: a breach in between restarts the wait",
-                rule: Rule {
-                    keep_firing_for: secs(5),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { keep_firing_for: secs(5), ..mem(150.0, None) },
                 steps: vec![
                     (0, v(200.0)),
                     (1000, v(100.0)),
@@ -827,11 +751,7 @@ mod tests {
             },
             Case {
                 name: "ticks move pending to firing and expire keep_firing_for",
-                rule: Rule {
-                    for_: secs(3),
-                    keep_firing_for: secs(2),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { for_: secs(3), keep_firing_for: secs(2), ..mem(150.0, None) },
                 steps: vec![
                     (0, v(200.0)),
                     (2999, TICK),
@@ -858,34 +778,19 @@ mod tests {
             },
             Case {
                 name: "missing readings still let time pass like a tick",
-                rule: Rule {
-                    for_: secs(3),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { for_: secs(3), ..mem(150.0, None) },
                 steps: vec![(0, v(200.0)), (1000, MISSING), (3000, MISSING), (4000, MISSING)],
                 want: vec![(0, Pending), (3000, Firing)],
             },
             Case {
                 name: "fleet-evaluated conditions: breached is `active`",
-                rule: Rule {
-                    for_: secs(30),
-                    ..Rule::new("stale", Condition::Stale { after: secs(30) })
-                },
-                steps: vec![
-                    (0, cond(false)),
-                    (1000, cond(true)),
-                    (31000, TICK),
-                    (40000, cond(false)),
-                ],
+                rule: Rule { for_: secs(30), ..Rule::new("stale", Condition::Stale { after: secs(30) }) },
+                steps: vec![(0, cond(false)), (1000, cond(true)), (31000, TICK), (40000, cond(false))],
                 want: vec![(1000, Pending), (31000, Firing), (40000, Resolved)],
             },
             Case {
                 name: "oscillation flaps exactly once, then resolves after a quiet window",
-                rule: Rule {
-                    flap_max: 2,
-                    flap_window: secs(60),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { flap_max: 2, flap_window: secs(60), ..mem(150.0, None) },
                 steps: [
                     oscillate(0, 9000),
                     vec![(30000, v(100.0)), (68999, TICK), (69000, TICK), (70000, v(200.0))],
@@ -903,11 +808,7 @@ mod tests {
             },
             Case {
                 name: "flapping settles into firing when the breach holds for a window",
-                rule: Rule {
-                    flap_max: 2,
-                    flap_window: secs(60),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { flap_max: 2, flap_window: secs(60), ..mem(150.0, None) },
                 steps: [
                     oscillate(0, 6000),
                     vec![(30000, v(200.0)), (65999, TICK), (66000, TICK), (67000, v(100.0))],
@@ -925,11 +826,7 @@ mod tests {
             },
             Case {
                 name: "firings older than the flap window are not counted",
-                rule: Rule {
-                    flap_max: 2,
-                    flap_window: secs(10),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { flap_max: 2, flap_window: secs(10), ..mem(150.0, None) },
                 steps: [oscillate(0, 3000), oscillate(12000, 16000)].concat(),
                 want: vec![
                     (0, Firing),
@@ -945,11 +842,7 @@ mod tests {
             },
             Case {
                 name: "flap_max 0 disables flapping",
-                rule: Rule {
-                    flap_max: 0,
-                    flap_window: secs(60),
-                    ..mem(150.0, None)
-                },
+                rule: Rule { flap_max: 0, flap_window: secs(60), ..mem(150.0, None) },
                 steps: oscillate(0, 3000),
                 want: vec![(0, Firing), (1000, Resolved), (2000, Firing), (3000, Resolved)],
             },
@@ -962,173 +855,79 @@ mod tests {
 
     #[test]
     fn alert_fields_describe_the_episode() {
-        let rule = Rule {
-            for_: secs(5),
-            severity: Severity::Critical,
-            ..mem(150.0, Some(120.0))
-        };
+        let rule = Rule { for_: secs(5), severity: Severity::Critical, ..mem(150.0, Some(120.0)) };
         let mut book = AlertBook::new();
-        assert_eq!(
-            book.observe(&rule, "web", "w1", Reading::Value(100.0), at(0)),
-            None
-        );
-        assert_eq!(
-            book.get("mem", "w1").map(|a| a.state),
-            Some(Inactive),
-            "tracked from the first reading"
-        );
-        let pending = book
-            .observe(&rule, "web", "w1", Reading::Value(180.0), at(1000))
-            .unwrap();
-        assert_eq!(
-            (pending.state, pending.since, pending.started),
-            (Pending, at(1000), Some(at(1000)))
-        );
-        let firing = book
-            .observe(&rule, "web", "w1", Reading::Value(212.0), at(6000))
-            .unwrap();
+        assert_eq!(book.observe(&rule, "web", "w1", Reading::Value(100.0), at(0)), None);
+        assert_eq!(book.get("mem", "w1").map(|a| a.state), Some(Inactive), "tracked from the first reading");
+        let pending = book.observe(&rule, "web", "w1", Reading::Value(180.0), at(1000)).unwrap();
+        assert_eq!((pending.state, pending.since, pending.started), (Pending, at(1000), Some(at(1000))));
+        let firing = book.observe(&rule, "web", "w1", Reading::Value(212.0), at(6000)).unwrap();
         assert_eq!(firing.state, Firing);
         assert_eq!(firing.since, at(6000));
-        assert_eq!(
-            firing.started,
-            Some(at(1000)),
-            "the episode started at the first breached reading"
-        );
+        assert_eq!(firing.started, Some(at(1000)), "the episode started at the first breached reading");
         assert_eq!(firing.value, Some(212.0));
         assert_eq!(firing.threshold, Some(150.0));
         assert_eq!(firing.severity, Severity::Critical);
         assert_eq!(
-            (
-                firing.rule.as_str(),
-                firing.subject.as_str(),
-                firing.pool.as_str()
-            ),
+            (firing.rule.as_str(), firing.subject.as_str(), firing.pool.as_str()),
             ("mem", "w1", "web")
         );
-        assert_eq!(
-            firing.message,
-            "memory_mb 212.0 above 150 (clear below 120) for 5s"
-        );
-        let resolved = book
-            .observe(&rule, "web", "w1", Reading::Value(110.5), at(7000))
-            .unwrap();
+        assert_eq!(firing.message, "memory_mb 212.0 above 150 (clear below 120) for 5s");
+        let resolved = book.observe(&rule, "web", "w1", Reading::Value(110.5), at(7000)).unwrap();
         assert_eq!(resolved.state, Resolved);
         assert_eq!(resolved.started, Some(at(1000)), "kept after the episode ends");
-        assert_eq!(
-            resolved.message,
-            "memory_mb 110.5 not above 150 (clear below 120)"
-        );
+        assert_eq!(resolved.message, "memory_mb 110.5 not above 150 (clear below 120)");
     }
 
     #[test]
     fn messages_for_other_conditions_and_flapping() {
-        let rule = Rule::new(
-            "churn",
-            Condition::RestartChurn {
-                max: 5,
-                within: secs(60),
-            },
-        );
+        let rule = Rule::new("churn", Condition::RestartChurn { max: 5, within: secs(60) });
         let mut book = AlertBook::new();
         let a = book
-            .observe(
-                &rule,
-                "web",
-                "web",
-                Reading::Condition {
-                    active: true,
-                    value: Some(6.0),
-                },
-                at(0),
-            )
+            .observe(&rule, "web", "web", Reading::Condition { active: true, value: Some(6.0) }, at(0))
             .unwrap();
         assert_eq!(a.message, "6 recycles within 1m (max 5)");
         assert_eq!((a.value, a.threshold), (Some(6.0), None));
 
         let rule = Rule::new("stale", Condition::Stale { after: secs(30) });
-        let a = book.observe(
-            &rule,
-            "web",
-            "w1",
-            Reading::Condition {
-                active: true,
-                value: None,
-            },
-            at(0),
-        );
+        let a = book.observe(&rule, "web", "w1", Reading::Condition { active: true, value: None }, at(0));
         assert_eq!(a.unwrap().message, "no sample for 30s");
-        let a = book
-            .observe(&rule, "web", "w2", Reading::Value(42.0), at(0))
-            .unwrap();
-        assert_eq!(
-            (a.state, a.message.as_str()),
-            (Firing, "no sample for 42s"),
-            "a number: seconds"
-        );
-        assert_eq!(
-            book.observe(&rule, "web", "w3", Reading::Value(30.0), at(0)),
-            None
-        );
+        let a = book.observe(&rule, "web", "w2", Reading::Value(42.0), at(0)).unwrap();
+        assert_eq!((a.state, a.message.as_str()), (Firing, "no sample for 42s"), "a number: seconds");
+        assert_eq!(book.observe(&rule, "web", "w3", Reading::Value(30.0), at(0)), None);
 
         let rule = Rule::threshold("rate", "success_rate", Comparison::Below, 0.2, Some(0.3));
-        let a = book
-            .observe(&rule, "web", "w1", Reading::Value(0.15), at(0))
-            .unwrap();
+        let a = book.observe(&rule, "web", "w1", Reading::Value(0.15), at(0)).unwrap();
         assert_eq!(a.message, "success_rate 0.15 below 0.2 (clear above 0.3)");
 
-        let rule = Rule {
-            flap_max: 1,
-            flap_window: secs(90),
-            ..mem(150.0, None)
-        };
+        let rule = Rule { flap_max: 1, flap_window: secs(90), ..mem(150.0, None) };
         let mut last = None;
         for (i, x) in [200.0, 100.0, 200.0].into_iter().enumerate() {
             last = book.observe(&rule, "web", "w1", Reading::Value(x), at(i as i64 * 1000));
         }
         let a = last.unwrap();
         assert_eq!(a.state, Flapping);
-        assert_eq!(
-            a.message,
-            "memory_mb 200.0 above 150; flapping: 2 firings within 1m30s (max 1)"
-        );
+        assert_eq!(a.message, "memory_mb 200.0 above 150; flapping: 2 firings within 1m30s (max 1)");
     }
 
     #[test]
     fn forget_subject_resolves_and_drops_its_trackers() {
         let mem = mem(150.0, None);
-        let slow = Rule {
-            name: "slow".into(),
-            for_: secs(60),
-            ..mem.clone()
-        };
+        let slow = Rule { name: "slow".into(), for_: secs(60), ..mem.clone() };
         let mut book = AlertBook::new();
-        for (rule, subject, x) in [
-            (&mem, "w1", 200.0),
-            (&slow, "w1", 200.0),
-            (&mem, "w2", 200.0),
-            (&mem, "w3", 100.0),
-        ] {
+        for (rule, subject, x) in
+            [(&mem, "w1", 200.0), (&slow, "w1", 200.0), (&mem, "w2", 200.0), (&mem, "w3", 100.0)]
+        {
             book.observe(rule, "web", subject, Reading::Value(x), at(0));
         }
         book.observe(&mem, "web", "w3", Reading::Value(100.0), at(0));
         let gone = book.forget_subject("w1", at(5000));
         let got: Vec<_> = gone.iter().map(|a| (a.rule.as_str(), a.state, a.since)).collect();
-        assert_eq!(
-            got,
-            vec![("mem", Resolved, at(5000)), ("slow", Inactive, at(5000))]
-        );
+        assert_eq!(got, vec![("mem", Resolved, at(5000)), ("slow", Inactive, at(5000))]);
         assert!(gone[0].message.starts_with("w1 is gone"), "{}", gone[0].message);
         assert!(book.get("mem", "w1").is_none() && book.get("slow", "w1").is_none());
-        assert_eq!(
-            book.get("mem", "w2").map(|a| a.state),
-            Some(Firing),
-            "other subjects untouched"
-        );
-        assert_eq!(
-            book.forget_subject("w3", at(6000)),
-            vec![],
-            "an inactive tracker goes silently"
-        );
+        assert_eq!(book.get("mem", "w2").map(|a| a.state), Some(Firing), "other subjects untouched");
+        assert_eq!(book.forget_subject("w3", at(6000)), vec![], "an inactive tracker goes silently");
         assert!(book.get("mem", "w3").is_none());
         assert_eq!(book.alerts().count(), 1);
     }
@@ -1142,17 +941,10 @@ mod tests {
         assert!(book.acknowledge("mem", "w1").unwrap().acknowledged);
         let silenced = book.silence("mem", "w1", Some(at(60_000))).unwrap();
         assert!(silenced.is_silenced(at(59_999)) && !is_silenced(&silenced, at(60_000)));
-        assert_eq!(
-            book.observe(&rule, "web", "w1", Reading::Value(210.0), at(1000)),
-            None
-        );
-        let resolved = book
-            .observe(&rule, "web", "w1", Reading::Value(100.0), at(2000))
-            .unwrap();
+        assert_eq!(book.observe(&rule, "web", "w1", Reading::Value(210.0), at(1000)), None);
+        let resolved = book.observe(&rule, "web", "w1", Reading::Value(100.0), at(2000)).unwrap();
         assert!(resolved.acknowledged, "the resolved row still shows who saw it");
-        let again = book
-            .observe(&rule, "web", "w1", Reading::Value(200.0), at(3000))
-            .unwrap();
+        let again = book.observe(&rule, "web", "w1", Reading::Value(200.0), at(3000)).unwrap();
         assert_eq!(again.state, Firing);
         assert!(!again.acknowledged, "a new episode needs a new acknowledgement");
         assert_eq!(again.silenced_until, Some(at(60_000)));
@@ -1162,42 +954,25 @@ mod tests {
     #[test]
     fn active_lists_pending_firing_and_flapping_only() {
         let fast = mem(150.0, None);
-        let slow = Rule {
-            name: "slow".into(),
-            for_: secs(60),
-            ..fast.clone()
-        };
+        let slow = Rule { name: "slow".into(), for_: secs(60), ..fast.clone() };
         let mut book = AlertBook::new();
         book.observe(&fast, "web", "w1", Reading::Value(200.0), at(0));
         book.observe(&slow, "web", "w1", Reading::Value(200.0), at(0));
         book.observe(&fast, "web", "w2", Reading::Value(100.0), at(0));
-        let active: Vec<_> = book
-            .active()
-            .map(|a| (a.rule.as_str(), a.subject.as_str(), a.state))
-            .collect();
+        let active: Vec<_> = book.active().map(|a| (a.rule.as_str(), a.subject.as_str(), a.state)).collect();
         assert_eq!(active, vec![("mem", "w1", Firing), ("slow", "w1", Pending)]);
         assert_eq!(book.alerts().count(), 3);
-        assert_eq!(
-            book.tick(std::slice::from_ref(&fast), at(60_000)),
-            vec![],
-            "slow was not ticked"
-        );
+        assert_eq!(book.tick(std::slice::from_ref(&fast), at(60_000)), vec![], "slow was not ticked");
         let ticked = book.tick(&[fast, slow], at(60_000));
         assert_eq!(
-            ticked
-                .iter()
-                .map(|a| (a.rule.as_str(), a.state))
-                .collect::<Vec<_>>(),
+            ticked.iter().map(|a| (a.rule.as_str(), a.state)).collect::<Vec<_>>(),
             vec![("slow", Firing)]
         );
     }
 
     #[test]
     fn a_clear_on_the_wrong_side_is_the_fire_threshold() {
-        let (_, got) = run(
-            &mem(150.0, Some(200.0)),
-            &[(0, v(160.0)), (1000, v(160.0)), (2000, v(149.0))],
-        );
+        let (_, got) = run(&mem(150.0, Some(200.0)), &[(0, v(160.0)), (1000, v(160.0)), (2000, v(149.0))]);
         assert_eq!(got, vec![(0, Firing), (2000, Resolved)]);
     }
 
