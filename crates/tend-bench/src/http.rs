@@ -12,7 +12,12 @@ pub struct Http {
     /// `127.0.0.1:PORT`
     addr: String,
     conn: Option<BufReader<TcpStream>>,
+    accept: &'static str,
 }
+
+/// Prometheus 2.x/3.x's scrape `Accept` header.
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 pub struct Response {
     pub status: u16,
@@ -26,14 +31,21 @@ impl Http {
         if !(addr.starts_with("127.") || addr.starts_with("[::1]") || addr.starts_with("localhost:")) {
             bail!("the bench only talks to loopback, not {addr}");
         }
-        Ok(Http { addr, conn: None })
+        Ok(Http { addr, conn: None, accept: "*/*" })
     }
 
     pub fn get(&mut self, path: &str) -> anyhow::Result<Response> {
         self.request("GET", path, None)
     }
 
-    #[allow(dead_code)] // for the report endpoints of reported workers, once the API has them
+    /// GET with the `Accept` header a Prometheus server sends (it negotiates OpenMetrics first).
+    pub fn scrape(&mut self, path: &str) -> anyhow::Result<Response> {
+        self.accept = PROMETHEUS_ACCEPT;
+        let r = self.request("GET", path, None);
+        self.accept = "*/*";
+        r
+    }
+
     pub fn post_json(&mut self, path: &str, body: &str) -> anyhow::Result<Response> {
         self.request("POST", path, Some(body))
     }
@@ -57,7 +69,8 @@ impl Http {
             self.conn = Some(BufReader::with_capacity(64 * 1024, s));
         }
         let conn = self.conn.as_mut().context("connection")?;
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n", self.addr);
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: {}\r\n", self.addr, self.accept);
         if let Some(b) = body {
             req.push_str(&format!(
                 "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",

@@ -86,18 +86,12 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
         ),
     }
     for path in &paths {
-        let (lat, size) = latency(&mut http, path, plan.requests)?;
+        let (lat, page) = latency(&mut http, path, plan.requests)?;
         let rps = throughput(&tend.base, path, plan.clients, Duration::from_secs(plan.load_secs))?;
         section.row(vec![
             format!("`GET {path}` with {n} workers, sequential"),
             format!("{:.2} ms p50", lat.median),
-            format!(
-                "p90 {:.2} ms, max {:.2} ms over {} requests; {:.0} KiB",
-                lat.p90,
-                lat.max,
-                lat.n,
-                size as f64 / 1024.0
-            ),
+            format!("p90 {:.2} ms, max {:.2} ms over {} requests; {page}", lat.p90, lat.max, lat.n),
         ]);
         section.row(vec![
             format!("`GET {path}` throughput, {} connections", plan.clients),
@@ -121,10 +115,6 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
             None,
         ));
     }
-    section.note(
-        "Reported workers (`source = \"reported\"`, API reports/s): the report endpoints are being added by \
-         the integration API work; not measured yet.",
-    );
 
     // All N vanish at once: the burst of events that follows.
     let mut cursor = tend.event_count();
@@ -155,24 +145,125 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
         ]);
     }
     tend.stop();
+    drop(sleepers);
+    if let Err(e) = reported(plan, tend_exe, &mut section, report) {
+        section.note(format!("**Reported workers did not complete:** {e:#}"));
+    }
     report.push(section);
     Ok(())
 }
 
-/// Sequential GETs on one connection after 5 warm-up requests: latency in ms and the body size.
-fn latency(http: &mut Http, path: &str, count: usize) -> anyhow::Result<(Summary, usize)> {
-    let mut size = 0;
-    for _ in 0..5 {
-        size = http.get(path)?.body.len();
+/// N workers of a `source = "reported"` pool: registration, then metric reports as fast as
+/// `plan.clients` connections can send them, then `/metrics` with N reported workers.
+fn reported(plan: &Plan, tend_exe: &Path, section: &mut Section, report: &mut Report) -> anyhow::Result<()> {
+    let n = plan.scale_n;
+    let config =
+        "[[pool]]\nname = \"fleet\"\nsource = \"reported\"\nprofile = \"realtime\"\nstale_after = \"10m\"\n";
+    let mut tend = TendProc::start(tend_exe, "reported", config, false, "warn")?;
+    let mut http = tend.http()?;
+    let t = Instant::now();
+    for i in 0..n {
+        let r = http.post_json("/api/v1/workers", &format!("{{\"id\":\"r-{i}\",\"pool\":\"fleet\"}}"))?;
+        anyhow::ensure!(
+            r.status == 201,
+            "register r-{i}: HTTP {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        let r = http.post_json(&format!("/api/v1/workers/r-{i}/state"), "{\"state\":\"READY\"}")?;
+        anyhow::ensure!(
+            r.status == 200,
+            "r-{i} READY: HTTP {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
     }
+    let setup = t.elapsed().as_secs_f64();
+    section.row(vec![
+        format!("{n} reported workers: register + READY"),
+        format!("{:.0} workers/s", n as f64 / setup),
+        format!("{} sequential POSTs in {setup:.2} s", 2 * n),
+    ]);
+    let dur = Duration::from_secs(plan.load_secs);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..plan.clients)
+        .map(|c| {
+            let base = tend.base.clone();
+            std::thread::spawn(move || -> anyhow::Result<u64> {
+                let mut http = Http::new(&base)?;
+                let mut done: u64 = 0;
+                while start.elapsed() < dur {
+                    let id = (done as usize * 7 + c * 13) % n;
+                    let body =
+                        format!("{{\"memory_mb\":{},\"cpu_percent\":{}}}", 100 + done % 50, done % 100);
+                    let r = http.post_json(&format!("/api/v1/workers/r-{id}/metrics"), &body)?;
+                    anyhow::ensure!(r.status == 202, "report: HTTP {}", r.status);
+                    done += 1;
+                }
+                Ok(done)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.join().map_err(|_| anyhow::anyhow!("a report thread panicked"))??;
+    }
+    let rps = total as f64 / start.elapsed().as_secs_f64();
+    section.row(vec![
+        format!("metric reports to {n} reported workers, {} connections", plan.clients),
+        format!("{rps:.0} reports/s"),
+        format!(
+            "{total} `POST /api/v1/workers/{{id}}/metrics` (2 metrics each) in {} s, keep-alive",
+            plan.load_secs
+        ),
+    ]);
+    let (lat, page) = latency(&mut http, "/metrics", plan.requests)?;
+    section.row(vec![
+        format!("`GET /metrics` with {n} reported workers, sequential"),
+        format!("{:.2} ms p50", lat.median),
+        format!("p90 {:.2} ms, max {:.2} ms over {} requests; {page}", lat.p90, lat.max, lat.n),
+    ]);
+    report.check(Check::new(
+        format!("`/metrics` with {n} reported workers"),
+        "< 50 ms",
+        format!("p50 {:.2} ms, p90 {:.2} ms", lat.median, lat.p90),
+        Some(lat.median < 50.0),
+    ));
+    report.check(Check::new(
+        format!("API report throughput, {n} reported workers"),
+        "(no target number)",
+        format!("{rps:.0} reports/s on {} connections", plan.clients),
+        None,
+    ));
+    tend.stop();
+    Ok(())
+}
+
+/// Sequential GETs on one connection after 5 warm-up requests: latency in ms and the body size.
+/// `/metrics` is asked for as a Prometheus server asks (OpenMetrics first).
+fn latency(http: &mut Http, path: &str, count: usize) -> anyhow::Result<(Summary, String)> {
+    let scrape = path.ends_with("metrics");
+    let get = |http: &mut Http| if scrape { http.scrape(path) } else { http.get(path) };
+    let mut body = Vec::new();
+    for _ in 0..5 {
+        body = get(http)?.body;
+    }
+    let size = body.len() as f64 / 1024.0;
+    let page = if scrape {
+        let text = String::from_utf8_lossy(&body);
+        let series = text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+        format!("{size:.0} KiB, {series} series")
+    } else {
+        format!("{size:.0} KiB")
+    };
     let mut ms = Vec::with_capacity(count);
     for _ in 0..count {
         let t = Instant::now();
-        let r = http.get(path)?;
+        let r = get(http)?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(r.status == 200, "GET {path}: HTTP {}", r.status);
     }
-    Ok((Summary::of(&ms).context("no requests")?, size))
+    Ok((Summary::of(&ms).context("no requests")?, page))
 }
 
 /// Requests per second over `clients` keep-alive connections for `dur`.
@@ -185,7 +276,7 @@ fn throughput(base: &str, path: &str, clients: usize, dur: Duration) -> anyhow::
                 let mut http = Http::new(&base)?;
                 let mut done = 0;
                 while start.elapsed() < dur {
-                    let r = http.get(&path)?;
+                    let r = if path.ends_with("metrics") { http.scrape(&path)? } else { http.get(&path)? };
                     anyhow::ensure!(r.status == 200, "GET {path}: HTTP {}", r.status);
                     done += 1;
                 }
