@@ -111,7 +111,9 @@ channels = ["orchestrator"]
     post("/workers/w1/metrics", json!({"success_rate": 0.9}), 202);
     let resolved = tend.events_of("alert_changed").into_iter().find(|e| e["alert"]["state"] == "resolved");
     assert!(resolved.is_some(), "the alert resolved in the event stream while its webhook is retried");
-    assert!(fired_at.elapsed() < Duration::from_millis(2500), "evaluation was not held up");
+    // The firing notification needs three attempts over about 3 s; evaluation did not wait for them.
+    let delivered = hits(&received).len();
+    assert!(delivered < 3, "{delivered} attempts already, {:?} after firing", fired_at.elapsed());
 
     let got = tend.wait_for(20, "firing and resolved delivered", |_| {
         let ok: Vec<Hit> = hits(&received).into_iter().filter(|h| h.path == "/alerts").collect();
@@ -123,8 +125,8 @@ channels = ["orchestrator"]
     // Exponential backoff: about 1 s, then 2 s between the attempts.
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
-    assert!(gap1 >= Duration::from_millis(900) && gap1 < Duration::from_millis(1900), "{gap1:?}");
-    assert!(gap2 >= Duration::from_millis(1900) && gap2 < Duration::from_millis(3500), "{gap2:?}");
+    assert!(gap1 >= Duration::from_millis(900) && gap1 < Duration::from_millis(2500), "{gap1:?}");
+    assert!(gap2 >= Duration::from_millis(1900) && gap2 < Duration::from_millis(4500), "{gap2:?}");
     let first = &got[0].body;
     assert_eq!(first["webhook"], "orchestrator");
     assert_eq!(first["event"]["type"], "alert_changed");
