@@ -3,6 +3,7 @@
 //! signals, and hands over to the engine; it holds no logic of its own.
 
 mod demo_worker;
+mod export;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ enum Command {
     },
     /// A sample worker for demos and tests (CPU load, memory growth, requests, exit codes, a port).
     DemoWorker(demo_worker::DemoWorkerArgs),
+    /// Export history as CSV or as a chart (PNG/SVG), straight from the database (no server needed).
+    Export(export::ExportArgs),
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -45,6 +48,9 @@ struct ServeArgs {
     /// Print every event as one JSON line on stdout, for scripts.
     #[arg(long)]
     events_jsonl: bool,
+    /// Where the history database lives (overrides [store] data_dir and TEND_DATA_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
         },
         Command::CheckConfig { file } => check_config(&file),
         Command::Serve(args) => serve(args),
+        Command::Export(args) => export::run(args),
     }
 }
 
@@ -93,6 +100,9 @@ fn load(args: &ServeArgs) -> Result<Config, String> {
         None => config::demo(),
     };
     cfg.apply_env(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.data_dir {
+        cfg.store.data_dir = Some(dir.clone());
+    }
     if let Some(listen) = args.listen {
         cfg.server.listen = listen;
         cfg.check_server().map_err(|e| e.to_string())?;
@@ -134,7 +144,12 @@ async fn run_server(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
     let demo = args.config.is_none();
     let app = App::start(
         cfg,
-        AppOptions { config_path: args.config.clone(), events_jsonl: args.events_jsonl, exe: None },
+        AppOptions {
+            config_path: args.config.clone(),
+            events_jsonl: args.events_jsonl,
+            exe: None,
+            ..Default::default()
+        },
     )?;
     if demo {
         tracing::info!(

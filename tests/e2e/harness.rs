@@ -14,6 +14,8 @@ pub const TEND: &str = env!("CARGO_BIN_EXE_tend");
 pub struct Tend {
     pub child: Option<Child>,
     pub base: String,
+    /// The history store's directory (inside the temp dir: tests never write to the real home).
+    pub data_dir: PathBuf,
     /// Keeps the config directory alive as long as tend runs.
     _dir: tempfile::TempDir,
     events: Arc<Mutex<Vec<Value>>>,
@@ -31,10 +33,20 @@ impl Tend {
     }
 
     pub fn start_args(dir: tempfile::TempDir, args: &[&str]) -> Tend {
+        let data_dir = dir.path().join("data");
+        Self::start_env(dir, args, &[("TEND_DATA_DIR", data_dir.to_str().expect("utf-8 path"))])
+    }
+
+    /// Like [`Tend::start_args`] with extra environment variables (set after the defaults, so a test
+    /// can point `TEND_DATA_DIR` elsewhere).
+    pub fn start_env(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Tend {
+        let data_dir = dir.path().join("data");
         let mut child = Command::new(TEND)
             .args(args)
             .args(["--listen", "127.0.0.1:0", "--events-jsonl"])
             .env("TEND_LOG", "info,tend_engine=debug")
+            .env("TEND_DATA_DIR", &data_dir)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -72,7 +84,12 @@ impl Tend {
         };
         let http =
             reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
-        Tend { child: Some(child), base, _dir: dir, events, stderr: stderr_lines, http }
+        let data_dir = env
+            .iter()
+            .find(|(k, _)| *k == "TEND_DATA_DIR")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or(data_dir);
+        Tend { child: Some(child), base, data_dir, _dir: dir, events, stderr: stderr_lines, http }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -8,6 +8,7 @@ mod api_guard;
 mod attach;
 mod bad_input;
 mod demo;
+mod history;
 mod lifecycle;
 mod prometheus;
 mod readiness;

@@ -28,6 +28,8 @@ pub struct AppOptions {
     pub events_jsonl: bool,
     /// The executable that `$TEND_EXE` stands for in commands (defaults to the running one).
     pub exe: Option<PathBuf>,
+    /// Run without the history store (nothing written to disk).
+    pub no_history: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ struct Shared {
     started: Timestamp,
     options: AppOptions,
     config: Config,
+    store: Option<tend_store::StoreHandle>,
+    retention: tend_store::Retention,
 }
 
 /// A running engine. Cheap to clone.
@@ -73,15 +77,34 @@ impl App {
         };
         // Subscribed before the engine starts so that no notification is missed.
         crate::webhooks::start(&config, events.subscribe());
-        let (engine, tx) =
+        let (mut engine, tx) =
             Engine::new(fleet, runtimes, clock.clone(), events.clone(), exe, options.events_jsonl);
+        let retention = crate::history::retention(&config.store.retention);
+        let store = crate::history::open(&config, &options, retention.clone(), clock.clone());
+        if let Some(store) = &store {
+            engine = engine.with_store(store.clone());
+        }
         tokio::spawn(engine.run());
         let started = clock.now();
-        Ok(App { shared: Arc::new(Shared { tx, events, clock, started, options, config }) })
+        Ok(App { shared: Arc::new(Shared { tx, events, clock, started, options, config, store, retention }) })
     }
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The history database, or why there is none right now (off, or not open: the reason).
+    pub fn history(&self) -> Result<tend_store::Store, String> {
+        let Some(h) = &self.shared.store else { return Err("the history store is off".into()) };
+        h.store().ok_or_else(|| match h.recorder.status() {
+            tend_store::StoreStatus::Degraded(e) => format!("the history store is unavailable: {e}"),
+            tend_store::StoreStatus::Ok => "the history store is not open yet".into(),
+        })
+    }
+
+    /// How long each history tier is kept.
+    pub fn retention(&self) -> &tend_store::Retention {
+        &self.shared.retention
     }
 
     pub fn options(&self) -> &AppOptions {
@@ -241,6 +264,10 @@ impl App {
         let (reply, rx) = oneshot::channel();
         if self.shared.tx.send(Msg::Shutdown { reply }).is_ok() {
             let _ = rx.await;
+        }
+        // The engine's last events are queued by now: write them and close the database.
+        if let Some(store) = &self.shared.store {
+            store.close().await;
         }
     }
 }

@@ -69,6 +69,9 @@ pub(crate) struct Engine {
     next_self: Instant,
     collection: HashMap<String, Duration>,
     scraped: crate::scrape::ScrapeCache,
+    /// The history store, when there is one: samples and events are tapped into it.
+    store: Option<tend_store::StoreHandle>,
+    store_watch: crate::history::StoreWatch,
 }
 
 impl Engine {
@@ -105,12 +108,24 @@ impl Engine {
             next_self: now,
             collection: HashMap::new(),
             scraped: Default::default(),
+            store: None,
+            store_watch: Default::default(),
         };
         (engine, tx)
     }
 
+    /// Record samples and events into this store; at start, stop what a crashed earlier run left running.
+    pub fn with_store(mut self, store: tend_store::StoreHandle) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     pub async fn run(mut self) {
         let now = self.clock.now();
+        if let Some(store) = &self.store {
+            let grace = self.fleet.pools().iter().map(|p| p.stop_grace).max().unwrap_or_default();
+            crate::history::clean_orphans(store.clone(), grace, now);
+        }
         let out = self.fleet.start(now);
         crate::scrape::start(&self.pools, self.tx.clone(), self.scraped.clone());
         self.dispatch(out);
@@ -136,6 +151,10 @@ impl Engine {
                 _ = tick.tick() => {
                     let out = self.fleet.observe(Input::Tick, self.clock.now());
                     self.dispatch(out);
+                    if let Some(input) = self.store.as_ref().and_then(|s| self.store_watch.check(&s.recorder)) {
+                        let out = self.fleet.observe(input, self.clock.now());
+                        self.dispatch(out);
+                    }
                     if shutdown.is_none() {
                         self.sweep_due();
                     }
@@ -200,6 +219,9 @@ impl Engine {
                 q(&view);
             }
             Msg::Report { report, reply } => {
+                if let Some(store) = &self.store {
+                    crate::history::record_report(&store.recorder, &self.fleet, &report, now);
+                }
                 let r = self.fleet.report(report, now);
                 let _ = reply.send(r.map(|out| self.dispatch(out)));
             }
@@ -272,7 +294,8 @@ impl Engine {
         let mut readings = Vec::with_capacity(results.len());
         let mut gone = Vec::new();
         let attached = rt.spec.kind.source() != Source::Spawned;
-        for ((worker, n, _), (_, result)) in list.into_iter().zip(results) {
+        let mut procs = Vec::with_capacity(results.len());
+        for ((worker, n, process), (_, result)) in list.into_iter().zip(results) {
             match result {
                 Ok(mut metrics) => {
                     let c = self.counters.get(&(worker.clone(), n));
@@ -291,6 +314,7 @@ impl Engine {
                         log_lines: c.map(|c| c.lines()),
                         requests,
                     });
+                    procs.push(process);
                 }
                 // Our own children report their exit through wait(); only strangers vanish.
                 Err(_) if attached => gone.push((worker, n)),
@@ -302,7 +326,18 @@ impl Engine {
             let out = self.fleet.observe(Input::Gone { worker, incarnation }, now);
             self.dispatch(out);
         }
+        // The history's copy of the readings, taken before the fleet consumes them.
+        let taps: Option<Vec<_>> = self.store.as_ref().map(|_| {
+            readings
+                .iter()
+                .zip(&procs)
+                .map(|(r, p)| (r.worker.clone(), r.incarnation, *p, r.metrics.clone(), r.requests))
+                .collect()
+        });
         let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings }, now);
+        if let (Some(store), Some(taps)) = (&self.store, taps) {
+            crate::history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
+        }
         self.dispatch(out);
     }
 
@@ -335,6 +370,9 @@ impl Engine {
                 self.log.pop_front();
             }
             self.log.push_back(ev.clone());
+            if let Some(store) = &self.store {
+                store.recorder.event(&ev);
+            }
             let _ = self.events.send(ev);
         }
         for action in out.actions {

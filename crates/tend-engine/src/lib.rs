@@ -10,6 +10,7 @@ pub mod config;
 pub mod convert;
 pub mod dto;
 pub mod engine;
+mod history;
 pub mod scrape;
 mod supervisor;
 pub mod webhooks;

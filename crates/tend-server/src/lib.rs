@@ -22,6 +22,7 @@ use tend_core::fleet::CommandError;
 use tend_core::time::Timestamp;
 use tend_engine::{App, AppError};
 
+mod history;
 mod metrics;
 pub mod openapi;
 mod reports;
@@ -52,6 +53,7 @@ pub fn router(app: App, token: Option<String>) -> Router {
         .route("/alerts/silence", post(silence))
         .route("/events", get(events))
         .merge(reports::routes())
+        .merge(history::routes())
         .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
