@@ -24,6 +24,9 @@ for_samples = 5
 severity = "critical"
 "#;
 
+/// Above the kernel's largest pid_max (2^22): no process here has it, so Tend only shows it.
+const NO_PID: u64 = 4_194_400;
+
 /// A tiny orchestrator: POSTs a report and insists on the status it expects.
 fn report(t: &Tend, path: &str, body: Value, status: u16) -> Value {
     let (got, v) = t.post(&format!("/api/v1{path}"), body.clone());
@@ -42,7 +45,7 @@ fn an_orchestrator_reports_five_workers_and_tend_keeps_count() {
         let v = report(
             &tend,
             "/workers",
-            json!({"id": format!("w{i}"), "pool": "loom", "task_id": format!("task-{i}"), "pid": 1000 + i,
+            json!({"id": format!("w{i}"), "pool": "loom", "task_id": format!("task-{i}"), "pid": NO_PID + i,
                    "labels": {"ceremony": "khipu"}}),
             201,
         );
@@ -141,7 +144,7 @@ fn an_orchestrator_reports_five_workers_and_tend_keeps_count() {
     let w2 = tend.worker("w2");
     assert_eq!(
         (w2["state"].as_str(), w2["task_id"].as_str(), w2["pid"].as_u64()),
-        (Some("WORKING"), Some("task-2"), Some(1002))
+        (Some("WORKING"), Some("task-2"), Some(NO_PID + 2))
     );
     assert_eq!(w2["labels"]["ceremony"], "khipu");
     assert_eq!(
@@ -205,4 +208,31 @@ fn reports_are_refused_for_the_wrong_pool_and_for_workers_tend_samples_itself() 
     assert!(v["error"]["message"].as_str().unwrap().starts_with("field \"count\""), "{v}");
     let v = report(&tend, "/workers/x/errors", json!({"message": "m", "kind": "fatal"}), 400);
     assert!(v["error"]["message"].as_str().unwrap().starts_with("field \"kind\""), "{v}");
+}
+
+#[test]
+fn a_registered_pid_of_a_real_process_is_sampled_and_its_exit_ends_the_worker() {
+    let tend = Tend::start("[[pool]]\nname = \"loom\"\nsource = \"reported\"\nprofile = \"intensive\"\n");
+    let mut child = std::process::Command::new(TEND)
+        .args(["demo-worker", "--base-mb", "24"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    report(&tend, "/workers", json!({"id": "p1", "pool": "loom", "pid": child.id()}), 201);
+    state(&tend, "p1", "READY");
+    // Tend reads the process itself: its memory, without the orchestrator reporting it.
+    let w = tend.wait_for(20, "p1's memory sampled from /proc", |t| {
+        let w = t.worker("p1");
+        (w["memory_bytes"].as_u64()? >= 24 * 1024 * 1024).then_some(w)
+    });
+    assert_eq!(w["pid"].as_u64(), Some(u64::from(child.id())));
+    assert_eq!(w["process"]["pid"].as_u64(), Some(u64::from(child.id())));
+    // Custom metrics from the orchestrator merge with what Tend samples.
+    report(&tend, "/workers/p1/metrics", json!({"khipu_updates": 7}), 202);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    tend.wait_for(20, "p1 ended once its process was gone", |t| {
+        let w = t.worker("p1");
+        (state_of(&w) == "CLEANED").then_some(())
+    });
 }

@@ -218,7 +218,13 @@ impl Engine {
                 };
                 q(&view);
             }
-            Msg::Report { report, reply } => {
+            Msg::Report { mut report, reply } => {
+                // A registered pid that names a live process here is sampled like an attached one.
+                if let tend_core::fleet::Report::Register(reg) = &mut report
+                    && let Some(pid) = reg.pid
+                {
+                    reg.process = tend_collect::process_id(pid).ok();
+                }
                 if let Some(store) = &self.store {
                     crate::history::record_report(&store.recorder, &self.fleet, &report, now);
                 }

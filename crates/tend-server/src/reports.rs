@@ -150,6 +150,7 @@ pub(crate) async fn register(
         pool: b.pool.clone(),
         task_id: b.task_id,
         pid: b.pid,
+        process: None,
         container: b.container,
         labels: b.labels,
     };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{CommandError, Fleet, Incarnation, Observed, Output, PoolKind, RecycleInFlight, Role, Worker};
 use crate::event::EventKind;
 use crate::lifecycle::{State, TransitionError};
-use crate::model::{Metrics, Source, WorkerId};
+use crate::model::{Metrics, ProcessId, Source, WorkerId};
 use crate::time::Timestamp;
 
 /// Errors and warnings remembered per worker for the API (oldest dropped first).
@@ -23,8 +23,12 @@ pub struct Registration {
     pub id: WorkerId,
     pub pool: String,
     pub task_id: Option<String>,
-    /// The worker's pid as the orchestrator sees it (informative: Tend does not signal it).
+    /// The worker's pid as the orchestrator sees it. Tend never signals it.
     pub pid: Option<u32>,
+    /// That pid's identity in this host's process table, when the runtime found it: the process is then
+    /// sampled like an attached one (CPU, memory...), and its disappearance ends the worker.
+    #[serde(skip)]
+    pub process: Option<ProcessId>,
     /// The worker's container id or name, when it runs in one.
     pub container: Option<String>,
     pub labels: BTreeMap<String, String>,
@@ -90,6 +94,7 @@ impl Registration {
             pool: pool.into(),
             task_id: None,
             pid: None,
+            process: None,
             container: None,
             labels: BTreeMap::new(),
         }
@@ -231,6 +236,7 @@ impl Fleet {
         }
         let id = reg.id.clone();
         let pool = reg.pool.clone();
+        let process = reg.process;
         let n = match self.workers.get_mut(&id) {
             Some(w) if w.pool != pool => {
                 return Err(CommandError::AlreadyRegistered(id.to_string(), w.pool.clone()));
@@ -244,7 +250,7 @@ impl Fleet {
                 w.restarts += 1;
                 w.cleaned_at = None;
                 w.recycle = None;
-                let mut inc = Incarnation::new(w.generation, None, now, "registered");
+                let mut inc = Incarnation::new(w.generation, process, now, "registered");
                 inc.announced = true;
                 if let Some(old) = w.current.replace(inc) {
                     w.retire(old);
@@ -255,7 +261,7 @@ impl Fleet {
             None => {
                 let mut w = Worker::new(id.clone(), &pool, Source::Reported, None);
                 w.generation = 1;
-                let mut inc = Incarnation::new(1, None, now, "registered");
+                let mut inc = Incarnation::new(1, process, now, "registered");
                 inc.announced = true;
                 w.current = Some(inc);
                 w.reports.registration = Some(reg);
@@ -277,7 +283,7 @@ impl Fleet {
                 worker: id,
                 pool,
                 incarnation: n,
-                process: None,
+                process,
                 from: None,
                 to: State::Initializing,
                 cause: "registered through the API".to_owned(),
@@ -564,6 +570,23 @@ mod tests {
         ] {
             assert_eq!(metrics_from_named(&bad).unwrap_err(), msg);
         }
+    }
+
+    #[test]
+    fn a_registered_process_is_watched_and_its_end_ends_the_worker() {
+        let mut f = fleet(vec![]);
+        let process = ProcessId { pid: 4242, start_ticks: 77 };
+        let r = Registration { pid: Some(4242), process: Some(process), ..Registration::new("w1", "loom") };
+        f.report(Report::Register(r), t(0)).unwrap();
+        f.report(Report::Register(Registration::new("w2", "loom")), t(0)).unwrap();
+        f.report(state("w1", State::Ready), t(1)).unwrap();
+        assert_eq!(
+            f.watch_list("loom"),
+            vec![(WorkerId::new("w1"), 1, process)],
+            "only the one with a process"
+        );
+        let out = f.observe(super::super::Input::Gone { worker: "w1".into(), incarnation: 1 }, t(2000));
+        assert_eq!(kinds(&out.events), vec!["state:COMPLETING", "state:COMPLETED", "state:CLEANED"]);
     }
 
     #[test]
