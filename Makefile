@@ -2,7 +2,7 @@
 # the Rust toolchain: `setup` installs the rest.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := python3 procps prometheus
+APT_PACKAGES := python3 procps prometheus fonts-dejavu-core
 
 .PHONY: setup demo test check lint unit e2e bench bench-smoke
 

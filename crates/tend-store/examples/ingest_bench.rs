@@ -25,6 +25,15 @@ fn rss() -> (f64, f64) {
     (get("VmRSS:"), get("VmHWM:"))
 }
 
+/// CPU seconds (user + system) this process has used, from /proc/self/stat (100 ticks a second).
+fn cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rfind(')').map(|i| &s[i + 2..]).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -42,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let (rss0, _) = rss();
 
     let start = Instant::now();
+    let cpu0 = cpu_secs();
     for i in 0..n {
         let w = (i % workers) as usize;
         let at = t0 + (i / workers) as i64 * 1000;
@@ -67,13 +77,15 @@ async fn main() -> anyhow::Result<()> {
     }
     h.recorder.flush().await;
     let ingest = start.elapsed();
+    let ingest_cpu = cpu_secs() - cpu0;
     let (_, hwm_ingest) = rss();
     let store = h.store().ok_or_else(|| anyhow::anyhow!("store not open"))?;
     let written = store.sample_count().await?;
     println!(
-        "ingest: {written} samples in {:.2} s = {:.0} samples/s (peak RSS {hwm_ingest:.1} MiB, {:.1} MiB before); file {:.1} MiB",
+        "ingest: {written} samples in {:.2} s = {:.0} samples/s; {ingest_cpu:.2} CPU-s (producer included) = {:.0} samples per CPU-s (peak RSS {hwm_ingest:.1} MiB, {:.1} MiB before); file {:.1} MiB",
         ingest.as_secs_f64(),
         written as f64 / ingest.as_secs_f64(),
+        written as f64 / ingest_cpu,
         rss0,
         store.file_bytes() as f64 / 1048576.0
     );
@@ -94,18 +106,23 @@ async fn main() -> anyhow::Result<()> {
     let out = std::sync::Mutex::new(std::io::BufWriter::new(out));
     let max_rss = std::sync::atomic::AtomicU64::new(0);
     let start = Instant::now();
+    let cpu0 = cpu_secs();
     let stats = store
         .export_csv(&req, |chunk| {
             use std::io::Write;
-            let r = out.lock().map_err(|_| std::io::Error::other("poisoned")).and_then(|mut o| o.write_all(&chunk));
+            let r = out
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))
+                .and_then(|mut o| o.write_all(&chunk));
             max_rss.fetch_max(rss().0 as u64, std::sync::atomic::Ordering::Relaxed);
             async move { r }
         })
         .await?;
     let export = start.elapsed();
+    let export_cpu = cpu_secs() - cpu0;
     let (_, hwm_export) = rss();
     println!(
-        "export: {} rows, {:.1} MiB of CSV in {:.2} s = {:.0} rows/s (RSS during export at most {} MiB; peak RSS {hwm_export:.1} MiB)",
+        "export: {} rows, {:.1} MiB of CSV in {:.2} s = {:.0} rows/s; {export_cpu:.2} CPU-s (RSS during export at most {} MiB; peak RSS {hwm_export:.1} MiB)",
         stats.rows,
         stats.bytes as f64 / 1048576.0,
         export.as_secs_f64(),

@@ -59,6 +59,36 @@ pub struct ExportStats {
 }
 
 const CHUNK: usize = 64 * 1024;
+/// Samples fetched per query in a samples export.
+const PAGE: i64 = 4096;
+
+/// One sample row of a page, in `json_array` column order.
+#[derive(serde::Deserialize)]
+struct PageRow<'a> {
+    at: i64,
+    incarnation: i64,
+    pid: Option<i64>,
+    #[serde(borrow)]
+    state: Option<std::borrow::Cow<'a, str>>,
+    cpu_percent: Option<f64>,
+    cpu_host_percent: Option<f64>,
+    memory_bytes: Option<i64>,
+    memory_percent: Option<f64>,
+    disk_read_bytes: Option<i64>,
+    disk_write_bytes: Option<i64>,
+    net_rx_bytes: Option<i64>,
+    net_tx_bytes: Option<i64>,
+    threads: Option<i64>,
+    fds: Option<i64>,
+    requests: Option<i64>,
+    custom: Option<std::collections::BTreeMap<String, f64>>,
+}
+
+#[derive(Copy, Clone)]
+enum Num {
+    F(Option<f64>),
+    I(Option<i64>),
+}
 
 /// A cell as written: text that starts like a formula (`= + - @`, tab, CR) gets a leading `'`.
 pub fn escape_cell(s: &str) -> std::borrow::Cow<'_, str> {
@@ -246,53 +276,76 @@ impl Store {
         }
         header.extend(custom.iter().cloned());
         out.header(&header)?;
+        // Rows come from SQLite in pages of PAGE, each page one JSON array built by SQLite: a row at a
+        // time through the driver costs several times more than the CSV writing itself.
         let sql = format!(
-            "SELECT at, incarnation, pid, state, {}, requests, custom FROM samples
-             WHERE wid = ? AND at >= ? AND at < ? ORDER BY at",
+            "SELECT json_group_array(json_array(at, incarnation, pid, state, {}, requests, json(custom))), count(*)
+             FROM (SELECT * FROM samples WHERE wid = ?1 AND at >= ?2 AND at < ?3 AND (at, incarnation) > (?4, ?5)
+                   ORDER BY at, incarnation LIMIT {PAGE})",
             METRICS.join(", ")
         );
         let mut values: Vec<Option<f64>> = vec![None; custom.len()];
         for (wid, id, pool) in &workers {
-            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(wid)
-                .bind(req.from.as_millis())
-                .bind(req.to.as_millis())
-                .fetch(&self.pool);
-            while let Some(row) = rows.try_next().await? {
-                out.time(row.try_get::<i64, _>(0)?);
-                out.text(id);
-                out.text(pool);
-                out.int(row.try_get(1)?);
-                out.int(row.try_get(2)?);
-                out.opt_text(row.try_get::<Option<&str>, _>(3)?);
-                for i in &builtin {
-                    let col = 4 + i;
-                    // Integer columns come back as integers, REAL as floats; print each as stored.
-                    match METRICS[*i] {
-                        "cpu_percent" | "cpu_host_percent" | "memory_percent" => out.float(row.try_get(col)?),
-                        _ => out.int(row.try_get(col)?),
-                    }
-                }
-                if with_requests {
-                    out.int(row.try_get(4 + METRICS.len())?);
-                }
-                if !custom.is_empty() {
-                    values.iter_mut().for_each(|v| *v = None);
-                    if let Some(json) = row.try_get::<Option<&str>, _>(5 + METRICS.len())?
-                        && let Ok(map) = serde_json::from_str::<std::collections::BTreeMap<String, f64>>(json)
-                    {
-                        for (k, v) in map {
-                            if let Some(i) = custom.iter().position(|c| *c == k) {
-                                values[i] = Some(v);
-                            }
+            let mut after = (i64::MIN, i64::MIN);
+            loop {
+                let (page, n): (String, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(wid)
+                    .bind(req.from.as_millis())
+                    .bind(req.to.as_millis())
+                    .bind(after.0)
+                    .bind(after.1)
+                    .fetch_one(&self.pool)
+                    .await?;
+                let rows: Vec<PageRow<'_>> = serde_json::from_str(&page)
+                    .map_err(|e| QueryError::Db(anyhow::Error::new(e).context("bad sample page")))?;
+                for row in &rows {
+                    out.time(row.at);
+                    out.text(id);
+                    out.text(pool);
+                    out.int(Some(row.incarnation));
+                    out.int(row.pid);
+                    out.opt_text(row.state.as_deref());
+                    let metric = [
+                        Num::F(row.cpu_percent),
+                        Num::F(row.cpu_host_percent),
+                        Num::I(row.memory_bytes),
+                        Num::F(row.memory_percent),
+                        Num::I(row.disk_read_bytes),
+                        Num::I(row.disk_write_bytes),
+                        Num::I(row.net_rx_bytes),
+                        Num::I(row.net_tx_bytes),
+                        Num::I(row.threads),
+                        Num::I(row.fds),
+                    ];
+                    for i in &builtin {
+                        match metric[*i] {
+                            Num::F(v) => out.float(v),
+                            Num::I(v) => out.int(v),
                         }
                     }
-                    for v in &values {
-                        out.float(*v);
+                    if with_requests {
+                        out.int(row.requests);
                     }
+                    if !custom.is_empty() {
+                        values.iter_mut().for_each(|v| *v = None);
+                        if let Some(map) = &row.custom {
+                            for (k, v) in map {
+                                if let Some(i) = custom.iter().position(|c| c == k) {
+                                    values[i] = Some(*v);
+                                }
+                            }
+                        }
+                        for v in &values {
+                            out.float(*v);
+                        }
+                    }
+                    out.end_row(true)?;
                 }
-                out.end_row(true)?;
                 out.maybe_emit(false).await?;
+                match rows.last() {
+                    Some(last) if n >= PAGE => after = (last.at, last.incarnation),
+                    _ => break,
+                }
             }
         }
         Ok(())

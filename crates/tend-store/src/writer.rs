@@ -434,12 +434,17 @@ impl Writer {
             if !samples.is_empty() {
                 insert_samples(&mut tx, &samples).await?;
             }
-            for (wid, at) in &last_seen {
-                sqlx::query("UPDATE workers SET last_seen = max(last_seen, ?) WHERE wid = ?")
-                    .bind(at)
-                    .bind(wid)
-                    .execute(&mut *tx)
-                    .await?;
+            if !last_seen.is_empty() {
+                // One statement for every worker of the batch: a round trip per worker costs more than
+                // the batch's inserts.
+                let pairs: Vec<[i64; 2]> = last_seen.iter().map(|(w, t)| [*w, *t]).collect();
+                sqlx::query(
+                    "UPDATE workers SET last_seen = max(workers.last_seen, json_extract(j.value, '$[1]'))
+                     FROM json_each(?) AS j WHERE workers.wid = json_extract(j.value, '$[0]')",
+                )
+                .bind(serde_json::to_string(&pairs)?)
+                .execute(&mut *tx)
+                .await?;
             }
             anyhow::Ok(())
         }
@@ -718,7 +723,7 @@ async fn write_problem(tx: &mut Transaction<'static, Sqlite>, p: &Problem) -> an
     Ok(())
 }
 
-/// Rows per multi-row INSERT (17 columns each: well under SQLite's 32766 bound parameters).
+/// Rows per multi-row INSERT, a power of two (17 columns each: well under SQLite's 32766 parameters).
 const CHUNK: usize = 512;
 const SAMPLE_COLS: usize = 17;
 
@@ -732,30 +737,28 @@ fn insert_sql(rows: usize) -> String {
     )
 }
 
-fn full_chunk_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| insert_sql(CHUNK))
-}
-
-fn single_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| insert_sql(1))
+/// The INSERT for `2^k` rows (k = 0..=9): a remainder goes in at most ten statements, and only ten
+/// statements are ever prepared.
+fn chunk_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| (0..=CHUNK.trailing_zeros()).map(|k| insert_sql(1 << k)).collect());
+    &all[rows.trailing_zeros() as usize]
 }
 
 async fn insert_samples(
     tx: &mut Transaction<'static, Sqlite>,
-    rows: &[(i64, &SampleRecord)],
+    mut rows: &[(i64, &SampleRecord)],
 ) -> anyhow::Result<()> {
-    if rows.len() == CHUNK {
-        let mut q = sqlx::query(full_chunk_sql());
-        for (wid, s) in rows {
+    while !rows.is_empty() {
+        // The largest power of two that fits.
+        let n = 1usize << (usize::BITS - 1 - rows.len().min(CHUNK).leading_zeros());
+        let (now, rest) = rows.split_at(n);
+        let mut q = sqlx::query(chunk_sql(n));
+        for (wid, s) in now {
             q = bind_sample(q, *wid, s);
         }
         q.execute(&mut **tx).await?;
-    } else {
-        for (wid, s) in rows {
-            bind_sample(sqlx::query(single_sql()), *wid, s).execute(&mut **tx).await?;
-        }
+        rows = rest;
     }
     Ok(())
 }
