@@ -1,5 +1,5 @@
-//! Prometheus both ways, with the real programs: Tend scrapes a demo worker's own `/metrics` (request
-//! counter and custom gauge), its own `/metrics` passes `promtool check metrics`, and a real Prometheus
+//! Prometheus both ways, with the real programs: Tend scrapes two demo workers' own `/metrics`, each on
+//! its slot's `$TEND_PORT` (request counter and custom gauge), its own `/metrics` passes `promtool check metrics`, and a real Prometheus
 //! (Debian's `prometheus`, on loopback, storage in a temp dir) scrapes Tend and answers a query for a
 //! Tend series through its HTTP API.
 
@@ -13,6 +13,17 @@ use crate::harness::*;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A port P with P + 1 free too, for a pool of two slots.
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let p = free_port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no two consecutive free ports on 127.0.0.1");
 }
 
 /// Kills the child on drop, so a failed assertion does not leave Prometheus running.
@@ -48,33 +59,42 @@ fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 #[test]
 fn tend_scrapes_workers_passes_promtool_and_is_scraped_by_prometheus() {
-    let worker_port = free_port();
+    // Two slots, each on its own port: `$TEND_PORT` is `port` + the slot number.
+    let port = free_port_pair();
     let tend = Tend::start(&format!(
         r#"
 [[pool]]
 name = "web"
-command = ["$TEND_EXE", "demo-worker", "--port", "{worker_port}", "--requests-per-sec", "20", "--base-mb", "8"]
-size = 1
+command = ["$TEND_EXE", "demo-worker", "--port", "$TEND_PORT", "--requests-per-sec", "20", "--base-mb", "8"]
+size = 2
+port = {port}
 profile = "intensive"
-readiness = {{ tcp_port = {worker_port} }}
-metrics_url = "http://127.0.0.1:{worker_port}/metrics"
+readiness = {{ log = "listening on" }}
+metrics_url = "http://127.0.0.1:$TEND_PORT/metrics"
 requests_metric = "demo_requests_total"
 "#
     ));
-    // Tend reads the worker's own page: its request counter and its custom gauge.
-    let w = tend.wait_for(30, "requests and a custom metric scraped from web-0", |t| {
-        let w = t.worker("web-0");
-        let scraped = w["recent_samples"].as_array()?.iter().any(|s| {
-            s["metrics"]["custom"]["demo_memory_bytes"].as_f64().is_some_and(|v| v >= 8.0 * 1048576.0)
+    // Tend reads each worker's own page: its request counter and its custom gauge.
+    for id in ["web-0", "web-1"] {
+        let w = tend.wait_for(30, &format!("requests and a custom metric scraped from {id}"), |t| {
+            let w = t.worker(id);
+            let scraped = w["recent_samples"].as_array()?.iter().any(|s| {
+                s["metrics"]["custom"]["demo_memory_bytes"].as_f64().is_some_and(|v| v >= 8.0 * 1048576.0)
+            });
+            (scraped && w["requests"].as_u64()? > 0).then_some(w)
         });
-        (scraped && w["requests"].as_u64()? > 0).then_some(w)
-    });
-    assert_eq!(w["state"], "WORKING", "rising requests mark it busy: {w}");
-    let custom = &w["recent_samples"].as_array().unwrap().last().unwrap()["metrics"]["custom"];
-    assert!(
-        custom.get("demo_requests_total").is_none(),
-        "the request counter is not kept as custom: {custom}"
-    );
+        let custom = w["recent_samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|s| s["metrics"]["custom"].as_object().cloned())
+            .unwrap();
+        assert!(
+            !custom.contains_key("demo_requests_total"),
+            "the request counter is not kept as custom: {custom:?}"
+        );
+    }
 
     // promtool accepts Tend's page.
     let page = reqwest::blocking::get(tend.url("/metrics")).unwrap().text().unwrap();

@@ -30,7 +30,8 @@
 //!                                    # log = "regex"; plus timeout = "30s". Default: start_secs = 1.
 //! busy_cpu_percent = 50              # READY -> WORKING above this CPU % (of one core)
 //! requests_log = "request .* handled" # spawn: each output line matching counts one request
-//! metrics_url = "http://127.0.0.1:910$TEND_SLOT/metrics"  # spawn: scrape the worker's own Prometheus page
+//! port = 9100                       # spawn: slot N's `$TEND_PORT` is 9100 + N
+//! metrics_url = "http://127.0.0.1:$TEND_PORT/metrics"  # spawn: scrape the worker's own Prometheus page
 //! requests_metric = "demo_requests_total"  # with metrics_url: the counter of handled requests
 //! stop_grace = "5s"                  # SIGTERM -> SIGKILL grace (default 5s)
 //! stale_after = "30s"                # no sample this long -> TIMEOUT (default 3 intervals, at least 5s)
@@ -80,6 +81,8 @@
 //!   on `PATH`); the validator accepts it and [`SpawnConfig::argv_for_slot`] substitutes it.
 //! - `$TEND_SLOT` anywhere in an argument (not argv\[0\]) or an `env` value is replaced by the worker's
 //!   slot number (0-based) at spawn time.
+//! - `$TEND_PORT`, with the pool's `port = 9100`, is replaced by that port plus the slot number (9100,
+//!   9101, ...) in arguments, `env` values and `metrics_url`: one port per worker, known to Tend.
 //!
 //! # Profiles
 //! | profile | interval | samples kept in memory | metrics collected |
@@ -125,6 +128,8 @@ pub use tend_core::rules::{Comparison, Scope, Severity};
 pub const TEND_EXE: &str = "$TEND_EXE";
 /// Placeholder, in arguments and `env` values, for the worker's slot number.
 pub const TEND_SLOT: &str = "$TEND_SLOT";
+/// Placeholder, in arguments, `env` values and `metrics_url`, for the pool's `port` plus the slot number.
+pub const TEND_PORT: &str = "$TEND_PORT";
 /// The origin that [`demo`] reports problems under.
 pub const DEMO_ORIGIN: &str = "<demo>";
 /// The address the server listens on when neither the file nor `TEND_LISTEN` says otherwise.
@@ -295,13 +300,15 @@ pub struct SpawnConfig {
     pub cwd: Option<PathBuf>,
     /// Number of slots, >= 1.
     pub size: u32,
+    /// `port`: slot N's [`TEND_PORT`] is this plus N.
+    pub port: Option<u16>,
 }
 
 impl SpawnConfig {
     /// The argv of the worker in `slot`, placeholders substituted: `$TEND_EXE` as argv\[0\] becomes
     /// `tend_exe`, `$TEND_SLOT` in the other arguments becomes the slot number.
     pub fn argv_for_slot(&self, tend_exe: &Path, slot: u32) -> Vec<OsString> {
-        let slot = slot.to_string();
+        let port = self.port_for_slot(slot);
         self.command
             .iter()
             .enumerate()
@@ -309,7 +316,7 @@ impl SpawnConfig {
                 if i == 0 {
                     if arg == TEND_EXE { tend_exe.as_os_str().to_owned() } else { OsString::from(arg) }
                 } else {
-                    OsString::from(arg.replace(TEND_SLOT, &slot))
+                    OsString::from(substitute(arg, slot, port))
                 }
             })
             .collect()
@@ -317,8 +324,22 @@ impl SpawnConfig {
 
     /// The extra environment of the worker in `slot`, `$TEND_SLOT` substituted in values.
     pub fn env_for_slot(&self, slot: u32) -> BTreeMap<String, String> {
-        let slot = slot.to_string();
-        self.env.iter().map(|(k, v)| (k.clone(), v.replace(TEND_SLOT, &slot))).collect()
+        let port = self.port_for_slot(slot);
+        self.env.iter().map(|(k, v)| (k.clone(), substitute(v, slot, port))).collect()
+    }
+
+    /// Slot `slot`'s port: the pool's `port` plus the slot number (validated to fit).
+    pub fn port_for_slot(&self, slot: u32) -> Option<u16> {
+        self.port.and_then(|p| u16::try_from(u32::from(p) + slot).ok())
+    }
+}
+
+/// `$TEND_SLOT` and (when the pool has a `port`) `$TEND_PORT` replaced in `text`.
+pub fn substitute(text: &str, slot: u32, port: Option<u16>) -> String {
+    let s = text.replace(TEND_SLOT, &slot.to_string());
+    match port {
+        Some(p) => s.replace(TEND_PORT, &p.to_string()),
+        None => s,
     }
 }
 
@@ -878,6 +899,7 @@ struct RawPool {
     docker_host: S<String>,
     metrics_url: S<String>,
     requests_metric: S<String>,
+    port: S<i64>,
     /// Taken out of the table and checked rule by rule before the pool is deserialized; declared so
     /// that it is listed among the expected keys.
     #[serde(rename = "rule")]
@@ -1329,6 +1351,7 @@ impl<'a> Checker<'a> {
             ("docker_host", raw.docker_host.as_ref().map(|v| v.span()), &["docker"]),
             ("metrics_url", raw.metrics_url.as_ref().map(|v| v.span()), spawn_only),
             ("requests_metric", raw.requests_metric.as_ref().map(|v| v.span()), spawn_only),
+            ("port", raw.port.as_ref().map(|v| v.span()), spawn_only),
         ];
         for (key, span, sources) in owners {
             if let Some(span) = span
@@ -1398,8 +1421,12 @@ impl<'a> Checker<'a> {
             Some(r) => self.recycle(r.into_inner(), ctx),
             None => RecycleConfig::default(),
         };
+        let has_port = raw.port.is_some();
         let metrics_url = raw.metrics_url.map(|u| {
             let v = u.get_ref();
+            if v.contains(TEND_PORT) && !has_port {
+                self.at(u.span(), ctx, "`$TEND_PORT` needs the pool's `port` (slot N gets port + N)");
+            }
             if !v.starts_with("http://") || v.len() <= "http://".len() {
                 self.at(u.span(), ctx, format!("invalid metrics_url \"{v}\": use http://host:port/metrics"));
             }
@@ -1483,7 +1510,27 @@ impl<'a> Checker<'a> {
             }
             Some(s) => self.int(Some(s.clone()), "size", ctx, 1, u32::MAX).unwrap_or(0),
         };
-        SpawnConfig { command, env, cwd, size }
+        let port = raw.port.as_ref().and_then(|p| {
+            let first = *p.get_ref();
+            let last = first.saturating_add(i64::from(size.max(1)) - 1);
+            if !(1..=65535).contains(&first) || last > 65535 {
+                self.at(p.span(), ctx, format!("`port` {first} + {size} slots must fit in 1..=65535"));
+                None
+            } else {
+                u16::try_from(first).ok()
+            }
+        });
+        if raw.port.is_none() {
+            let uses = |t: &str| t.contains(TEND_PORT);
+            let in_command =
+                raw.command.as_ref().and_then(|c| c.get_ref().iter().find(|a| uses(a.get_ref())));
+            if let Some(arg) = in_command {
+                self.at(arg.span(), ctx, "`$TEND_PORT` needs the pool's `port` (slot N gets port + N)");
+            } else if let Some(e) = raw.env.as_ref().filter(|e| e.get_ref().values().any(|v| uses(v))) {
+                self.at(e.span(), ctx, "`$TEND_PORT` needs the pool's `port` (slot N gets port + N)");
+            }
+        }
+        SpawnConfig { command, env, cwd, size, port }
     }
 
     fn attach(&mut self, raw: &RawPool, header: &Range<usize>, ctx: &str) -> AttachConfig {

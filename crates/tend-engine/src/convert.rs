@@ -116,6 +116,10 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
         scrape: p.metrics_url.as_ref().map(|url| crate::scrape::ScrapeConfig {
             url: url.clone(),
             requests_metric: p.requests_metric.clone(),
+            port: match &p.source {
+                SourceConfig::Spawn(s) => s.port,
+                _ => None,
+            },
         }),
     })
 }

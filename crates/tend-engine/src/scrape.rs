@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use tend_collect::scrape::{self, Scraped};
 use tend_core::model::WorkerId;
 
-use crate::config::TEND_SLOT;
+use crate::config::substitute;
 use crate::convert::PoolRuntime;
 use crate::engine::{EngineView, Msg};
 
@@ -26,14 +26,17 @@ pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 /// What a pool scrapes: its URL template and the counter that counts requests.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScrapeConfig {
-    /// May contain `$TEND_SLOT`, replaced by the worker's slot number.
+    /// May contain `$TEND_SLOT` and `$TEND_PORT`, replaced as in the worker's command.
     pub url: String,
     pub requests_metric: Option<String>,
+    /// The pool's `port`: slot N's `$TEND_PORT` is this plus N.
+    pub port: Option<u16>,
 }
 
 impl ScrapeConfig {
     pub fn url_for_slot(&self, slot: u32) -> String {
-        self.url.replace(TEND_SLOT, &slot.to_string())
+        let port = self.port.and_then(|p| u16::try_from(u32::from(p) + slot).ok());
+        substitute(&self.url, slot, port)
     }
 }
 

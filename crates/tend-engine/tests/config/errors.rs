@@ -24,7 +24,7 @@ fn unknown_keys() {
         [
             "tend.toml:5:1: pool \"api\": unknown key \"sise\", expected one of: name, source, command, env, cwd, \
              size, restart, profile, interval, readiness, busy_cpu_percent, requests_log, stop_grace, stale_after, \
-             task_timeout, recycle, cmdline, process_name, pids, labels, docker_host, metrics_url, requests_metric, rule"
+             task_timeout, recycle, cmdline, process_name, pids, labels, docker_host, metrics_url, requests_metric, port, rule"
         ]
     );
     assert_eq!(

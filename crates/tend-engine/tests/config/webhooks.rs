@@ -1,4 +1,4 @@
-//! `[[webhook]]` sections, the channels that name them, and a pool's `metrics_url`.
+//! `[[webhook]]` sections, the channels that name them, and a pool's `metrics_url` and `port`.
 
 use std::time::Duration;
 
@@ -83,6 +83,53 @@ requests_metric = "bad name"
             "tend.toml:18:15: pool \"loom\": key \"metrics_url\" applies only to source = \"spawn\", not \"reported\"",
             "tend.toml:24:15: pool \"api\": invalid metrics_url \"127.0.0.1:1/metrics\": use http://host:port/metrics",
             "tend.toml:25:19: pool \"api\": invalid metric name \"bad name\"",
+        ]
+    );
+}
+
+#[test]
+fn port_gives_each_slot_its_own_tend_port() {
+    let text = r#"[[pool]]
+name = "web"
+command = ["python3", "w.py", "--port", "$TEND_PORT", "--slot=$TEND_SLOT"]
+env = { LISTEN = "127.0.0.1:$TEND_PORT" }
+size = 3
+port = 9100
+metrics_url = "http://127.0.0.1:$TEND_PORT/metrics"
+"#;
+    let cfg = parse(text).unwrap();
+    let tend_engine::config::SourceConfig::Spawn(spawn) = &cfg.pools[0].source else { panic!() };
+    let argv: Vec<String> = spawn
+        .argv_for_slot(std::path::Path::new("/bin/tend"), 2)
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect();
+    assert_eq!(argv, ["python3", "w.py", "--port", "9102", "--slot=2"]);
+    assert_eq!(spawn.env_for_slot(1)["LISTEN"], "127.0.0.1:9101");
+    let rt = tend_engine::convert::pool(&cfg.pools[0]).unwrap();
+    assert_eq!(rt.scrape.unwrap().url_for_slot(2), "http://127.0.0.1:9102/metrics");
+}
+
+#[test]
+fn tend_port_without_port_and_ports_that_do_not_fit_are_located() {
+    let text = r#"[[pool]]
+name = "a"
+command = ["python3", "w.py", "--port", "$TEND_PORT"]
+size = 1
+metrics_url = "http://127.0.0.1:$TEND_PORT/metrics"
+
+[[pool]]
+name = "b"
+command = ["python3", "w.py"]
+size = 3
+port = 65534
+"#;
+    assert_eq!(
+        problems(text),
+        [
+            "tend.toml:3:41: pool \"a\": `$TEND_PORT` needs the pool's `port` (slot N gets port + N)",
+            "tend.toml:5:15: pool \"a\": `$TEND_PORT` needs the pool's `port` (slot N gets port + N)",
+            "tend.toml:11:8: pool \"b\": `port` 65534 + 3 slots must fit in 1..=65535",
         ]
     );
 }
