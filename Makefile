@@ -2,9 +2,9 @@
 # the Rust toolchain: `setup` installs the rest.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := python3 procps prometheus fonts-dejavu-core
+APT_PACKAGES := python3 procps prometheus fonts-dejavu-core chromium
 
-.PHONY: setup demo test check lint unit e2e bench bench-smoke
+.PHONY: setup demo test check lint unit e2e bench bench-smoke ui ui-test bench-ui
 
 ## Install what the build and the tests need (idempotent; apt only when something is missing).
 setup:
@@ -15,13 +15,14 @@ setup:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 	@command -v python3 >/dev/null || { echo "python3 is required by the tests"; exit 1; }
+	@command -v npm >/dev/null || { echo "Node.js 20+ with npm is required to build the web UI (ui/)"; exit 1; }
 
 ## Set up, build, and run the console headless on its embedded demo (http://127.0.0.1:7878).
-demo: setup
+demo: setup ui
 	$(CARGO) run --release --bin tend -- serve
 
 ## Set up and pass every check and test.
-test: setup lint unit bench-smoke
+test: setup lint unit ui-test bench-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -29,6 +30,26 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --no-fail-fast
+
+## The web UI (ui/, TypeScript + Vite): dependencies at the versions of package-lock.json, then ui/dist,
+## which `tend serve` serves at /. `npm install`, not `npm ci`: npm 11 leaves other platforms' optional
+## packages (rollup's) out of the lock file and then its own `npm ci` refuses that lock file.
+ui/node_modules/.package-lock.json: ui/package.json ui/package-lock.json
+	cd ui && npm install --no-audit --no-fund
+
+ui: ui/node_modules/.package-lock.json
+	cd ui && npm run build
+
+## Browser end-to-end tests: a real `tend serve` (demo) with the built UI, driven by Debian's chromium
+## through playwright-core (ui/e2e/browser.test.mjs). Screenshots of every screen: ui/e2e/screenshots/.
+ui-test: setup ui
+	$(CARGO) build --bin tend
+	cd ui && node --test e2e/browser.test.mjs
+
+## UI benchmark: 500 synthetic workers updating at 1 Hz in chromium, frame times recorded; writes the
+## "UI" section of docs/PERFORMANCE.md (~1 min; not part of `make test`).
+bench-ui: setup ui
+	cd ui && node e2e/bench-ui.mjs --write ../docs/PERFORMANCE.md
 
 ## Benchmarks (never part of the tests' pass/fail; ~6 min on 2 cores, run it on a quiet machine):
 ## release build, then the table, printed and written into docs/PERFORMANCE.md. Glances, the peer,

@@ -455,7 +455,7 @@ pub struct PoolTotals {
 }
 
 /// A pool's aggregate figures (the seeds' pool metrics).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ts_rs::TS)]
 pub struct PoolMetrics {
     pub pool: String,
     pub source: Option<Source>,

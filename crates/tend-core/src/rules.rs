@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::time::Timestamp;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -67,7 +67,7 @@ pub struct Rule {
     pub channels: Vec<String>,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     Inactive,
@@ -78,7 +78,7 @@ pub enum AlertState {
 }
 
 /// The current status of one (rule, subject); returned whenever it changes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Alert {
     pub rule: String,
     /// Worker id for worker-scoped rules, the pool name for pool-scoped ones.

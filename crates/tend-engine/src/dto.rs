@@ -11,7 +11,7 @@ use tend_core::recycle::RecycleReason;
 use tend_core::rules::Alert;
 use tend_core::time::Timestamp;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct WorkerDto {
     pub id: String,
     pub pool: String,
@@ -50,14 +50,14 @@ pub struct WorkerDto {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct LastEvent {
     pub at: Timestamp,
     pub state: State,
     pub cause: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct IncarnationDto {
     pub incarnation: u32,
     pub process: Option<ProcessId>,
@@ -69,7 +69,7 @@ pub struct IncarnationDto {
     pub task_secs: Option<f64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct WorkerDetailDto {
     #[serde(flatten)]
     pub worker: WorkerDto,
@@ -79,13 +79,13 @@ pub struct WorkerDetailDto {
     pub alerts: Vec<Alert>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct SelfUsage {
     pub cpu_percent: Option<f64>,
     pub memory_bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct HealthDto {
     /// "ok", "degraded" (a source is failing) or "stopping".
     pub status: &'static str,
@@ -174,5 +174,72 @@ pub fn worker_detail(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDetailD
         incarnations,
         recent_samples: w.recent.iter().cloned().collect(),
         alerts,
+    }
+}
+
+/// The TypeScript bindings of the wire types live in `ui/src/generated/` (committed). This test
+/// regenerates them into a temp dir and fails when the committed ones differ. To regenerate:
+/// `TEND_UPDATE_BINDINGS=1 cargo test -p tend-engine --lib dto::bindings`.
+#[cfg(test)]
+mod bindings {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use tend_core::Event;
+    use tend_core::fleet::PoolMetrics;
+    use ts_rs::{Config, TS};
+
+    use super::*;
+
+    fn export(dir: &Path) {
+        // serde_json writes u64 as a plain JSON number: `number`, not `bigint`.
+        let cfg = Config::new().with_large_int("number".to_owned()).with_out_dir(dir);
+        WorkerDto::export_all(&cfg).expect("export WorkerDto");
+        WorkerDetailDto::export_all(&cfg).expect("export WorkerDetailDto");
+        HealthDto::export_all(&cfg).expect("export HealthDto");
+        PoolMetrics::export_all(&cfg).expect("export PoolMetrics");
+        Event::export_all(&cfg).expect("export Event");
+        Alert::export_all(&cfg).expect("export Alert");
+    }
+
+    fn read_dir(dir: &Path) -> BTreeMap<String, String> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
+        entries
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "ts"))
+            .map(|p| {
+                let name = p.file_name().expect("file name").to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&p).expect("read binding"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ts_bindings_are_fresh() {
+        let committed: PathBuf =
+            [env!("CARGO_MANIFEST_DIR"), "..", "..", "ui", "src", "generated"].iter().collect();
+        if std::env::var_os("TEND_UPDATE_BINDINGS").is_some() {
+            for name in read_dir(&committed).keys() {
+                std::fs::remove_file(committed.join(name)).expect("remove stale binding");
+            }
+            export(&committed);
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("temp dir");
+        export(tmp.path());
+        let fresh = read_dir(tmp.path());
+        let old = read_dir(&committed);
+        assert!(!fresh.is_empty(), "no bindings generated");
+        for (name, text) in &fresh {
+            assert_eq!(
+                old.get(name),
+                Some(text),
+                "ui/src/generated/{name} is stale or missing; regenerate with \
+                 `TEND_UPDATE_BINDINGS=1 cargo test -p tend-engine --lib dto::bindings`"
+            );
+        }
+        for name in old.keys() {
+            assert!(fresh.contains_key(name), "ui/src/generated/{name} is no longer generated; delete it");
+        }
     }
 }

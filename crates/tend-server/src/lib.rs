@@ -26,6 +26,7 @@ mod history;
 mod metrics;
 pub mod openapi;
 mod reports;
+pub mod ui;
 
 /// Largest request body accepted; larger ones are answered 413. Reports are a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -64,7 +65,7 @@ pub fn router(app: App, token: Option<String>) -> Router {
         .route("/metrics", get(prometheus_metrics))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .with_state(ctx);
-    Router::new().nest("/api/v1", api).merge(exposition).fallback(not_found)
+    Router::new().nest("/api/v1", api).merge(exposition).fallback(ui_or_not_found)
 }
 
 /// Bind and serve until `shutdown` resolves. Returns the bound address through `bound` first.
@@ -162,6 +163,14 @@ async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Ne
         }
     }
     next.run(req).await
+}
+
+/// Outside the API, paths belong to the web UI (its files, or `index.html` for its routes).
+async fn ui_or_not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        return not_found(req).await.into_response();
+    }
+    ui::serve(req.method().clone(), req.uri().clone()).await
 }
 
 async fn not_found(req: Request) -> ApiError {

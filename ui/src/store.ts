@@ -1,0 +1,198 @@
+// The UI's model of Tend: the last answers of the API, the event log from the SSE stream, and short
+// in-memory series per worker and pool (what the sparklines, charts and Compare draw). Views read it;
+// every change is announced once per animation frame, however many arrived in between.
+import type { Alert, Event, EventOf, HealthDto, PoolMetrics, WorkerDto } from "./types";
+import type { Transport } from "./transport/transport";
+
+/** A growing time series: seconds (uPlot's x unit) and values, capped to a window. */
+export class Series {
+  t: number[] = [];
+  cpu: (number | null)[] = [];
+  mem: (number | null)[] = [];
+  constructor(readonly cap: number) {}
+  push(tSec: number, cpu: number | null, mem: number | null) {
+    const n = this.t.length;
+    if (n && tSec <= this.t[n - 1]) return false;
+    this.t.push(tSec);
+    this.cpu.push(cpu);
+    this.mem.push(mem);
+    if (this.t.length > this.cap * 1.25) {
+      // Trim in batches so the arrays are not shifted on every point.
+      const cut = this.t.length - this.cap;
+      this.t.splice(0, cut);
+      this.cpu.splice(0, cut);
+      this.mem.splice(0, cut);
+    }
+    return true;
+  }
+  get last() {
+    return this.t.length - 1;
+  }
+}
+
+export type RecycleEntry = EventOf<"recycled"> | EventOf<"recycle_failed">;
+
+const SERIES_POINTS = 15 * 60; // 15 minutes at 1 Hz
+const EVENTS_KEPT = 5000;
+
+export class Store {
+  health: HealthDto | null = null;
+  workers: WorkerDto[] = [];
+  byId = new Map<string, WorkerDto>();
+  pools: PoolMetrics[] = [];
+  alerts: Alert[] = [];
+  events: Event[] = [];
+  recycles: RecycleEntry[] = [];
+  series = new Map<string, Series>();
+  poolSeries = new Map<string, Series>();
+  /** The API answered the last poll (false: banner, keep showing the last known data). */
+  reachable = true;
+  streamConnected = false;
+  lastError = "";
+  loaded = false;
+  version = 0;
+  lastSeq = 0;
+
+  private listeners = new Set<() => void>();
+  private eventListeners = new Set<(e: Event) => void>();
+  private frame = 0;
+  private timers: number[] = [];
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(readonly transport: Transport, readonly pollMs = 1000) {}
+
+  onChange(f: () => void): () => void {
+    this.listeners.add(f);
+    return () => this.listeners.delete(f);
+  }
+
+  onEvent(f: (e: Event) => void): () => void {
+    this.eventListeners.add(f);
+    return () => this.eventListeners.delete(f);
+  }
+
+  /** Mark the model changed; listeners run once on the next animation frame. */
+  changed() {
+    this.version++;
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      for (const f of this.listeners) f();
+    });
+  }
+
+  start() {
+    this.unsubscribe = this.transport.subscribe(0, {
+      onEvent: (e) => this.ingest(e),
+      onStatus: (c) => {
+        this.streamConnected = c;
+        this.changed();
+      },
+    });
+    this.loop(() => this.pollFast(), this.pollMs);
+    this.loop(() => this.pollSlow(), this.pollMs * 2);
+  }
+
+  stop() {
+    this.unsubscribe?.();
+    for (const t of this.timers) clearTimeout(t);
+  }
+
+  private loop(f: () => Promise<void>, every: number) {
+    const tick = async () => {
+      await f();
+      this.timers.push(window.setTimeout(tick, every));
+    };
+    void tick();
+  }
+
+  private async pollFast() {
+    try {
+      const [health, workers] = await Promise.all([this.transport.health(), this.transport.workers()]);
+      this.setWorkers(workers);
+      this.health = health;
+      this.reachable = true;
+      this.lastError = "";
+      this.loaded = true;
+    } catch (e) {
+      this.reachable = false;
+      this.lastError = e instanceof Error ? e.message : String(e);
+    }
+    this.changed();
+  }
+
+  private async pollSlow() {
+    try {
+      const [pools, alerts] = await Promise.all([this.transport.pools(), this.transport.alerts()]);
+      this.pools = pools;
+      this.alerts = alerts;
+      const now = Date.now() / 1000;
+      for (const p of pools) {
+        this.seriesOf(this.poolSeries, p.pool).push(now, p.average_cpu_percent, p.total_memory_bytes);
+      }
+      this.changed();
+    } catch {
+      /* pollFast reports reachability */
+    }
+  }
+
+  /** Replace the worker list (a poll, or the benchmark's fake feed) and extend the series. */
+  setWorkers(workers: WorkerDto[]) {
+    this.workers = workers;
+    this.byId.clear();
+    for (const w of workers) {
+      this.byId.set(w.id, w);
+      if (w.last_sample_at != null) {
+        this.seriesOf(this.series, w.id).push(w.last_sample_at / 1000, w.cpu_percent, w.memory_bytes);
+      }
+    }
+  }
+
+  seriesOf(map: Map<string, Series>, key: string): Series {
+    let s = map.get(key);
+    if (!s) map.set(key, (s = new Series(SERIES_POINTS)));
+    return s;
+  }
+
+  /** Fill a worker's series with the samples the server still holds (before the page was opened). */
+  async seed(id: string) {
+    const d = await this.transport.worker(id);
+    const s = this.seriesOf(this.series, id);
+    const first = s.t.length ? s.t[0] : Infinity;
+    const older = d.recent_samples.filter((x) => x.at / 1000 < first);
+    if (!older.length) return;
+    s.t.unshift(...older.map((x) => x.at / 1000));
+    s.cpu.unshift(...older.map((x) => x.metrics.cpu_percent ?? null));
+    s.mem.unshift(...older.map((x) => x.metrics.memory_bytes ?? null));
+    this.changed();
+  }
+
+  ingest(e: Event) {
+    if (e.seq <= this.lastSeq) return;
+    this.lastSeq = e.seq;
+    this.events.push(e);
+    if (this.events.length > EVENTS_KEPT * 1.2) this.events.splice(0, this.events.length - EVENTS_KEPT);
+    if (e.type === "recycled" || e.type === "recycle_failed") this.recycles.push(e);
+    if (e.type === "alert_changed") {
+      const i = this.alerts.findIndex((a) => a.rule === e.alert.rule && a.subject === e.alert.subject);
+      if (i >= 0) this.alerts[i] = e.alert;
+      else this.alerts.push(e.alert);
+    }
+    for (const f of this.eventListeners) f(e);
+    this.changed();
+  }
+
+  eventsOf(worker: string): Event[] {
+    return this.events.filter((e) => "worker" in e && e.worker === worker);
+  }
+
+  firing(): Alert[] {
+    return this.alerts.filter((a) => a.state === "firing" || a.state === "flapping");
+  }
+
+  /** Refresh alerts at once (after ack/silence) rather than on the next slow poll. */
+  async refreshAlerts() {
+    this.alerts = await this.transport.alerts();
+    this.changed();
+  }
+}

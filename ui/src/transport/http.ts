@@ -1,0 +1,116 @@
+// The browser transport: `fetch` against `/api/v1` and an `EventSource` on `/api/v1/events`.
+import { ApiError } from "../types";
+import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, WorkerDetailDto, WorkerDto } from "../types";
+import type { EventStreamHandlers, ExportQuery, Transport } from "./transport";
+
+const EVENT_TYPES: Event["type"][] = [
+  "worker_added", "worker_removed", "state_changed", "recycle_started", "recycled", "recycle_failed",
+  "storm_tripped", "alert_changed", "source_status",
+];
+
+async function apiError(res: Response): Promise<ApiError> {
+  try {
+    const body = (await res.json()) as { error?: { code?: string; message?: string } };
+    return new ApiError(res.status, body.error?.code ?? "http_" + res.status, body.error?.message ?? res.statusText);
+  } catch {
+    return new ApiError(res.status, "http_" + res.status, res.statusText || "request failed");
+  }
+}
+
+/** The endpoint does not exist on this server (router 404), or it has no history store (503). */
+function isMissingRoute(e: unknown): boolean {
+  return e instanceof ApiError && ((e.status === 404 && e.message.startsWith("no route")) || e.code === "store_unavailable");
+}
+
+export class HttpTransport implements Transport {
+  constructor(private readonly base = "/api/v1") {}
+
+  private async get<T>(path: string): Promise<T> {
+    const res = await fetch(this.base + path, { headers: { accept: "application/json" } });
+    if (!res.ok) throw await apiError(res);
+    return (await res.json()) as T;
+  }
+
+  private async post(path: string, body?: unknown): Promise<void> {
+    const res = await fetch(this.base + path, {
+      method: "POST",
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw await apiError(res);
+  }
+
+  health() { return this.get<HealthDto>("/health"); }
+  workers() { return this.get<WorkerDto[]>("/workers"); }
+  worker(id: string) { return this.get<WorkerDetailDto>("/workers/" + encodeURIComponent(id)); }
+  workerEvents(id: string) { return this.get<Event[]>("/workers/" + encodeURIComponent(id) + "/events"); }
+  pools() { return this.get<PoolMetrics[]>("/pools"); }
+  alerts() { return this.get<Alert[]>("/alerts"); }
+  recycle(id: string) { return this.post("/workers/" + encodeURIComponent(id) + "/recycle"); }
+  stop(id: string) { return this.post("/workers/" + encodeURIComponent(id) + "/stop"); }
+  acknowledge(rule: string, subject: string) { return this.post("/alerts/ack", { rule, subject }); }
+  silence(rule: string, subject: string, minutes: number) {
+    return this.post("/alerts/silence", { rule, subject, minutes });
+  }
+
+  subscribe(since: number, h: EventStreamHandlers): () => void {
+    // EventSource reconnects by itself and sends Last-Event-ID, so nothing is missed across a drop.
+    const es = new EventSource(`${this.base}/events?since=${since}`);
+    const onMessage = (m: MessageEvent<string>) => {
+      try {
+        h.onEvent(JSON.parse(m.data) as Event);
+      } catch {
+        /* a malformed line is skipped; the next poll brings the state anyway */
+      }
+    };
+    for (const t of EVENT_TYPES) es.addEventListener(t, onMessage);
+    es.onopen = () => h.onStatus(true);
+    es.onerror = () => h.onStatus(false);
+    return () => es.close();
+  }
+
+  async history(id: string, metric: string, from: number, to: number, stepMs?: number): Promise<History | null> {
+    const q = new URLSearchParams({ metric, from: String(from), to: String(to) });
+    if (stepMs) q.set("step", `${Math.round(stepMs / 1000)}s`);
+    try {
+      return await this.get<History>(`/workers/${encodeURIComponent(id)}/history?${q}`);
+    } catch (e) {
+      if (isMissingRoute(e)) return null;
+      throw e;
+    }
+  }
+
+  async recycles(from: number, to: number): Promise<RecycleRow[] | null> {
+    try {
+      return await this.get<RecycleRow[]>(`/recycles?from=${from}&to=${to}`);
+    } catch (e) {
+      if (isMissingRoute(e)) return null;
+      throw e;
+    }
+  }
+
+  async exportCsv(q: ExportQuery, progress: (bytes: number) => void): Promise<Blob | null> {
+    const p = new URLSearchParams({ kind: q.kind, from: String(q.from), to: String(q.to) });
+    if (q.pool) p.set("pool", q.pool);
+    if (q.worker) p.set("worker", q.worker);
+    if (q.metrics?.length) p.set("metrics", q.metrics.join(","));
+    const res = await fetch(`${this.base}/export.csv?${p}`);
+    if (!res.ok) {
+      const e = await apiError(res);
+      if (isMissingRoute(e)) return null;
+      throw e;
+    }
+    if (!res.body) return await res.blob();
+    const reader = res.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let n = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      n += value.byteLength;
+      progress(n);
+    }
+    return new Blob(chunks as BlobPart[], { type: "text/csv" });
+  }
+}

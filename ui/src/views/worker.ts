@@ -1,0 +1,249 @@
+// Worker detail: header and actions, CPU and memory charts with a shared cursor, the recycle limit and
+// rule thresholds, range buttons, the lifecycle timeline, and tabs for events, errors, recycles, alerts.
+import { h, setText, replace } from "../dom";
+import { bytes, duration, int, clock, dateTime, ago, ruleValue } from "../format";
+import { badge, setBadge, severity } from "../components/badge";
+import { TimeChart } from "../components/chart";
+import type { Line } from "../components/chart";
+import { Timeline } from "../components/timeline";
+import type { Event, WorkerDetailDto } from "../types";
+import { recycleWorkers, stopWorker, errorReason } from "./actions";
+import type { Ctx, View } from "./view";
+
+const MiB = 1024 * 1024;
+const RANGES: [string, number][] = [["5m", 300], ["1h", 3600], ["24h", 86400], ["7d", 7 * 86400], ["30d", 30 * 86400]];
+type Tab = "events" | "errors" | "recycles" | "alerts";
+
+export function workerView(ctx: Ctx, id: string): View {
+  const { store, transport } = ctx;
+  let detail: WorkerDetailDto | null = null;
+  let missing = "";
+  let range = 300;
+  let tab: Tab = "events";
+  let historyNote = "";
+  // Chart data, owned here and appended to: seconds, CPU %, memory MiB.
+  const t: number[] = [], cpu: (number | null)[] = [], mem: (number | null)[] = [];
+  let alive = true;
+  let first = true;
+
+  const title = h("span");
+  const stateBadge = badge("INITIALIZING");
+  const facts = h("div.facts", { "data-testid": "facts" });
+  const err = h("span.err", { role: "alert" });
+  const recycleBtn = h("button.primary", { "data-action": "recycle" }, "Recycle…");
+  const stopBtn = h("button.danger", { "data-action": "stop" }, "Stop…");
+  const rangeSeg = h("div.seg", ...RANGES.map(([l, s]) => h("button", { "data-range": l, class: s === range ? "on" : "", onclick: () => setRange(s) }, l)));
+  const cpuNow = h("b"), memNow = h("b");
+  const note = h("div.note");
+  const limitLines = (): Line[] => {
+    const lines: Line[] = [];
+    const lim = detail?.memory_limit_bytes;
+    if (lim) lines.push({ value: lim / MiB, label: `recycle limit ${bytes(lim)}`, color: "#dc2626" });
+    for (const a of detail?.alerts ?? []) {
+      if (a.threshold != null && /memory_mb/.test(a.rule + a.message)) lines.push({ value: a.threshold, label: `${a.rule} ${a.threshold} MiB`, color: "#d97706", dash: [3, 3] });
+    }
+    return lines;
+  };
+  const cpuLines = (): Line[] => (detail?.alerts ?? [])
+    .filter((a) => a.threshold != null && /cpu_percent/.test(a.message))
+    .map((a) => ({ value: a.threshold as number, label: `${a.rule} ${a.threshold} %`, color: "#d97706", dash: [3, 3] }));
+  const cpuChart = new TimeChart({ height: 150, unit: "%", series: [{ label: "CPU", color: "#2563eb", fill: true }], sync: "worker", lines: cpuLines });
+  const memChart = new TimeChart({
+    height: 170, unit: "MiB", series: [{ label: "Memory", color: "#7c3aed", fill: true }], sync: "worker", lines: limitLines,
+    yAtLeast: () => (detail?.memory_limit_bytes ? detail.memory_limit_bytes / MiB : null),
+  });
+  const cursorInfo = h("span.muted");
+  const onCursor = (i: number | null) => {
+    const d = { t, cpu, mem };
+    if (i == null || d.t[i] == null) return setText(cursorInfo, "");
+    setText(cursorInfo, `${clock(d.t[i] * 1000)} · CPU ${d.cpu[i]?.toFixed(1) ?? "—"} % · memory ${d.mem[i]?.toFixed(1) ?? "—"} MiB`);
+  };
+  cpuChart.el.dataset.chart = "cpu";
+  memChart.el.dataset.chart = "memory";
+  cpuChart.onCursor = onCursor;
+  memChart.onCursor = onCursor;
+  const timeline = new Timeline();
+  const tabsEl = h("div.tabs");
+  const tabBody = h("div");
+  const tabs: [Tab, string][] = [["events", "Events"], ["errors", "Errors and warnings"], ["recycles", "Recycles"], ["alerts", "Alerts"]];
+  for (const [k, l] of tabs) tabsEl.appendChild(h("button", { "data-tab": k, onclick: () => { tab = k; renderTab(); } }, l));
+
+  const el = h("div.view",
+    h("div.whead",
+      h("div",
+        h("h1", h("a", { href: "/workers", onclick: (e: Event) => { (e as unknown as MouseEvent).preventDefault(); ctx.navigate("/workers"); } }, "Workers"), h("span.faint", "/"), title, stateBadge),
+        facts),
+      h("div.actions", err, recycleBtn, stopBtn)),
+    h("div.panel.charts",
+      h("div.toolbar", { style: { margin: "2px 6px 6px" } }, rangeSeg, cursorInfo, h("span.spacer"), note),
+      h("div.chart-title", h("span", "CPU (% of one core)"), cpuNow), cpuChart.el,
+      h("div.chart-title", h("span", "Memory (resident)"), memNow), memChart.el,
+      h("div.chart-title", h("span", "Lifecycle")), timeline.el),
+    tabsEl, tabBody);
+
+  recycleBtn.addEventListener("click", async () => { if (detail) await recycleWorkers(ctx, [detail], err); });
+  stopBtn.addEventListener("click", async () => { if (detail) await stopWorker(ctx, detail, err); });
+
+  function appendSamples(d: WorkerDetailDto) {
+    const last = t.length ? t[t.length - 1] : -Infinity;
+    for (const s of d.recent_samples) {
+      const ts = s.at / 1000;
+      if (ts <= last) continue;
+      t.push(ts);
+      cpu.push(s.metrics.cpu_percent ?? null);
+      mem.push(s.metrics.memory_bytes != null ? s.metrics.memory_bytes / MiB : null);
+    }
+  }
+
+  async function poll() {
+    if (!alive) return;
+    try {
+      const d = await transport.worker(id);
+      detail = d;
+      missing = "";
+      appendSamples(d);
+    } catch (e) {
+      missing = errorReason(e);
+    }
+    if (first && detail) {
+      first = false;
+      void setRange(range);
+    }
+    draw();
+    if (alive) setTimeout(poll, store.pollMs);
+  }
+
+  async function setRange(s: number) {
+    range = s;
+    for (const b of rangeSeg.querySelectorAll("button")) b.classList.toggle("on", b.dataset.range === RANGES.find((r) => r[1] === s)?.[0]);
+    historyNote = "";
+    const oldest = t.length ? t[0] : Date.now() / 1000;
+    const now = Date.now();
+    if (now / 1000 - s < oldest - 5) {
+      try {
+        const step = Math.max(1000, Math.round((s * 1000) / 600));
+        const [c, m] = await Promise.all([
+          transport.history(id, "cpu_percent", now - s * 1000, now, step),
+          transport.history(id, "memory_mb", now - s * 1000, now, step),
+        ]);
+        if (c && m && c.points.length) {
+          // Older points from the store go in front of the in-memory ones; live samples keep appending.
+          const tm = new Map(m.points.map((p) => [p.t, p.avg]));
+          const first = t.length ? t[0] : Infinity;
+          const older = c.points.filter((p) => p.t / 1000 < first - 0.5);
+          t.unshift(...older.map((p) => p.t / 1000));
+          cpu.unshift(...older.map((p) => p.avg));
+          mem.unshift(...older.map((p) => tm.get(p.t) ?? null));
+          historyNote = older.length
+            ? `older than ${clock(first * 1000)}: history store (${c.tier}${c.step_ms ? `, ${Math.round(c.step_ms / 1000)} s steps` : ""})`
+            : "";
+        } else if (c && m) {
+          historyNote = `the history store has nothing older yet: showing the ${duration(now / 1000 - oldest)} kept in memory`;
+        } else {
+          historyNote = `no history store on this server: showing the ${duration(now / 1000 - oldest)} kept in memory`;
+        }
+      } catch (e) {
+        historyNote = "history unavailable: " + errorReason(e);
+      }
+    }
+    draw();
+  }
+
+  function draw() {
+    if (!alive) return;
+    if (!detail) {
+      setText(title, id);
+      replace(facts, missing ? h("span.err", missing) : h("span", "Loading…"));
+      return;
+    }
+    const d = detail;
+    setText(title, d.id);
+    setBadge(stateBadge, d.state);
+    replace(facts,
+      h("span", "pid ", h("b", { "data-pid": d.pid ?? "" }, d.pid != null ? String(d.pid) : "—")),
+      h("span", "source ", h("b", d.source)),
+      h("span", "pool ", h("b", d.pool)),
+      h("span", "incarnation ", h("b", String(d.incarnation))),
+      h("span", "uptime ", h("b", duration(d.uptime_secs))),
+      h("span", "requests ", h("b", int(d.requests))),
+      h("span", "restarts ", h("b", String(d.restarts))),
+      h("span", "errors ", h("b", int(d.errors)), " · warnings ", h("b", int(d.warnings))),
+      d.recycling ? h("span", h("b", `recycling (${d.recycling})`)) : null,
+      d.held ? h("span.err", d.held) : null);
+    setText(cpuNow, d.cpu_percent != null ? d.cpu_percent.toFixed(1) + " %" : "—");
+    setText(memNow, d.memory_bytes != null ? bytes(d.memory_bytes) + (d.memory_limit_bytes ? ` of ${bytes(d.memory_limit_bytes)} limit` : "") : "—");
+    const live = d.state !== "COMPLETED" && d.state !== "CLEANED" && d.state !== "FAILED" && d.state !== "TERMINATED";
+    recycleBtn.disabled = !live || d.recycling != null;
+    stopBtn.disabled = !live;
+    const now = Date.now() / 1000;
+    const from = now - range;
+    cpuChart.update([t, cpu], from, now);
+    memChart.update([t, mem], from, now);
+    const inMemoryNote = t.length && t[0] > from + 5 ? `data since ${clock(t[0] * 1000)}` : "";
+    setText(note, historyNote || inMemoryNote);
+    const evs = store.eventsOf(id);
+    timeline.align(memChart.plotBox());
+    timeline.render(d.incarnations, evs, from * 1000, now * 1000);
+    timeline.renderAlerts(Timeline.alertEvents(store.events, id), from * 1000, now * 1000);
+    renderTab();
+  }
+
+  let tabKey = "";
+  function renderTab() {
+    for (const b of tabsEl.querySelectorAll("button")) b.classList.toggle("on", b.dataset.tab === tab);
+    const evs = store.eventsOf(id);
+    const key = tab + evs.length + (detail?.alerts.map((a) => a.state + a.acknowledged + a.silenced_until).join() ?? "") + (detail?.errors ?? 0);
+    if (key === tabKey) return;
+    tabKey = key;
+    if (tab === "events") {
+      const rows = evs.slice(-300).reverse();
+      replace(tabBody, table(["Time", "Event", "Detail"], rows.map((e) => [dateTime(e.at), e.type.replace(/_/g, " "), describe(e)]), "No events in memory for this worker."));
+    } else if (tab === "errors") {
+      const bad = evs.filter((e) => (e.type === "state_changed" && ["FAILED", "TIMEOUT", "TERMINATED"].includes(e.to)) || e.type === "recycle_failed" || e.type === "storm_tripped").reverse();
+      replace(tabBody,
+        h("p.muted", `Output lines counted as errors: ${int(detail?.errors)} · warnings: ${int(detail?.warnings)} (current incarnation).`),
+        table(["Time", "What", "Detail"], bad.map((e) => [dateTime(e.at), e.type === "state_changed" ? e.to : e.type.replace(/_/g, " "), describe(e)]), "No failures, timeouts or failed recycles."));
+    } else if (tab === "recycles") {
+      const rs = store.recycles.filter((r) => r.worker === id).reverse();
+      replace(tabBody, table(["Time", "Reason", "Outcome", "Old → new pid", "Uptime", "Requests", "Last memory", "Detail"], rs.map((r) => r.type === "recycled"
+        ? [dateTime(r.at), r.reason, "recycled", `${r.old_process?.pid ?? "—"} → ${r.new_process?.pid ?? "—"}`, duration(r.uptime_secs), int(r.requests), bytes(r.last_metrics?.memory_bytes), r.detail]
+        : [dateTime(r.at), r.reason, "failed", "—", "—", "—", "—", r.error]), "No recycles of this worker yet."));
+    } else {
+      const as = detail?.alerts ?? [];
+      replace(tabBody, table(["Severity", "Rule", "State", "Value / threshold", "Since", "Message"], as.map((a) => [severity(a.severity), a.rule, a.state + (a.acknowledged ? " · ack" : "") + (a.silenced_until && a.silenced_until > Date.now() ? " · silenced" : ""), `${ruleValue(a.message, a.value)} / ${ruleValue(a.message, a.threshold)}`, ago(a.since), a.message]), "No alert rules on this worker."));
+    }
+  }
+
+  void poll();
+  return {
+    el,
+    update: () => renderTab(),
+    destroy() { alive = false; cpuChart.destroy(); memChart.destroy(); },
+    onKey(e) {
+      if (e.key === "r" && detail && !recycleBtn.disabled) { recycleBtn.click(); return true; }
+      if (e.key === "Escape" || e.key === "Backspace") { ctx.navigate("/workers"); return true; }
+      return false;
+    },
+  };
+}
+
+export function describe(e: Event): string {
+  switch (e.type) {
+    case "state_changed": return `${e.from ?? "—"} → ${e.to} · incarnation ${e.incarnation}${e.process ? ` (pid ${e.process.pid})` : ""} · ${e.cause}`;
+    case "recycle_started": return `${e.reason}: ${e.detail}`;
+    case "recycled": return `${e.reason}: pid ${e.old_process?.pid ?? "—"} → ${e.new_process?.pid ?? "—"} after ${duration(e.uptime_secs)}, ${int(e.requests)} requests · ${e.detail}`;
+    case "recycle_failed": return `${e.reason}: ${e.error}`;
+    case "storm_tripped": return `${e.restarts} restarts within ${duration(e.window_secs)}: held`;
+    case "worker_added": return `added to pool ${e.pool} (${e.source})`;
+    case "worker_removed": return `removed from pool ${e.pool}`;
+    case "alert_changed": return `${e.alert.rule} ${e.alert.state}: ${e.alert.message}`;
+    case "source_status": return `${e.source} ${e.degraded ? "degraded" : "recovered"}: ${e.detail}`;
+  }
+}
+
+export function table(head: string[], rows: (string | Node)[][], empty: string): HTMLElement {
+  if (!rows.length) return h("div.empty", empty);
+  return h("div.tablewrap", h("table.grid",
+    h("thead", h("tr", ...head.map((c) => h("th", c)))),
+    h("tbody", ...rows.map((r) => h("tr", ...r.map((c) => h("td", c)))))));
+}
