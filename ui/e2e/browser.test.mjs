@@ -139,6 +139,9 @@ test("the leaky worker's memory chart rises and its recycle appears in the timel
   await page.locator('.tl-mark.recycle[data-reason="memory"]').first().waitFor({ timeout: 45_000 });
   await until("an incarnation's lane in the timeline", async () => (await page.locator(".tl-seg[data-state=WORKING]").count()) > 0);
   await shot("worker");
+  const [png] = await Promise.all([page.waitForEvent("download"), page.click('button[data-action="png"]')]);
+  assert.match(png.suggestedFilename(), /^tend-demo-2-.*\.png$/);
+  assert.deepEqual([...readFileSync(await png.path()).subarray(1, 4)].map((b) => String.fromCharCode(b)).join(""), "PNG");
 });
 
 test("Recycle with confirmation changes the worker's pid and logs a manual recycle", async () => {

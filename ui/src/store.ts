@@ -53,6 +53,7 @@ export class Store {
   version = 0;
   lastSeq = 0;
 
+  private seeded = false;
   private listeners = new Set<() => void>();
   private eventListeners = new Set<(e: Event) => void>();
   private frame = 0;
@@ -111,6 +112,11 @@ export class Store {
       const [health, workers] = await Promise.all([this.transport.health(), this.transport.workers()]);
       this.setWorkers(workers);
       this.health = health;
+      if (!this.seeded) {
+        this.seeded = true;
+        // A small fleet gets its sparklines and Compare lines filled from what the server still holds.
+        if (workers.length <= 64) void this.seedAll();
+      }
       this.reachable = true;
       this.lastError = "";
       this.loaded = true;
@@ -164,6 +170,41 @@ export class Store {
     s.t.unshift(...older.map((x) => x.at / 1000));
     s.cpu.unshift(...older.map((x) => x.metrics.cpu_percent ?? null));
     s.mem.unshift(...older.map((x) => x.metrics.memory_bytes ?? null));
+    this.changed();
+  }
+
+  /** Seed every worker's series, then the pools' (total memory, average CPU per 5 s bucket). */
+  async seedAll() {
+    await Promise.all(this.workers.map((w) => this.seed(w.id).catch(() => undefined)));
+    const BUCKET = 5;
+    for (const pool of new Set(this.workers.map((w) => w.pool))) {
+      const ps = this.seriesOf(this.poolSeries, pool);
+      const first = ps.t.length ? ps.t[0] : Infinity;
+      const buckets = new Map<number, Map<string, { cpu: number | null; mem: number | null }>>();
+      for (const w of this.workers) {
+        if (w.pool !== pool) continue;
+        const s = this.series.get(w.id);
+        if (!s) continue;
+        for (let i = 0; i < s.t.length; i++) {
+          const b = Math.floor(s.t[i] / BUCKET) * BUCKET;
+          if (b + BUCKET > first) continue;
+          let m = buckets.get(b);
+          if (!m) buckets.set(b, (m = new Map()));
+          m.set(w.id, { cpu: s.cpu[i], mem: s.mem[i] });
+        }
+      }
+      const keys = [...buckets.keys()].sort((a, b) => a - b);
+      const cpu: (number | null)[] = [], mem: (number | null)[] = [];
+      for (const k of keys) {
+        const vals = [...(buckets.get(k) as Map<string, { cpu: number | null; mem: number | null }>).values()];
+        const c = vals.filter((v) => v.cpu != null).map((v) => v.cpu as number);
+        cpu.push(c.length ? c.reduce((a, b) => a + b, 0) / c.length : null);
+        mem.push(vals.reduce((a, v) => a + (v.mem ?? 0), 0));
+      }
+      ps.t.unshift(...keys.map((k) => k + BUCKET));
+      ps.cpu.unshift(...cpu);
+      ps.mem.unshift(...mem);
+    }
     this.changed();
   }
 

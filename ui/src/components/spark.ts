@@ -23,7 +23,14 @@ export class Sparkline {
     if (!g) return;
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, w, hgt);
-    if (n < 2) return;
+    if (n < 2) {
+      g.fillStyle = this.color;
+      g.globalAlpha = 0.5;
+      g.font = "11px system-ui";
+      g.fillText("collecting…", 2, hgt / 2 + 4);
+      g.globalAlpha = 1;
+      return;
+    }
     const t1 = t[n - 1];
     // Until 15 minutes of data exist, the line spans what there is (at least a minute).
     windowSec = Math.max(60, Math.min(windowSec, t1 - t[0]));

@@ -28,7 +28,7 @@ export function exportView(ctx: Ctx): View {
       h("label", "Data"), kindSel,
       h("label", "Range"), rangeSel,
       h("label", "Metrics"), checks,
-      h("label", "Format"), h("div", h("label", h("input", { type: "radio", name: "fmt", checked: true }), " CSV"), h("span.faint", "  · charts as PNG: right-click a chart, Save image")),
+      h("label", "Format"), h("div", h("label", h("input", { type: "radio", name: "fmt", checked: true }), " CSV"), h("span.faint", "  · charts as PNG: the PNG button on a worker's page")),
       h("span"), h("div.toolbar", { style: { margin: 0 } }, go, prog),
       h("span"), status));
 

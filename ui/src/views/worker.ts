@@ -8,6 +8,7 @@ import type { Line } from "../components/chart";
 import { Timeline } from "../components/timeline";
 import type { Event, WorkerDetailDto } from "../types";
 import { recycleWorkers, stopWorker, errorReason } from "./actions";
+import { download } from "../csv";
 import type { Ctx, View } from "./view";
 
 const MiB = 1024 * 1024;
@@ -32,6 +33,8 @@ export function workerView(ctx: Ctx, id: string): View {
   const err = h("span.err", { role: "alert" });
   const recycleBtn = h("button.primary", { "data-action": "recycle" }, "Recycle…");
   const stopBtn = h("button.danger", { "data-action": "stop" }, "Stop…");
+  const pngBtn = h("button.small", { title: "Save both charts as one PNG", "data-action": "png" }, "PNG");
+  pngBtn.addEventListener("click", () => savePng());
   const rangeSeg = h("div.seg", ...RANGES.map(([l, s]) => h("button", { "data-range": l, class: s === range ? "on" : "", onclick: () => setRange(s) }, l)));
   const cpuNow = h("b"), memNow = h("b");
   const note = h("div.note");
@@ -75,7 +78,7 @@ export function workerView(ctx: Ctx, id: string): View {
         facts),
       h("div.actions", err, recycleBtn, stopBtn)),
     h("div.panel.charts",
-      h("div.toolbar", { style: { margin: "2px 6px 6px" } }, rangeSeg, cursorInfo, h("span.spacer"), note),
+      h("div.toolbar", { style: { margin: "2px 6px 6px" } }, rangeSeg, cursorInfo, h("span.spacer"), note, pngBtn),
       h("div.chart-title", h("span", "CPU (% of one core)"), cpuNow), cpuChart.el,
       h("div.chart-title", h("span", "Memory (resident)"), memNow), memChart.el,
       h("div.chart-title", h("span", "Lifecycle")), timeline.el),
@@ -111,6 +114,28 @@ export function workerView(ctx: Ctx, id: string): View {
     }
     draw();
     if (alive) setTimeout(poll, store.pollMs);
+  }
+
+  /** The CPU and memory charts stacked into one PNG, with a title line. */
+  function savePng() {
+    const canvases = [cpuChart.el, memChart.el].map((e) => e.querySelector("canvas")).filter((c): c is HTMLCanvasElement => !!c);
+    if (!canvases.length) return;
+    const dpr = devicePixelRatio || 1;
+    const head = Math.round(28 * dpr);
+    const out = document.createElement("canvas");
+    out.width = Math.max(...canvases.map((c) => c.width));
+    out.height = head + canvases.reduce((a, c) => a + c.height, 0);
+    const g = out.getContext("2d");
+    if (!g) return;
+    const css = getComputedStyle(document.documentElement);
+    g.fillStyle = css.getPropertyValue("--panel").trim() || "#fff";
+    g.fillRect(0, 0, out.width, out.height);
+    g.fillStyle = css.getPropertyValue("--text").trim() || "#000";
+    g.font = `${13 * dpr}px system-ui`;
+    g.fillText(`${id} · CPU % and memory MiB · ${dateTime(Date.now() - range * 1000)} – ${dateTime(Date.now())}`, 8 * dpr, 19 * dpr);
+    let y = head;
+    for (const c of canvases) { g.drawImage(c, 0, y); y += c.height; }
+    out.toBlob((b) => { if (b) download(`tend-${id}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "")}.png`, b); }, "image/png");
   }
 
   async function setRange(s: number) {
