@@ -708,6 +708,24 @@ impl Fleet {
         self.take()
     }
 
+    /// Alerts an earlier run left open (pending, firing, flapping), read back from the history store:
+    /// each whose rule is still configured for its pool and whose subject (the pool, or a worker known
+    /// now) exists is tracked again in its state; the next readings confirm or clear it. No events: the
+    /// state is the one already published. Returns how many were restored.
+    pub fn restore_alerts(&mut self, alerts: Vec<Alert>) -> usize {
+        let mut restored = 0;
+        for alert in alerts {
+            let Some(spec) = self.pools.iter().find(|p| p.name == alert.pool).cloned() else { continue };
+            let Some(rule) = spec.rules.iter().find(|r| r.name == alert.rule) else { continue };
+            let subject_known = alert.subject == spec.name
+                || self.workers.contains_key(&WorkerId::new(alert.subject.as_str()));
+            if subject_known && self.alerts.restore(rule, alert) {
+                restored += 1;
+            }
+        }
+        restored
+    }
+
     pub fn acknowledge(&mut self, rule: &str, subject: &str, now: Timestamp) -> Option<Output> {
         let alert = self.alerts.acknowledge(rule, subject)?;
         self.emit(now, EventKind::AlertChanged { alert });

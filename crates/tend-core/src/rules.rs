@@ -525,6 +525,27 @@ impl AlertBook {
         changed
     }
 
+    /// Put back an alert an earlier run left pending, firing or flapping (read from the history store),
+    /// as if its condition had held since the episode started: the next readings confirm it or clear it
+    /// through the rule's hysteresis. False (nothing changed) when the alert is not active or the book
+    /// already tracks that (rule, subject).
+    pub fn restore(&mut self, rule: &Rule, alert: Alert) -> bool {
+        let key = (rule.name.clone(), alert.subject.clone());
+        if !alert.state.is_active() || alert.rule != rule.name || self.trackers.contains_key(&key) {
+            return false;
+        }
+        let started = alert.started.unwrap_or(alert.since);
+        let mut tracker = Tracker::new(rule, &alert.pool, &alert.subject, started);
+        if matches!(alert.state, AlertState::Firing | AlertState::Flapping) {
+            tracker.fire_starts.push_back(alert.since);
+        }
+        tracker.alert = Alert { severity: rule.severity, started: Some(started), ..alert };
+        tracker.breached = true;
+        tracker.streak = rule.for_samples;
+        self.trackers.insert(key, tracker);
+        true
+    }
+
     /// Mark the alert as seen by someone; cleared when a new episode starts.
     pub fn acknowledge(&mut self, rule: &str, subject: &str) -> Option<Alert> {
         let tracker = self.trackers.get_mut(&(rule.to_owned(), subject.to_owned()))?;
@@ -628,6 +649,26 @@ mod tests {
             }
         }
         (book, got)
+    }
+
+    #[test]
+    fn a_restored_firing_alert_stays_until_a_reading_clears_it() {
+        let rule = mem(150.0, Some(120.0));
+        let (book, _) = run(&rule, &[(0, v(200.0)), (1000, v(200.0))]);
+        let firing = book.get("mem", "w1").unwrap().clone();
+        assert_eq!(firing.state, Firing);
+        // A new book (a restarted Tend) gets it back as it was.
+        let mut book = AlertBook::new();
+        assert!(book.restore(&rule, firing.clone()));
+        assert!(!book.restore(&rule, firing.clone()), "already tracked");
+        assert_eq!(book.get("mem", "w1"), Some(&firing));
+        // Inside the hysteresis band nothing changes; below the clear threshold it resolves.
+        assert_eq!(book.observe(&rule, "web", "w1", Reading::Value(130.0), at(5000)), None);
+        let resolved = book.observe(&rule, "web", "w1", Reading::Value(100.0), at(6000)).unwrap();
+        assert_eq!((resolved.state, resolved.since), (Resolved, at(6000)));
+        let mut inactive = firing;
+        inactive.state = Resolved;
+        assert!(!AlertBook::new().restore(&rule, inactive), "only active alerts come back");
     }
 
     #[test]

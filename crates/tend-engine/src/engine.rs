@@ -129,6 +129,14 @@ impl Engine {
         let out = self.fleet.start(now);
         crate::scrape::start(&self.pools, self.tx.clone(), self.scraped.clone());
         self.dispatch(out);
+        if let Some(store) = &self.store {
+            // Alerts the last run left open come back before the first sample can re-evaluate them.
+            let open = crate::history::open_alerts(store).await;
+            let restored = self.fleet.restore_alerts(open);
+            if restored > 0 {
+                info!(restored, "open alerts of the last run restored");
+            }
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown: Option<(oneshot::Sender<()>, Instant)> = None;

@@ -198,3 +198,15 @@ pub(crate) fn open(
     info!(dir = %dir.display(), "history store");
     Some(tend_store::writer::spawn(tend_store::WriterConfig::new(dir, retention), clock))
 }
+
+/// The alerts an earlier run left open, once the store is open (waiting at most 2 s; none on failure).
+pub(crate) async fn open_alerts(store: &StoreHandle) -> Vec<tend_core::rules::Alert> {
+    let Some(db) = store.wait_open(Duration::from_secs(2)).await else { return Vec::new() };
+    match db.open_alerts().await {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "cannot read the open alerts of the last run");
+            Vec::new()
+        }
+    }
+}
