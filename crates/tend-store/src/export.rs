@@ -285,19 +285,30 @@ impl Store {
             METRICS.join(", ")
         );
         let mut values: Vec<Option<f64>> = vec![None; custom.len()];
+        // The next page is fetched (by SQLite's thread) while this one is written out: two cores busy.
+        let fetch = |wid: i64, after: (i64, i64)| {
+            let q = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(wid)
+                .bind(req.from.as_millis())
+                .bind(req.to.as_millis())
+                .bind(after.0)
+                .bind(after.1);
+            let pool = self.pool.clone();
+            tokio::spawn(async move { q.fetch_one(&pool).await })
+        };
         for (wid, id, pool) in &workers {
-            let mut after = (i64::MIN, i64::MIN);
-            loop {
-                let (page, n): (String, i64) = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(wid)
-                    .bind(req.from.as_millis())
-                    .bind(req.to.as_millis())
-                    .bind(after.0)
-                    .bind(after.1)
-                    .fetch_one(&self.pool)
-                    .await?;
+            let mut next = Some(fetch(*wid, (i64::MIN, i64::MIN)));
+            while let Some(pending) = next.take() {
+                let (page, n) = pending.await.map_err(|e| {
+                    QueryError::Db(anyhow::Error::new(e).context("export page task failed"))
+                })??;
                 let rows: Vec<PageRow<'_>> = serde_json::from_str(&page)
                     .map_err(|e| QueryError::Db(anyhow::Error::new(e).context("bad sample page")))?;
+                if let Some(last) = rows.last()
+                    && n >= PAGE
+                {
+                    next = Some(fetch(*wid, (last.at, last.incarnation)));
+                }
                 for row in &rows {
                     out.time(row.at);
                     out.text(id);
@@ -342,10 +353,6 @@ impl Store {
                     out.end_row(true)?;
                 }
                 out.maybe_emit(false).await?;
-                match rows.last() {
-                    Some(last) if n >= PAGE => after = (last.at, last.incarnation),
-                    _ => break,
-                }
             }
         }
         Ok(())
