@@ -35,6 +35,13 @@ use crate::reports;
         events,
         openapi_json,
         prometheus,
+        history,
+        history_worker_events,
+        history_worker_alerts,
+        history_pool_events,
+        history_pool_alerts,
+        history_recycles,
+        export_csv,
         reports::register,
         reports::state,
         reports::metrics,
@@ -56,6 +63,7 @@ use crate::reports;
         (name = "workers", description = "Workers, pools, alerts and actions"),
         (name = "reports", description = "Orchestrators report the workers they run"),
         (name = "metrics", description = "Prometheus exposition"),
+        (name = "history", description = "The SQLite history: metrics over time, events, alerts, recycles, CSV"),
     )
 )]
 pub struct ApiDoc;
@@ -186,6 +194,83 @@ fn openapi_json() {}
     responses((status = 200, description = "Prometheus/OpenMetrics text: per-worker gauges labelled by pool and worker id, state, recycles by reason, alerts firing, collection duration, Tend's own CPU and memory", content_type = "application/openmetrics-text")))]
 #[allow(dead_code)]
 fn prometheus() {}
+
+// ---- the history API in history.rs (document only) ------------------------------------------------
+
+#[utoipa::path(get, path = "/api/v1/workers/{id}/history", tag = "history",
+    params(("id" = String, Path, description = "Worker id"),
+        ("metric" = Option<String>, Query, description = "Built-in or custom metric (default cpu_percent)"),
+        ("from" = Option<String>, Query, description = "ISO-8601, epoch ms, `now` or `-1h` (default: an hour ago)"),
+        ("to" = Option<String>, Query, description = "Same forms (default: now)"),
+        ("step" = Option<String>, Query, description = "Bucket width: a duration like 1m, or milliseconds")),
+    responses((status = 200, description = "Points from the tier that fits the range (raw, minute or hour rollups)"),
+        (status = 400, description = "A bad parameter, named"), (status = 404, description = "No such worker"),
+        (status = 503, description = "No history store")))]
+#[allow(dead_code)]
+fn history() {}
+
+#[utoipa::path(get, path = "/api/v1/workers/{id}/history/events", tag = "history",
+    params(("id" = String, Path, description = "Worker id"),
+        ("from" = Option<String>, Query, description = "Start of the range"),
+        ("to" = Option<String>, Query, description = "End of the range"),
+        ("limit" = Option<u32>, Query, description = "At most this many, 1 to 100000 (default 10000)")),
+    responses((status = 200, description = "The worker's recorded lifecycle events"),
+        (status = 400, description = "A bad parameter, named"), (status = 404, description = "No such worker")))]
+#[allow(dead_code)]
+fn history_worker_events() {}
+
+#[utoipa::path(get, path = "/api/v1/workers/{id}/history/alerts", tag = "history",
+    params(("id" = String, Path, description = "Worker id"),
+        ("from" = Option<String>, Query, description = "Start of the range"),
+        ("to" = Option<String>, Query, description = "End of the range"),
+        ("limit" = Option<u32>, Query, description = "At most this many, 1 to 100000 (default 10000)")),
+    responses((status = 200, description = "The worker's recorded alert changes"),
+        (status = 400, description = "A bad parameter, named"), (status = 404, description = "No such worker")))]
+#[allow(dead_code)]
+fn history_worker_alerts() {}
+
+#[utoipa::path(get, path = "/api/v1/pools/{name}/history/events", tag = "history",
+    params(("name" = String, Path, description = "Pool name"),
+        ("from" = Option<String>, Query, description = "Start of the range"),
+        ("to" = Option<String>, Query, description = "End of the range"),
+        ("limit" = Option<u32>, Query, description = "At most this many, 1 to 100000 (default 10000)")),
+    responses((status = 200, description = "The pool's recorded lifecycle events"),
+        (status = 400, description = "A bad parameter, named"), (status = 404, description = "No such pool")))]
+#[allow(dead_code)]
+fn history_pool_events() {}
+
+#[utoipa::path(get, path = "/api/v1/pools/{name}/history/alerts", tag = "history",
+    params(("name" = String, Path, description = "Pool name"),
+        ("from" = Option<String>, Query, description = "Start of the range"),
+        ("to" = Option<String>, Query, description = "End of the range"),
+        ("limit" = Option<u32>, Query, description = "At most this many, 1 to 100000 (default 10000)")),
+    responses((status = 200, description = "The pool's recorded alert changes"),
+        (status = 400, description = "A bad parameter, named"), (status = 404, description = "No such pool")))]
+#[allow(dead_code)]
+fn history_pool_alerts() {}
+
+#[utoipa::path(get, path = "/api/v1/recycles", tag = "history",
+    params(("pool" = Option<String>, Query, description = "Only this pool"),
+        ("worker" = Option<String>, Query, description = "Only this worker"),
+        ("from" = Option<String>, Query, description = "Start of the range"),
+        ("to" = Option<String>, Query, description = "End of the range"),
+        ("limit" = Option<u32>, Query, description = "At most this many, 1 to 100000 (default 10000)")),
+    responses((status = 200, description = "Recorded recycles: reason, uptime, requests, last metrics"),
+        (status = 400, description = "A bad parameter, named")))]
+#[allow(dead_code)]
+fn history_recycles() {}
+
+#[utoipa::path(get, path = "/api/v1/export.csv", tag = "history",
+    params(("kind" = Option<String>, Query, description = "samples (default), events, alerts or recycles"),
+        ("pool" = Option<String>, Query, description = "Only this pool"),
+        ("worker" = Option<String>, Query, description = "Only this worker"),
+        ("from" = Option<String>, Query, description = "Start of the range"),
+        ("to" = Option<String>, Query, description = "End of the range"),
+        ("metrics" = Option<String>, Query, description = "Comma-separated metric columns for samples")),
+    responses((status = 200, description = "CSV streamed from the store: a header row, ISO-8601 UTC times, formula cells escaped", content_type = "text/csv"),
+        (status = 400, description = "A bad parameter, named"), (status = 404, description = "No such worker or pool")))]
+#[allow(dead_code)]
+fn export_csv() {}
 
 #[cfg(test)]
 mod tests {
