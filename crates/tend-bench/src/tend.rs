@@ -47,8 +47,10 @@ impl TendProc {
             cmd.arg("--events-jsonl");
         }
         // NO_COLOR: log lines are parsed (the engine's sweep timings), escape codes would split them.
+        // The history store writes under the private directory, never into the user's data dir.
         cmd.env("TEND_LOG", log)
             .env("NO_COLOR", "1")
+            .env("TEND_DATA_DIR", dir.join("data"))
             .stdin(Stdio::null())
             .stdout(if jsonl { Stdio::piped() } else { Stdio::null() })
             .stderr(Stdio::piped());
