@@ -65,7 +65,8 @@ pub fn run(plan: &Plan, tend_exe: &Path, work: &Path, report: &mut Report) -> an
     section.note(format!(
         "Window {} s after {} s of warm-up, once every worker is READY; CPU = Δ(utime+stime) of the whole \
          process over the window; RSS from `/proc/PID/status` (VmRSS each second, VmHWM at the end). \
-         20 containers: skipped, the Docker source is not built yet.",
+         Tend runs as shipped, its history store on (SQLite in a private temp directory). 20 containers: \
+         skipped, the Docker source is not built yet.",
         plan.overhead_secs, plan.warmup_secs
     ));
     for scenario in [Scenario::Attach, Scenario::SpawnQuiet, Scenario::Spawn] {
@@ -141,6 +142,7 @@ fn measure(
     };
     os::pause(Duration::from_secs(plan.warmup_secs));
     let load = os::load1();
+    let host_procs = os::process_count();
     let mut pids = vec![tend.pid];
     pids.extend(peer.as_ref().map(|p| p.pid));
     let usage = window(&pids, plan.overhead_secs, plan.block_secs)?;
@@ -162,7 +164,11 @@ fn measure(
             "Glances (exited early!)".into()
         };
         section.row(vec![
-            if i == 0 { format!("{label}; load {load:.2}") } else { String::new() },
+            if i == 0 {
+                format!("{label}; load {load:.2}, {host_procs} processes on the host")
+            } else {
+                String::new()
+            },
             who,
             format!("{:.2}", u.cpu_percent),
             format!("{:.2}–{:.2}", u.blocks.min, u.blocks.max),
