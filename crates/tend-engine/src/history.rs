@@ -28,19 +28,23 @@ pub(crate) fn record_sweep(
     at: Timestamp,
     readings: Vec<(WorkerId, u32, ProcessId, Metrics, Option<u64>)>,
 ) {
-    for (worker, incarnation, process, metrics, requests) in readings {
-        let state = fleet.worker(worker.as_str()).map(|w| w.state().as_str());
-        recorder.sample(SampleRecord {
-            worker,
-            pool: pool.to_owned(),
-            at,
-            incarnation,
-            process: Some(process),
-            state,
-            metrics,
-            requests,
-        });
-    }
+    let batch = readings
+        .into_iter()
+        .map(|(worker, incarnation, process, metrics, requests)| {
+            let state = fleet.worker(worker.as_str()).map(|w| w.state().as_str());
+            SampleRecord {
+                worker,
+                pool: pool.to_owned(),
+                at,
+                incarnation,
+                process: Some(process),
+                state,
+                metrics,
+                requests,
+            }
+        })
+        .collect();
+    recorder.samples(batch);
 }
 
 /// Record what an orchestrator reported that the store keeps: metrics as a sample, errors and warnings.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use tend_core::model::{Metrics, ProcessId, WorkerId};
 use tend_core::time::{ManualClock, Timestamp};
 use tend_store::export::{ExportRequest, Kind};
-use tend_store::{Record, Retention, SampleRecord, WriterConfig};
+use tend_store::{Retention, SampleRecord, WriterConfig};
 
 /// (VmRSS, VmHWM) in MiB from /proc/self/status.
 fn rss() -> (f64, f64) {
@@ -52,6 +52,8 @@ async fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     let cpu0 = cpu_secs();
+    // One message per sweep of all workers, as the engine sends them.
+    let mut batch = Vec::with_capacity(workers as usize);
     for i in 0..n {
         let w = (i % workers) as usize;
         let at = t0 + (i / workers) as i64 * 1000;
@@ -73,7 +75,12 @@ async fn main() -> anyhow::Result<()> {
             },
             requests: Some(i / workers),
         };
-        h.recorder.record_wait(Record::Sample(Box::new(s))).await;
+        batch.push(s);
+        if batch.len() == workers as usize || i + 1 == n {
+            h.recorder
+                .samples_wait(std::mem::replace(&mut batch, Vec::with_capacity(workers as usize)))
+                .await;
+        }
     }
     h.recorder.flush().await;
     let ingest = start.elapsed();

@@ -68,6 +68,9 @@ struct Health {
     dropped: AtomicU64,
     written_samples: AtomicU64,
     written_events: AtomicU64,
+    /// Records in the channel (a sweep's batch counts each of its samples): bounded by `capacity`.
+    queued: AtomicU64,
+    capacity: u64,
 }
 
 impl Health {
@@ -83,6 +86,8 @@ impl Health {
 
 enum Msg {
     Record(Record),
+    /// One sweep's samples: one message instead of one per worker.
+    Samples(Vec<SampleRecord>),
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
@@ -115,6 +120,36 @@ impl Recorder {
     /// Queue a record, waiting for room: for backfills and benchmarks, never for the collection path.
     pub async fn record_wait(&self, r: Record) -> bool {
         self.tx.send(Msg::Record(r)).await.is_ok()
+    }
+
+    /// Queue one sweep's samples at once; false (all counted as dropped) when the writer is too far behind.
+    pub fn samples(&self, batch: Vec<SampleRecord>) -> bool {
+        let n = batch.len() as u64;
+        let h = &self.health;
+        if h.queued.load(Ordering::Relaxed) + n > h.capacity {
+            h.dropped.fetch_add(n, Ordering::Relaxed);
+            return false;
+        }
+        // Counted before the send: the writer may take the batch (and subtract) before this returns.
+        h.queued.fetch_add(n, Ordering::Relaxed);
+        match self.tx.try_send(Msg::Samples(batch)) {
+            Ok(()) => true,
+            Err(_) => {
+                h.queued.fetch_sub(n, Ordering::Relaxed);
+                h.dropped.fetch_add(n, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Like [`Recorder::samples`], waiting for room: for backfills and benchmarks.
+    pub async fn samples_wait(&self, batch: Vec<SampleRecord>) -> bool {
+        let n = batch.len() as u64;
+        if self.health.queued.load(Ordering::Relaxed) + n > self.health.capacity {
+            self.flush().await;
+        }
+        self.health.queued.fetch_add(n, Ordering::Relaxed);
+        self.tx.send(Msg::Samples(batch)).await.is_ok()
     }
 
     pub fn sample(&self, s: SampleRecord) -> bool {
@@ -188,7 +223,7 @@ impl StoreHandle {
 /// by the task, so a missing or read-only directory shows as a degraded status, retried, never a crash.
 pub fn spawn(config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
     let (tx, rx) = mpsc::channel(config.capacity.max(1));
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health { capacity: config.capacity.max(1) as u64, ..Health::default() });
     let (open_tx, opened) = watch::channel(None);
     let recorder = Recorder { tx, health: health.clone() };
     let writer = Writer {
@@ -316,6 +351,12 @@ impl Writer {
     fn accept(&mut self, m: Option<Msg>, step: &mut Step, waiters: &mut Vec<oneshot::Sender<()>>) {
         match m {
             Some(Msg::Record(r)) => self.push(r),
+            Some(Msg::Samples(batch)) => {
+                self.health.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+                for s in batch {
+                    self.push(Record::Sample(Box::new(s)));
+                }
+            }
             Some(Msg::Flush(reply)) => {
                 step.forced = true;
                 waiters.push(reply);
