@@ -19,10 +19,13 @@ const LIMIT_MB: u64 = 40;
 const POOL: &str = "leak";
 
 pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<()> {
-    let size = plan.trials.clamp(1, 4);
+    // Ten slots whose leak starts 0.0 s, 0.1 s, … 0.9 s after spawn: a replacement is spawned right
+    // after a sweep, so without this every crossing would fall at the same phase of the 1 s sweep.
+    let size = plan.trials.clamp(1, 10);
     let config = format!(
         "[[pool]]\nname = \"{POOL}\"\nsource = \"spawn\"\n\
-         command = [\"$TEND_EXE\", \"demo-worker\", \"--base-mb\", \"10\", \"--leak-mb-per-sec\", \"16\", \"--leak-max-mb\", \"150\"]\n\
+         command = [\"$TEND_EXE\", \"demo-worker\", \"--ready-after\", \"0.$TEND_SLOT\", \"--base-mb\", \"10\", \
+         \"--leak-mb-per-sec\", \"16\", \"--leak-max-mb\", \"120\"]\n\
          size = {size}\nprofile = \"intensive\"\nreadiness = {{ start_secs = 0.5, timeout = \"30s\" }}\nstop_grace = \"1s\"\n\
          recycle = {{ memory_mb = {LIMIT_MB}, max_unavailable = {size}, storm_max = 1000, storm_window = \"60s\" }}\n"
     );
@@ -92,10 +95,11 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
     let mut section =
         Section::new("3. Reaction time", &["from → to", "trials", "p50 ms", "p90 ms", "max ms", "min ms"]);
     section.note(format!(
-        "Spawn pool of {size} `demo-worker`s (10 MiB base, leaking 16 MiB/s), recycle at memory_mb = {LIMIT_MB}, \
+        "Spawn pool of {size} `demo-worker`s (10 MiB base, leaking 16 MiB/s from 0.0, 0.1, … 0.9 s after \
+         spawn by slot, so crossings fall at every phase of the sweep), recycle at memory_mb = {LIMIT_MB}, \
          profile intensive (1 s samples). The crossing is the first of the bench's own 2 ms polls of \
          `/proc/PID/statm` above the limit; the event time is the `at` of `recycle_started`. Expected: \
-         uniform over one sample interval (0–1000 ms) plus the sweep's own latency. {unmatched} recycle(s) \
+         spread over one sample interval (0–1000 ms) plus the sweep's own latency. {unmatched} recycle(s) \
          had no crossing observed and are left out."
     ));
     if let Some(s) = Summary::of(&lags) {
