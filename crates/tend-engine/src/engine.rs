@@ -249,10 +249,18 @@ impl Engine {
         let names: Vec<String> = self.pools.keys().cloned().collect();
         for name in names {
             let Some(rt) = self.pools.get(&name).cloned() else { continue };
+            // Deadlines are absolute (previous deadline + interval) and a sweep due within half a tick
+            // runs now: scheduling from "now" made every other sweep slip to the next tick (1.25 s).
+            let due = self.next_sweep.get(&name).copied();
             if let Some(interval) = rt.spec.interval
-                && self.next_sweep.get(&name).is_none_or(|t| *t <= now)
+                && due.is_none_or(|t| t <= now + TICK / 2)
             {
-                self.next_sweep.insert(name.clone(), now + interval);
+                let mut next = due.unwrap_or(now) + interval;
+                if next <= now {
+                    // Fell behind (a stalled loop): resume the cadence instead of sweeping in a burst.
+                    next = now + interval;
+                }
+                self.next_sweep.insert(name.clone(), next);
                 self.sweep(&name, &rt);
             }
             if let Some(matcher) = rt.matcher.clone()
