@@ -146,15 +146,40 @@ async fn filter(
     Ok(Filter { worker, pool, from, to, limit: limit(q)? })
 }
 
+/// Whose history a request asks for.
+enum Subject {
+    Worker(String),
+    Pool(String),
+}
+
+/// The shared front of the per-worker and per-pool history handlers: only `from`, `to` and `limit` are
+/// accepted, the worker or pool must be known (404 otherwise), and the filter is scoped to it.
+async fn scoped(
+    ctx: &Ctx,
+    q: &HashMap<String, String>,
+    subject: Subject,
+) -> ApiResult<(tend_store::Store, Filter)> {
+    check_params(q, &["from", "to", "limit"])?;
+    let db = store(ctx)?;
+    let f = match subject {
+        Subject::Worker(id) => {
+            known_worker(ctx, &db, &id).await?;
+            filter(ctx, q, Some(id), None).await?
+        }
+        Subject::Pool(name) => {
+            known_pool(ctx, &db, &name).await?;
+            filter(ctx, q, None, Some(name)).await?
+        }
+    };
+    Ok((db, f))
+}
+
 async fn worker_events(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
     Query(q): Params,
 ) -> ApiResult<Response> {
-    check_params(&q, &["from", "to", "limit"])?;
-    let db = store(&ctx)?;
-    known_worker(&ctx, &db, &id).await?;
-    let f = filter(&ctx, &q, Some(id), None).await?;
+    let (db, f) = scoped(&ctx, &q, Subject::Worker(id)).await?;
     Ok(Json(db.events(&f).await.map_err(internal)?).into_response())
 }
 
@@ -163,10 +188,7 @@ async fn worker_alerts(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> ApiResult<Response> {
-    check_params(&q, &["from", "to", "limit"])?;
-    let db = store(&ctx)?;
-    known_worker(&ctx, &db, &id).await?;
-    let f = filter(&ctx, &q, Some(id), None).await?;
+    let (db, f) = scoped(&ctx, &q, Subject::Worker(id)).await?;
     Ok(Json(db.alert_history(&f).await.map_err(internal)?).into_response())
 }
 
@@ -185,10 +207,7 @@ async fn pool_events(
     Path(name): Path<String>,
     Query(q): Params,
 ) -> ApiResult<Response> {
-    check_params(&q, &["from", "to", "limit"])?;
-    let db = store(&ctx)?;
-    known_pool(&ctx, &db, &name).await?;
-    let f = filter(&ctx, &q, None, Some(name)).await?;
+    let (db, f) = scoped(&ctx, &q, Subject::Pool(name)).await?;
     Ok(Json(db.events(&f).await.map_err(internal)?).into_response())
 }
 
@@ -197,10 +216,7 @@ async fn pool_alerts(
     Path(name): Path<String>,
     Query(q): Params,
 ) -> ApiResult<Response> {
-    check_params(&q, &["from", "to", "limit"])?;
-    let db = store(&ctx)?;
-    known_pool(&ctx, &db, &name).await?;
-    let f = filter(&ctx, &q, None, Some(name)).await?;
+    let (db, f) = scoped(&ctx, &q, Subject::Pool(name)).await?;
     Ok(Json(db.alert_history(&f).await.map_err(internal)?).into_response())
 }
 
