@@ -68,7 +68,12 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .auto_vacuum(SqliteAutoVacuum::Incremental)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(false);
+            .foreign_keys(false)
+            // Checkpoint every ~40 MiB of WAL instead of every 4 MiB: a batch rewrites the same hot leaf
+            // pages, and each checkpoint copies and fsyncs them again (ingest +40%, measured). The WAL
+            // file is cut back to 16 MiB after a checkpoint.
+            .pragma("wal_autocheckpoint", "10000")
+            .pragma("journal_size_limit", "16777216");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)

@@ -46,7 +46,7 @@ impl WriterConfig {
             dir,
             retention,
             capacity: 100_000,
-            batch_rows: 5_000,
+            batch_rows: 20_000,
             flush_every: Duration::from_secs(1),
             buffer_limit: 500_000,
             maintain_every: Duration::from_secs(60),
@@ -290,7 +290,7 @@ impl Writer {
             let mut step = Step { closing: None, forced: false };
             self.accept(msg, &mut step, &mut flush_waiters);
             // Take whatever else is already waiting, without awaiting.
-            while step.closing.is_none() && self.buf.len() < self.config.batch_rows * 4 {
+            while step.closing.is_none() && self.buf.len() < self.config.batch_rows * 2 {
                 match self.rx.try_recv() {
                     Ok(m) => self.accept(Some(m), &mut step, &mut flush_waiters),
                     Err(_) => break,
@@ -439,7 +439,7 @@ impl Writer {
         // Split borrows: the buffer is read while the interning maps change.
         let buf = std::mem::take(&mut self.buf);
         let result = async {
-            let mut samples: Vec<(i64, &SampleRecord)> = Vec::with_capacity(n.min(CHUNK));
+            let mut samples: Vec<(i64, &SampleRecord)> = Vec::with_capacity(n);
             let mut last_seen: HashMap<i64, i64> = HashMap::new();
             for r in buf.iter().take(n) {
                 match r {
@@ -457,24 +457,15 @@ impl Writer {
                         let e = last_seen.entry(wid).or_insert(s.at.as_millis());
                         *e = (*e).max(s.at.as_millis());
                         samples.push((wid, s));
-                        if samples.len() == CHUNK {
-                            insert_samples(&mut tx, &samples).await?;
-                            samples.clear();
-                        }
                     }
-                    Record::Event(ev) => {
-                        if !samples.is_empty() {
-                            insert_samples(&mut tx, &samples).await?;
-                            samples.clear();
-                        }
-                        self.write_event(&mut tx, ev).await?;
-                    }
+                    Record::Event(ev) => self.write_event(&mut tx, ev).await?,
                     Record::Problem(p) => write_problem(&mut tx, p).await?,
                 }
             }
-            if !samples.is_empty() {
-                insert_samples(&mut tx, &samples).await?;
-            }
+            // In key order: a sweep's samples are one per worker, so in arrival order every insert seeks
+            // another leaf of the (wid, at) tree; sorted, consecutive rows land on the same page.
+            samples.sort_unstable_by_key(|(wid, s)| (*wid, s.at, s.incarnation));
+            insert_samples(&mut tx, &samples).await?;
             if !last_seen.is_empty() {
                 // One statement for every worker of the batch: a round trip per worker costs more than
                 // the batch's inserts.

@@ -136,3 +136,41 @@ async fn a_long_export_pages_through_every_row_once_in_order() {
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "strictly ordered, no row twice");
     h.close().await;
 }
+
+#[tokio::test]
+async fn an_export_whose_reader_goes_away_stops_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp(T0));
+    let h = writer(dir.path(), &clock, Retention::default());
+    h.recorder.event(&added(1, T0, "w", "p"));
+    for i in 0..20_000 {
+        h.recorder.sample(sample("w", "p", T0 + i * 1000, 1.0, 1));
+    }
+    h.recorder.flush().await;
+    let store = h.store().unwrap();
+    let req = ExportRequest {
+        kind: Kind::Samples,
+        worker: None,
+        pool: None,
+        from: Timestamp(i64::MIN),
+        to: Timestamp(i64::MAX),
+        metrics: None,
+    };
+    // The consumer (an HTTP client, a full disk) fails on the second chunk: the export ends with that
+    // error instead of reading the remaining rows into nowhere or waiting forever.
+    let chunks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = chunks.clone();
+    let result = store
+        .export_csv(&req, move |_chunk| {
+            let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { if n == 1 { Err(std::io::Error::other("client went away")) } else { Ok(()) } }
+        })
+        .await;
+    let err = result.expect_err("the consumer's error ends the export");
+    assert!(format!("{err:#}").contains("client went away"), "{err:#}");
+    assert_eq!(chunks.load(std::sync::atomic::Ordering::SeqCst), 2, "nothing emitted after the failure");
+    // The store still serves a whole export afterwards (the reader's snapshot was released).
+    let bytes = export(&store, &req).await;
+    assert_eq!(csv::Reader::from_reader(bytes.as_slice()).records().count(), 20_000);
+    h.close().await;
+}
