@@ -211,11 +211,7 @@ impl Store {
             None => (span / TARGET_POINTS).max(1000),
         };
         let custom = !METRICS.contains(&metric) && metric != "memory_mb";
-        let mut tier = pick_tier(from, step, now, ret);
-        if custom && tier != Tier::Raw {
-            // Custom metrics are kept raw only; answer from what is there.
-            tier = Tier::Raw;
-        }
+        let tier = pick_tier(from, step, now, ret);
         let res = tier.resolution_ms();
         let step = ((step + res - 1) / res).max(1) * res;
         let wid: i64 = sqlx::query_scalar("SELECT wid FROM workers WHERE id = ?")
@@ -228,6 +224,13 @@ impl Store {
                    (SELECT at, {raw} AS x FROM samples WHERE wid = ?2 AND at >= ?3 AND at < ?4)
                  WHERE x IS NOT NULL GROUP BY b ORDER BY b"
             ),
+            Tier::Minute | Tier::Hour if custom => {
+                let table = if tier == Tier::Minute { "custom_rollup_minute" } else { "custom_rollup_hour" };
+                format!(
+                    "SELECT (bucket / ?1) * ?1 AS b, min(min), sum(avg * n) / sum(n), max(max), sum(n) FROM {table}
+                     WHERE wid = ?2 AND bucket >= ?3 AND bucket < ?4 AND name = ?5 GROUP BY b ORDER BY b"
+                )
+            }
             Tier::Minute | Tier::Hour => {
                 let table = if tier == Tier::Minute { "rollup_minute" } else { "rollup_hour" };
                 let [mn, avg, mx] = rollup_exprs(metric).ok_or_else(|| QueryError::BadParam {
@@ -241,13 +244,15 @@ impl Store {
             }
         };
         let lo = from.as_millis().div_euclid(res) * res;
-        let rows: Vec<PointTuple> = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(step)
             .bind(wid)
             .bind(lo)
-            .bind(to.as_millis())
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(to.as_millis());
+        if custom && tier != Tier::Raw {
+            q = q.bind(metric);
+        }
+        let rows: Vec<PointTuple> = q.fetch_all(&self.pool).await?;
         Ok(History {
             worker: wrow.id,
             pool: wrow.pool,

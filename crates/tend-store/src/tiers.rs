@@ -1,5 +1,5 @@
 //! The three tiers and their retention: raw samples roll up into 1-minute buckets, those into 1-hour
-//! buckets (min/avg/max per built-in metric); each tier is pruned by age, and the oldest data goes first
+//! buckets (min/avg/max per built-in metric, and per custom metric name in `custom_rollup_*`); each tier is pruned by age, and the oldest data goes first
 //! when the database is over its size cap. Work is done per worker in short transactions so the writer
 //! is never held up for long. It never reads the clock: `now` is an argument.
 
@@ -105,6 +105,52 @@ fn hour_select() -> String {
     )
 }
 
+/// Custom metrics: one row per (worker, name, minute), from the JSON of each sample (non-numbers, e.g.
+/// a non-finite value stored as null, are skipped).
+const CUSTOM_MINUTE: &str = "INSERT OR REPLACE INTO custom_rollup_minute
+     SELECT s.wid, j.key, (s.at / 60000) * 60000 AS b, count(*), min(j.value), avg(j.value), max(j.value)
+     FROM samples AS s, json_each(s.custom) AS j
+     WHERE s.wid = ? AND s.at >= ? AND s.at < ? AND s.custom IS NOT NULL AND j.type IN ('integer', 'real')
+     GROUP BY j.key, b";
+
+const CUSTOM_HOUR: &str = "INSERT OR REPLACE INTO custom_rollup_hour
+     SELECT wid, name, (bucket / 3600000) * 3600000 AS b, sum(n), min(min), sum(avg * n) / sum(n), max(max)
+     FROM custom_rollup_minute WHERE wid = ? AND bucket >= ? AND bucket < ? GROUP BY name, b";
+
+/// Workers that ever had a custom metric (the rest have nothing for the custom rollups).
+async fn custom_wids(store: &Store) -> anyhow::Result<std::collections::HashSet<i64>> {
+    Ok(sqlx::query_scalar("SELECT DISTINCT wid FROM custom_metrics")
+        .fetch_all(&store.pool)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Roll `sql` (built-in) and `custom_sql` over `[start, end)` for every worker seen since `start`.
+async fn roll(
+    store: &Store,
+    sql: &str,
+    custom_sql: &'static str,
+    start: i64,
+    end: i64,
+) -> anyhow::Result<u64> {
+    let custom = custom_wids(store).await?;
+    let mut buckets = 0;
+    for wid in wids(store, start).await? {
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(wid)
+            .bind(start)
+            .bind(end)
+            .execute(&store.pool)
+            .await?;
+        buckets += done.rows_affected();
+        if custom.contains(&wid) {
+            sqlx::query(custom_sql).bind(wid).bind(start).bind(end).execute(&store.pool).await?;
+        }
+    }
+    Ok(buckets)
+}
+
 /// Roll raw samples into complete minutes after the watermark. Returns the new watermark (exclusive end).
 async fn roll_minutes(store: &Store, now: Timestamp, r: &mut MaintainReport) -> anyhow::Result<Option<i64>> {
     let end = floor(now.as_millis() - LAG_MS, MINUTE_MS);
@@ -131,16 +177,7 @@ async fn roll_minutes(store: &Store, now: Timestamp, r: &mut MaintainReport) -> 
     if end <= start {
         return Ok(Some(start));
     }
-    let sql = minute_select();
-    for wid in wids(store, start).await? {
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(wid)
-            .bind(start)
-            .bind(end)
-            .execute(&store.pool)
-            .await?;
-        r.minute_buckets += done.rows_affected();
-    }
+    r.minute_buckets += roll(store, &minute_select(), CUSTOM_MINUTE, start, end).await?;
     set_meta(store, "minute_done", end).await?;
     Ok(Some(end))
 }
@@ -167,18 +204,33 @@ async fn roll_hours(
     if end <= start {
         return Ok(Some(start));
     }
-    let sql = hour_select();
-    for wid in wids(store, start).await? {
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(wid)
-            .bind(start)
-            .bind(end)
-            .execute(&store.pool)
-            .await?;
-        r.hour_buckets += done.rows_affected();
-    }
+    r.hour_buckets += roll(store, &hour_select(), CUSTOM_HOUR, start, end).await?;
     set_meta(store, "hour_done", end).await?;
     Ok(Some(end))
+}
+
+/// A tier's tables (the built-in one first: its span decides what a size cut drops) and time column.
+struct TierTables {
+    tables: &'static [&'static str],
+    time: &'static str,
+}
+
+/// Oldest first: the order in which the size cap drops data.
+const TIERS: [TierTables; 3] = [
+    TierTables { tables: &["samples"], time: "at" },
+    TierTables { tables: &["rollup_minute", "custom_rollup_minute"], time: "bucket" },
+    TierTables { tables: &["rollup_hour", "custom_rollup_hour"], time: "bucket" },
+];
+
+/// Delete one worker's rows of a tier older than `cut`; the count is of the built-in table's rows.
+async fn delete_before(store: &Store, tier: &TierTables, wid: &i64, cut: i64) -> anyhow::Result<u64> {
+    let mut first = None;
+    for table in tier.tables {
+        let sql = format!("DELETE FROM {table} WHERE wid = ? AND {} < ?", tier.time);
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(wid).bind(cut).execute(&store.pool).await?;
+        first.get_or_insert(n.rows_affected());
+    }
+    Ok(first.unwrap_or(0))
 }
 
 fn ms(d: Duration) -> i64 {
@@ -199,24 +251,10 @@ async fn prune_age(
     let minute_cut = (now.saturating_sub(ms(ret.minute))).min(hour_done.unwrap_or(i64::MIN));
     let hour_cut = now.saturating_sub(ms(ret.hour));
     for wid in all_wids(store).await? {
-        r.raw_pruned += sqlx::query("DELETE FROM samples WHERE wid = ? AND at < ?")
-            .bind(wid)
-            .bind(raw_cut)
-            .execute(&store.pool)
-            .await?
-            .rows_affected();
-        r.minute_pruned += sqlx::query("DELETE FROM rollup_minute WHERE wid = ? AND bucket < ?")
-            .bind(wid)
-            .bind(minute_cut)
-            .execute(&store.pool)
-            .await?
-            .rows_affected();
-        r.hour_pruned += sqlx::query("DELETE FROM rollup_hour WHERE wid = ? AND bucket < ?")
-            .bind(wid)
-            .bind(hour_cut)
-            .execute(&store.pool)
-            .await?
-            .rows_affected();
+        let [raw, minute, hour] = &TIERS;
+        r.raw_pruned += delete_before(store, raw, &wid, raw_cut).await?;
+        r.minute_pruned += delete_before(store, minute, &wid, minute_cut).await?;
+        r.hour_pruned += delete_before(store, hour, &wid, hour_cut).await?;
     }
     // Events, alerts, recycles and errors live as long as the longest tier.
     for table in ["events", "alerts", "recycles", "errors"] {
@@ -240,7 +278,8 @@ async fn enforce_size(store: &Store, cap: u64, r: &mut MaintainReport) -> anyhow
             break;
         }
         let mut dropped = 0;
-        for (table, col) in [("samples", "at"), ("rollup_minute", "bucket"), ("rollup_hour", "bucket")] {
+        for tier in &TIERS {
+            let (table, col) = (tier.tables[0], tier.time);
             let (mut lo, mut hi) = (i64::MAX, i64::MIN);
             let wids = all_wids(store).await?;
             for wid in &wids {
@@ -260,14 +299,7 @@ async fn enforce_size(store: &Store, cap: u64, r: &mut MaintainReport) -> anyhow
             }
             let cut = lo + ((hi - lo) / 4).max(1);
             for wid in &wids {
-                dropped += sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE wid = ? AND {col} < ?"
-                )))
-                .bind(wid)
-                .bind(cut)
-                .execute(&store.pool)
-                .await?
-                .rows_affected();
+                dropped += delete_before(store, tier, wid, cut).await?;
             }
             if dropped > 0 {
                 break;

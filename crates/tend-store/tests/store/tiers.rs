@@ -130,3 +130,67 @@ async fn over_the_size_cap_the_oldest_samples_go_first() {
     assert!(store.file_bytes() < before + (4 << 20));
     h.close().await;
 }
+
+#[tokio::test]
+async fn custom_metrics_roll_up_and_outlive_the_raw_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = T0 - T0 % HOUR;
+    let clock = ManualClock::new(Timestamp(start));
+    let ret = Retention::default();
+    let h = writer(dir.path(), &clock, ret.clone());
+    h.recorder.event(&added(1, start, "w", "p"));
+    // Two days, a sample every 30 s: `success_rate` is the minute of the hour, `queue` is 10 × it.
+    let mut t = start;
+    while t < start + 2 * DAY {
+        let minute = ((t % HOUR) / 60_000) as f64;
+        let mut s = sample("w", "p", t, 1.0, 1 << 20);
+        s.metrics.custom.insert("success_rate".into(), minute);
+        s.metrics.custom.insert("queue".into(), minute * 10.0);
+        h.recorder.sample(s);
+        t += 30_000;
+    }
+    h.recorder.flush().await;
+    let store = h.store().unwrap();
+    clock.set(Timestamp(start + 2 * DAY));
+    maintain(&store, clock.now(), &ret).await.unwrap();
+    let now = clock.now();
+    // Minute tier (an hour of the first day at 1-minute steps).
+    let m = store
+        .history("w", "success_rate", Timestamp(start), Timestamp(start + HOUR), Some(60_000), now, &ret)
+        .await
+        .unwrap();
+    assert_eq!(m.tier, Tier::Minute);
+    assert_eq!(m.points.len(), 60);
+    assert_eq!((m.points[42].min, m.points[42].max, m.points[42].n), (Some(42.0), Some(42.0), 2));
+    // Hour tier: minutes 0..59 average 29.5, max 59; the other metric keeps its own values.
+    let hr = store
+        .history("w", "queue", Timestamp(start), Timestamp(start + DAY), Some(HOUR), now, &ret)
+        .await
+        .unwrap();
+    assert_eq!(hr.tier, Tier::Hour);
+    assert_eq!(hr.points.len(), 24);
+    assert_eq!(
+        (hr.points[5].min, hr.points[5].avg, hr.points[5].max, hr.points[5].n),
+        (Some(0.0), Some(295.0), Some(590.0), 120)
+    );
+    // Ten days on: raw samples are gone, the custom metric's history is not.
+    clock.advance(Duration::from_secs(10 * 86_400));
+    maintain(&store, clock.now(), &ret).await.unwrap();
+    assert_eq!(store.tier_span(Tier::Raw).await.unwrap().0, 0);
+    let old = store
+        .history("w", "success_rate", Timestamp(start), Timestamp(start + DAY), None, clock.now(), &ret)
+        .await
+        .unwrap();
+    assert_ne!(old.tier, Tier::Raw);
+    assert!(!old.points.is_empty(), "custom history survives the raw tier: {old:?}");
+    assert!(old.points.iter().all(|p| p.max <= Some(59.0)), "{old:?}");
+    // A year and more: the custom rollups age out with the built-in ones.
+    clock.advance(Duration::from_secs(366 * 86_400));
+    maintain(&store, clock.now(), &ret).await.unwrap();
+    let gone = store
+        .history("w", "success_rate", Timestamp(start), Timestamp(start + DAY), None, clock.now(), &ret)
+        .await
+        .unwrap();
+    assert!(gone.points.is_empty(), "{gone:?}");
+    h.close().await;
+}
