@@ -26,6 +26,9 @@ pub const PAST_INCARNATIONS: usize = 10;
 /// Name of the built-in rule raised when the storm breaker trips.
 pub const STORM_RULE: &str = "restart-storm";
 
+/// How long a restored alert waits for its subject (a worker found by discovery or registering again).
+pub const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Restart {
@@ -501,6 +504,8 @@ pub struct Fleet {
     workers: BTreeMap<WorkerId, Worker>,
     alerts: AlertBook,
     storm_rules: BTreeMap<String, Rule>,
+    /// Alerts of the last run whose subject has not appeared yet, with when to give up on it.
+    awaiting_subject: Vec<(Alert, Timestamp)>,
     degraded: BTreeMap<String, String>,
     seq: u64,
     shutting_down: bool,
@@ -526,6 +531,7 @@ impl Fleet {
             workers: BTreeMap::new(),
             alerts: AlertBook::new(),
             storm_rules,
+            awaiting_subject: Vec::new(),
             degraded: BTreeMap::new(),
             seq: 0,
             shutting_down: false,
@@ -708,22 +714,88 @@ impl Fleet {
         self.take()
     }
 
-    /// Alerts an earlier run left open (pending, firing, flapping), read back from the history store:
-    /// each whose rule is still configured for its pool and whose subject (the pool, or a worker known
-    /// now) exists is tracked again in its state; the next readings confirm or clear it. No events: the
-    /// state is the one already published. Returns how many were restored.
-    pub fn restore_alerts(&mut self, alerts: Vec<Alert>) -> usize {
+    /// Alerts an earlier run left open (pending, firing, flapping), read back from the history store.
+    /// One whose subject (the pool, or a worker known now) exists is tracked again in its state, and the
+    /// next readings confirm or clear it (no event: that state is already published). One whose subject
+    /// is not known yet (an attached process or a container found by the first discoveries, a reporter
+    /// registering again) waits up to [`RESTORE_WAIT`] for it. One whose rule or pool is no longer
+    /// configured ends now, with an event, so it is not left open in the history. `restart-storm`
+    /// alerts come back and are checked at once against the new run's breaker (which starts closed).
+    /// Returns how many were restored now, and the events of those that ended.
+    pub fn restore_alerts(&mut self, alerts: Vec<Alert>, now: Timestamp) -> (usize, Output) {
         let mut restored = 0;
         for alert in alerts {
-            let Some(spec) = self.pools.iter().find(|p| p.name == alert.pool).cloned() else { continue };
-            let Some(rule) = spec.rules.iter().find(|r| r.name == alert.rule) else { continue };
-            let subject_known = alert.subject == spec.name
+            if self.rule_of(&alert).is_none() {
+                let why = format!("rule {} is no longer configured for pool {}", alert.rule, alert.pool);
+                if let Some(alert) = crate::rules::ended(&alert, &why, now) {
+                    self.emit(now, EventKind::AlertChanged { alert });
+                }
+                continue;
+            }
+            let known = alert.subject == alert.pool
                 || self.workers.contains_key(&WorkerId::new(alert.subject.as_str()));
-            if subject_known && self.alerts.restore(rule, alert) {
+            if !known {
+                self.awaiting_subject.push((alert, now.plus(RESTORE_WAIT)));
+            } else if self.restore_alert(alert, now) {
                 restored += 1;
             }
         }
-        restored
+        (restored, self.take())
+    }
+
+    /// The rule an alert belongs to: one of its pool's, or the pool's storm breaker.
+    fn rule_of(&self, alert: &Alert) -> Option<Rule> {
+        if alert.rule == STORM_RULE {
+            return self.storm_rules.get(&alert.pool).cloned();
+        }
+        let spec = self.pools.iter().find(|p| p.name == alert.pool)?;
+        spec.rules.iter().find(|r| r.name == alert.rule).cloned()
+    }
+
+    fn restore_alert(&mut self, alert: Alert, now: Timestamp) -> bool {
+        let Some(rule) = self.rule_of(&alert) else { return false };
+        let (subject, pool) = (alert.subject.clone(), alert.pool.clone());
+        if !self.alerts.restore(&rule, alert) {
+            return false;
+        }
+        if rule.name == STORM_RULE {
+            // The breaker is not kept across runs: this run's worker starts with it closed, so the
+            // alert is checked against that (held = still tripped).
+            let id = WorkerId::new(subject);
+            let held = self.workers.get(&id).is_some_and(|w| w.held.is_some());
+            self.observe_storm(&id, &pool, 0, held, now);
+        }
+        true
+    }
+
+    /// A worker just appeared: restore the alerts of the last run that were waiting for it.
+    pub(crate) fn restore_awaiting(&mut self, id: &WorkerId, now: Timestamp) {
+        if self.awaiting_subject.is_empty() {
+            return;
+        }
+        let (mine, rest) = std::mem::take(&mut self.awaiting_subject)
+            .into_iter()
+            .partition(|(a, _)| a.subject == id.as_str());
+        self.awaiting_subject = rest;
+        for (alert, _) in mine {
+            self.restore_alert(alert, now);
+        }
+    }
+
+    /// Alerts whose subject did not come back in time end, with an event.
+    fn expire_awaiting(&mut self, now: Timestamp) {
+        if self.awaiting_subject.is_empty() {
+            return;
+        }
+        let (expired, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.awaiting_subject).into_iter().partition(|(_, until)| now >= *until);
+        self.awaiting_subject = rest;
+        for (alert, _) in expired {
+            let why = format!("{} was not found again after the restart", alert.subject);
+            if let Some(alert) = crate::rules::ended(&alert, &why, now) {
+                self.emit(now, EventKind::AlertChanged { alert });
+            }
+        }
     }
 
     pub fn acknowledge(&mut self, rule: &str, subject: &str, now: Timestamp) -> Option<Output> {
@@ -1234,6 +1306,7 @@ impl Fleet {
                     cause: format!("discovered {name} pid {}", process.pid),
                 },
             );
+            self.restore_awaiting(&id, now);
         }
     }
 
@@ -1242,6 +1315,7 @@ impl Fleet {
         for id in ids {
             self.tick_worker(&id, now);
         }
+        self.expire_awaiting(now);
         // Time-based alert progress (for, keep_firing_for, flapping).
         let rules: Vec<Rule> = self.pools.iter().flat_map(|p| p.rules.iter().cloned()).collect();
         for alert in self.alerts.tick(&rules, now) {
@@ -2266,5 +2340,128 @@ mod tests {
             s.fleet.recycle("api-0", RecycleReason::Manual, "", t(3)).unwrap_err().to_string(),
             "worker api-0 is already being recycled (manual)"
         );
+    }
+
+    fn open_alert(rule: &str, subject: &str, pool: &str, state: AlertState) -> Alert {
+        Alert {
+            rule: rule.into(),
+            subject: subject.into(),
+            pool: pool.into(),
+            severity: Severity::Warning,
+            state,
+            value: Some(300.0),
+            threshold: Some(200.0),
+            since: t(-60_000),
+            started: Some(t(-65_000)),
+            message: "memory_mb 300 above 200".into(),
+            acknowledged: false,
+            silenced_until: None,
+        }
+    }
+
+    fn alert_changes(s: &Sim) -> Vec<(String, AlertState, String)> {
+        s.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::AlertChanged { alert } => {
+                    Some((alert.subject.clone(), alert.state, alert.message.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restored_alert_waits_for_its_attached_worker_and_continues_without_a_new_episode() {
+        let mut spec = PoolSpec::spawn("legacy", 0);
+        spec.kind = PoolKind::Attach;
+        let rule = Rule::new(
+            "big",
+            Condition::Threshold {
+                metric: "memory_mb".into(),
+                cmp: Comparison::Above,
+                fire: 200.0,
+                clear: None,
+            },
+        );
+        spec.rules.push(rule);
+        let mut s = Sim::new(vec![spec]);
+        let (restored, out) = s
+            .fleet
+            .restore_alerts(vec![open_alert("big", "legacy-4242", "legacy", AlertState::Firing)], t(0));
+        s.absorb(out);
+        assert_eq!(restored, 0, "the process is not discovered yet");
+        assert!(s.fleet.alerts().get("big", "legacy-4242").is_none());
+        // Discovery finds the same process again (same pid: same id): the alert is tracked again.
+        let p = ProcessId { pid: 4242, start_ticks: 1000 };
+        s.feed(Input::Discovered { pool: "legacy".into(), found: vec![(p, "gunicorn".into())] }, 1000);
+        assert_eq!(s.fleet.alerts().get("big", "legacy-4242").map(|a| a.state), Some(AlertState::Firing));
+        // Still above: no new pending/firing episode (no second notification).
+        s.sample("legacy", 2000, &[("legacy-4242", 300)]);
+        s.sample("legacy", 3000, &[("legacy-4242", 310)]);
+        assert!(alert_changes(&s).is_empty(), "{:?}", alert_changes(&s));
+        // Back under: resolved, as an episode that began in the last run.
+        s.sample("legacy", 4000, &[("legacy-4242", 100)]);
+        let changes = alert_changes(&s);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].1, AlertState::Resolved);
+    }
+
+    #[test]
+    fn a_restored_alert_whose_worker_never_comes_back_ends_after_the_wait() {
+        let mut spec = PoolSpec::spawn("legacy", 0);
+        spec.kind = PoolKind::Attach;
+        spec.rules.push(Rule::new(
+            "big",
+            Condition::Threshold {
+                metric: "memory_mb".into(),
+                cmp: Comparison::Above,
+                fire: 200.0,
+                clear: None,
+            },
+        ));
+        let mut s = Sim::new(vec![spec]);
+        let alerts = vec![
+            open_alert("big", "legacy-1", "legacy", AlertState::Firing),
+            open_alert("big", "legacy-2", "legacy", AlertState::Pending),
+            // A rule the new configuration no longer has, and a pool that is gone: ended at once.
+            open_alert("removed", "legacy", "legacy", AlertState::Firing),
+            open_alert("big", "old-0", "old", AlertState::Flapping),
+        ];
+        let (restored, out) = s.fleet.restore_alerts(alerts, t(0));
+        s.absorb(out);
+        assert_eq!(restored, 0);
+        let ended = alert_changes(&s);
+        assert_eq!(ended.len(), 2, "{ended:?}");
+        assert!(
+            ended
+                .iter()
+                .all(|(_, st, msg)| *st == AlertState::Resolved && msg.contains("no longer configured"))
+        );
+        // Just before the wait is over nothing changes; at the end both end (pending → inactive).
+        let wait = i64::try_from(RESTORE_WAIT.as_millis()).unwrap();
+        s.feed(Input::Tick, wait - 1);
+        assert_eq!(alert_changes(&s).len(), 2);
+        s.feed(Input::Tick, wait);
+        let changes = alert_changes(&s);
+        assert_eq!(changes.len(), 4, "{changes:?}");
+        assert_eq!((changes[2].0.as_str(), changes[2].1), ("legacy-1", AlertState::Resolved));
+        assert_eq!((changes[3].0.as_str(), changes[3].1), ("legacy-2", AlertState::Inactive));
+        assert!(changes[2].2.contains("not found again after the restart"), "{}", changes[2].2);
+    }
+
+    #[test]
+    fn a_restored_restart_storm_alert_is_checked_against_the_new_runs_breaker() {
+        let mut s = Sim::new(vec![PoolSpec::spawn("api", 1)]);
+        s.spawn_all(0, true);
+        let mut storm = open_alert(STORM_RULE, "api-0", "api", AlertState::Firing);
+        storm.severity = Severity::Critical;
+        let (restored, out) = s.fleet.restore_alerts(vec![storm], t(1000));
+        s.absorb(out);
+        assert_eq!(restored, 1);
+        // The breaker starts closed in this run: the alert resolves at once instead of staying open.
+        let changes = alert_changes(&s);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!((changes[0].0.as_str(), changes[0].1), ("api-0", AlertState::Resolved));
     }
 }

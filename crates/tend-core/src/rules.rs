@@ -430,6 +430,22 @@ impl Tracker {
     }
 }
 
+/// An active alert ended for a reason outside its rule (its subject or rule is gone): firing and
+/// flapping become resolved, pending becomes inactive; `None` when it was not active.
+pub fn ended(alert: &Alert, why: &str, now: Timestamp) -> Option<Alert> {
+    let to = match alert.state {
+        AlertState::Firing | AlertState::Flapping => AlertState::Resolved,
+        AlertState::Pending => AlertState::Inactive,
+        AlertState::Inactive | AlertState::Resolved => return None,
+    };
+    Some(Alert {
+        state: to,
+        since: now,
+        message: format!("{why} (last: {})", alert.message),
+        ..alert.clone()
+    })
+}
+
 impl AlertBook {
     pub fn new() -> Self {
         AlertBook::default()
@@ -510,16 +526,7 @@ impl AlertBook {
             if !doomed(rule, subject) {
                 return true;
             }
-            let to = match tracker.alert.state {
-                AlertState::Firing | AlertState::Flapping => AlertState::Resolved,
-                AlertState::Pending => AlertState::Inactive,
-                AlertState::Inactive | AlertState::Resolved => return false,
-            };
-            let mut alert = tracker.alert.clone();
-            alert.state = to;
-            alert.since = now;
-            alert.message = format!("{why} (last: {})", alert.message);
-            changed.push(alert);
+            changed.extend(ended(&tracker.alert, why, now));
             false
         });
         changed

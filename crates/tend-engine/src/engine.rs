@@ -132,10 +132,11 @@ impl Engine {
         if let Some(store) = &self.store {
             // Alerts the last run left open come back before the first sample can re-evaluate them.
             let open = crate::history::open_alerts(store).await;
-            let restored = self.fleet.restore_alerts(open);
+            let (restored, out) = self.fleet.restore_alerts(open, self.clock.now());
             if restored > 0 {
                 info!(restored, "open alerts of the last run restored");
             }
+            self.dispatch(out);
         }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -274,6 +274,7 @@ impl Fleet {
                         source: Source::Reported,
                     },
                 );
+                self.restore_awaiting(&id, now);
                 1
             }
         };
