@@ -193,9 +193,9 @@ impl Store {
         let mut out = Out::new(emit);
         match req.kind {
             Kind::Samples => self.export_samples(req, &mut out).await?,
-            Kind::Events => self.export_events(req, &mut out).await?,
-            Kind::Alerts => self.export_alerts(req, &mut out).await?,
-            Kind::Recycles => self.export_recycles(req, &mut out).await?,
+            Kind::Events => self.export_table(req, &mut out, &EVENTS).await?,
+            Kind::Alerts => self.export_table(req, &mut out, &ALERTS).await?,
+            Kind::Recycles => self.export_table(req, &mut out, &RECYCLES).await?,
         }
         out.maybe_emit(true).await?;
         Ok(out.csv.stats.clone())
@@ -306,130 +306,36 @@ impl Store {
         Ok(())
     }
 
-    async fn export_events<F, Fut>(&self, req: &ExportRequest, out: &mut Out<F>) -> Result<(), QueryError>
+    /// An events, alerts or recycles export: one query, each column written by its kind.
+    async fn export_table<F, Fut>(
+        &self,
+        req: &ExportRequest,
+        out: &mut Out<F>,
+        table: &Table,
+    ) -> Result<(), QueryError>
     where
         F: FnMut(Vec<u8>) -> Fut,
         Fut: Future<Output = std::io::Result<()>>,
     {
-        let header =
-            ["time", "seq", "type", "worker", "pool", "incarnation", "pid", "from", "to", "cause", "json"];
-        out.header(&header.map(String::from))?;
-        let mut rows = sqlx::query(
-            "SELECT at, seq, kind, worker, pool, incarnation, pid, from_state, to_state, cause, payload FROM events
-             WHERE (?1 IS NULL OR worker = ?1) AND (?2 IS NULL OR pool = ?2) AND at >= ?3 AND at < ?4
-             ORDER BY at, id",
-        )
-        .bind(&req.worker)
-        .bind(&req.pool)
-        .bind(req.from.as_millis())
-        .bind(req.to.as_millis())
-        .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            out.time(row.try_get(0)?);
-            out.int(row.try_get(1)?);
-            out.text(row.try_get(2)?);
-            out.opt_text(row.try_get(3)?);
-            out.opt_text(row.try_get(4)?);
-            out.int(row.try_get(5)?);
-            out.int(row.try_get(6)?);
-            out.opt_text(row.try_get(7)?);
-            out.opt_text(row.try_get(8)?);
-            out.opt_text(row.try_get(9)?);
-            out.text(row.try_get(10)?);
-            out.end_row(true)?;
-            out.maybe_emit(false).await?;
+        for name in table.columns.iter().map(|(name, _)| name) {
+            out.text(name);
         }
-        Ok(())
-    }
-
-    async fn export_alerts<F, Fut>(&self, req: &ExportRequest, out: &mut Out<F>) -> Result<(), QueryError>
-    where
-        F: FnMut(Vec<u8>) -> Fut,
-        Fut: Future<Output = std::io::Result<()>>,
-    {
-        let header = [
-            "time",
-            "rule",
-            "subject",
-            "pool",
-            "severity",
-            "state",
-            "value",
-            "threshold",
-            "since",
-            "message",
-        ];
-        out.header(&header.map(String::from))?;
-        let mut rows = sqlx::query(
-            "SELECT at, rule, subject, pool, severity, state, value, threshold, since, message FROM alerts
-             WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR pool = ?2) AND at >= ?3 AND at < ?4
-             ORDER BY at, id",
-        )
-        .bind(&req.worker)
-        .bind(&req.pool)
-        .bind(req.from.as_millis())
-        .bind(req.to.as_millis())
-        .fetch(&self.pool);
+        out.end_row(false)?;
+        let mut rows = sqlx::query(table.sql)
+            .bind(&req.worker)
+            .bind(&req.pool)
+            .bind(req.from.as_millis())
+            .bind(req.to.as_millis())
+            .fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
-            out.time(row.try_get(0)?);
-            for i in 1..6 {
-                out.text(row.try_get(i)?);
+            for (i, (_, col)) in table.columns.iter().enumerate() {
+                match col {
+                    Col::Time => out.time(row.try_get(i)?),
+                    Col::Int => out.int(row.try_get(i)?),
+                    Col::Float => out.float(row.try_get(i)?),
+                    Col::Text => out.opt_text(row.try_get(i)?),
+                }
             }
-            out.float(row.try_get(6)?);
-            out.float(row.try_get(7)?);
-            out.time(row.try_get(8)?);
-            out.text(row.try_get(9)?);
-            out.end_row(true)?;
-            out.maybe_emit(false).await?;
-        }
-        Ok(())
-    }
-
-    async fn export_recycles<F, Fut>(&self, req: &ExportRequest, out: &mut Out<F>) -> Result<(), QueryError>
-    where
-        F: FnMut(Vec<u8>) -> Fut,
-        Fut: Future<Output = std::io::Result<()>>,
-    {
-        let header = [
-            "time",
-            "worker",
-            "pool",
-            "reason",
-            "detail",
-            "outcome",
-            "old_pid",
-            "new_pid",
-            "uptime_secs",
-            "requests",
-            "last_memory_bytes",
-            "last_cpu_percent",
-            "last_metrics",
-        ];
-        out.header(&header.map(String::from))?;
-        let mut rows = sqlx::query(
-            "SELECT at, worker, pool, reason, detail, outcome, old_pid, new_pid, uptime_secs, requests,
-                json_extract(last_metrics, '$.memory_bytes'), json_extract(last_metrics, '$.cpu_percent'),
-                last_metrics FROM recycles
-             WHERE (?1 IS NULL OR worker = ?1) AND (?2 IS NULL OR pool = ?2) AND at >= ?3 AND at < ?4
-             ORDER BY at, id",
-        )
-        .bind(&req.worker)
-        .bind(&req.pool)
-        .bind(req.from.as_millis())
-        .bind(req.to.as_millis())
-        .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            out.time(row.try_get(0)?);
-            for i in 1..6 {
-                out.text(row.try_get(i)?);
-            }
-            out.int(row.try_get(6)?);
-            out.int(row.try_get(7)?);
-            out.float(row.try_get(8)?);
-            out.int(row.try_get(9)?);
-            out.int(row.try_get(10)?);
-            out.float(row.try_get(11)?);
-            out.opt_text(row.try_get(12)?);
             out.end_row(true)?;
             out.maybe_emit(false).await?;
         }
@@ -442,6 +348,80 @@ impl From<csv::Error> for QueryError {
         QueryError::Db(anyhow::Error::new(e).context("cannot write CSV"))
     }
 }
+
+/// How a column is written: times as ISO-8601, numbers as they are, text escaped (NULL: empty).
+enum Col {
+    Time,
+    Int,
+    Float,
+    Text,
+}
+
+/// A table exported as it is: its query (?1 worker, ?2 pool, ?3 from, ?4 to) and its columns in order.
+struct Table {
+    sql: &'static str,
+    columns: &'static [(&'static str, Col)],
+}
+
+const EVENTS: Table = Table {
+    sql: "SELECT at, seq, kind, worker, pool, incarnation, pid, from_state, to_state, cause, payload FROM events
+          WHERE (?1 IS NULL OR worker = ?1) AND (?2 IS NULL OR pool = ?2) AND at >= ?3 AND at < ?4
+          ORDER BY at, id",
+    columns: &[
+        ("time", Col::Time),
+        ("seq", Col::Int),
+        ("type", Col::Text),
+        ("worker", Col::Text),
+        ("pool", Col::Text),
+        ("incarnation", Col::Int),
+        ("pid", Col::Int),
+        ("from", Col::Text),
+        ("to", Col::Text),
+        ("cause", Col::Text),
+        ("json", Col::Text),
+    ],
+};
+
+const ALERTS: Table = Table {
+    sql: "SELECT at, rule, subject, pool, severity, state, value, threshold, since, message FROM alerts
+          WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR pool = ?2) AND at >= ?3 AND at < ?4
+          ORDER BY at, id",
+    columns: &[
+        ("time", Col::Time),
+        ("rule", Col::Text),
+        ("subject", Col::Text),
+        ("pool", Col::Text),
+        ("severity", Col::Text),
+        ("state", Col::Text),
+        ("value", Col::Float),
+        ("threshold", Col::Float),
+        ("since", Col::Time),
+        ("message", Col::Text),
+    ],
+};
+
+const RECYCLES: Table = Table {
+    sql: "SELECT at, worker, pool, reason, detail, outcome, old_pid, new_pid, uptime_secs, requests,
+            json_extract(last_metrics, '$.memory_bytes'), json_extract(last_metrics, '$.cpu_percent'),
+            last_metrics FROM recycles
+          WHERE (?1 IS NULL OR worker = ?1) AND (?2 IS NULL OR pool = ?2) AND at >= ?3 AND at < ?4
+          ORDER BY at, id",
+    columns: &[
+        ("time", Col::Time),
+        ("worker", Col::Text),
+        ("pool", Col::Text),
+        ("reason", Col::Text),
+        ("detail", Col::Text),
+        ("outcome", Col::Text),
+        ("old_pid", Col::Int),
+        ("new_pid", Col::Int),
+        ("uptime_secs", Col::Float),
+        ("requests", Col::Int),
+        ("last_memory_bytes", Col::Int),
+        ("last_cpu_percent", Col::Float),
+        ("last_metrics", Col::Text),
+    ],
+};
 
 /// The metric columns of a samples export: built-ins by index into [`METRICS`], then requests, then
 /// custom metrics by name.

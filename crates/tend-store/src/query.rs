@@ -267,54 +267,57 @@ impl Store {
 
     /// Stored events (the JSON each sink saw), oldest first.
     pub async fn events(&self, f: &Filter) -> anyhow::Result<Vec<serde_json::Value>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT payload FROM events WHERE (?1 IS NULL OR worker = ?1) AND (?2 IS NULL OR pool = ?2)
-             AND at >= ?3 AND at < ?4 ORDER BY at, id LIMIT ?5",
-        )
-        .bind(&f.worker)
-        .bind(&f.pool)
-        .bind(f.from.as_millis())
-        .bind(f.to.as_millis())
-        .bind(f.limit)
-        .fetch_all(&self.pool)
-        .await
-        .context("cannot read events")?;
+        let rows: Vec<(String,)> = self
+            .filtered(
+                "SELECT payload FROM events WHERE (?1 IS NULL OR worker = ?1) AND (?2 IS NULL OR pool = ?2)
+                 AND at >= ?3 AND at < ?4 ORDER BY at, id LIMIT ?5",
+                f,
+            )
+            .await
+            .context("cannot read events")?;
         Ok(rows.into_iter().filter_map(|(p,)| serde_json::from_str(&p).ok()).collect())
+    }
+
+    /// Rows of `sql`, whose parameters are the filter's: ?1 worker, ?2 pool, ?3 from, ?4 to, ?5 limit.
+    async fn filtered<T>(&self, sql: &'static str, f: &Filter) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        sqlx::query_as(sql)
+            .bind(&f.worker)
+            .bind(&f.pool)
+            .bind(f.from.as_millis())
+            .bind(f.to.as_millis())
+            .bind(f.limit)
+            .fetch_all(&self.pool)
+            .await
     }
 
     /// Alert state changes, oldest first. `worker` matches the alert's subject.
     pub async fn alert_history(&self, f: &Filter) -> anyhow::Result<Vec<AlertRow>> {
-        let rows: Vec<AlertTuple> = sqlx::query_as(
-            "SELECT at, rule, subject, pool, severity, state, value, threshold, since, started, message
-             FROM alerts WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR pool = ?2)
-             AND at >= ?3 AND at < ?4 ORDER BY at, id LIMIT ?5",
-        )
-        .bind(&f.worker)
-        .bind(&f.pool)
-        .bind(f.from.as_millis())
-        .bind(f.to.as_millis())
-        .bind(f.limit)
-        .fetch_all(&self.pool)
-        .await
-        .context("cannot read alerts")?;
+        let rows: Vec<AlertTuple> = self
+            .filtered(
+                "SELECT at, rule, subject, pool, severity, state, value, threshold, since, started, message
+                 FROM alerts WHERE (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR pool = ?2)
+                 AND at >= ?3 AND at < ?4 ORDER BY at, id LIMIT ?5",
+                f,
+            )
+            .await
+            .context("cannot read alerts")?;
         Ok(rows.into_iter().map(AlertRow::from).collect())
     }
 
     /// Recycles (completed and failed), oldest first.
     pub async fn recycles(&self, f: &Filter) -> anyhow::Result<Vec<RecycleRow>> {
-        let rows: Vec<RecycleTuple> = sqlx::query_as(
-            "SELECT at, worker, pool, reason, detail, outcome, old_pid, new_pid, uptime_secs, requests, last_metrics
-             FROM recycles WHERE (?1 IS NULL OR worker = ?1) AND (?2 IS NULL OR pool = ?2)
-             AND at >= ?3 AND at < ?4 ORDER BY at, id LIMIT ?5",
-        )
-        .bind(&f.worker)
-        .bind(&f.pool)
-        .bind(f.from.as_millis())
-        .bind(f.to.as_millis())
-        .bind(f.limit)
-        .fetch_all(&self.pool)
-        .await
-        .context("cannot read recycles")?;
+        let rows: Vec<RecycleTuple> = self
+            .filtered(
+                "SELECT at, worker, pool, reason, detail, outcome, old_pid, new_pid, uptime_secs, requests,
+                 last_metrics FROM recycles WHERE (?1 IS NULL OR worker = ?1) AND (?2 IS NULL OR pool = ?2)
+                 AND at >= ?3 AND at < ?4 ORDER BY at, id LIMIT ?5",
+                f,
+            )
+            .await
+            .context("cannot read recycles")?;
         Ok(rows.into_iter().map(RecycleRow::from).collect())
     }
 
