@@ -2,6 +2,7 @@
 //! the process that had it before.
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -116,4 +117,46 @@ fn a_reused_pid_is_a_new_worker_not_the_old_one() {
     assert_eq!(w["incarnation"], 1, "a new worker, not a restart of the old");
     let _ = second.kill();
     let _ = second.wait();
+}
+
+#[test]
+fn an_attached_workers_open_alert_survives_a_restart_of_tend() {
+    let marker = format!("tend-attach-restore-{}", std::process::id());
+    let mut target = sleeper(&marker);
+    let id = format!("legacy-{}", target.id());
+    let config = format!(
+        "{}\n[[pool.rule]]\nname = \"resident\"\nmetric = \"memory_bytes\"\nabove = 0\nfor_samples = 2\n",
+        attach_config(&marker)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(&dir, "tend.toml", &config);
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let data = dir.path().join("data").to_str().unwrap().to_owned();
+    let mut first = Tend::start_args(dir, &["serve", "--config", &cfg]);
+    let firing = first.wait_for(30, "the attached worker's alert firing", |t| {
+        let a = t.json("/api/v1/alerts");
+        a.as_array()?.iter().find(|a| a["subject"] == id.as_str() && a["state"] == "firing").cloned()
+    });
+    assert!(first.terminate(15).success());
+    // Tend restarts (an upgrade); the process it watched kept running, with the same pid.
+    let second = Tend::start_env(
+        tempfile::tempdir().unwrap(),
+        &["serve", "--config", &cfg],
+        &[("TEND_DATA_DIR", &data)],
+    );
+    let back = second.wait_for(30, "the alert back on the rediscovered worker", |t| {
+        let a = t.json("/api/v1/alerts");
+        a.as_array()?.iter().find(|a| a["subject"] == id.as_str()).cloned()
+    });
+    // The same episode, not a new one: a fresh evaluation would start pending with a later `since`.
+    assert_eq!((&back["state"], &back["since"]), (&firing["state"], &firing["since"]), "{back}");
+    pause(Duration::from_millis(1500));
+    let changes: Vec<_> = second
+        .events_of("alert_changed")
+        .into_iter()
+        .filter(|e| e["alert"]["subject"] == id.as_str())
+        .collect();
+    assert!(changes.is_empty(), "no new pending/firing episode after the restart: {changes:?}");
+    let _ = target.kill();
+    let _ = target.wait();
 }
