@@ -16,7 +16,12 @@ use crate::recycle::{RecyclePolicy, RecycleReason, StormBreaker, Usage, seed};
 use crate::rules::{Alert, AlertBook, AlertState, Condition, Reading, Rule, Scope, Severity};
 use crate::time::Timestamp;
 
+mod container;
 mod report;
+pub use container::{
+    ContainerChange, ContainerRecycle, ContainerRun, ContainerSeen, ContainerStatus, DockerPool, Health,
+    ORPHAN_RULE, OWNER_PID_LABEL, Orphan, POOL_LABEL, WORKER_LABEL,
+};
 pub use report::{ERROR_LOG, ErrorKind, ErrorRecord, Registration, Report, ReportLog, metrics_from_named};
 
 /// How long an ended worker that no slot will reuse (attached, reported) stays listed.
@@ -40,7 +45,7 @@ pub enum PoolKind {
     Spawn { size: u32, restart: Restart },
     Attach,
     Reported,
-    Docker,
+    Docker(DockerPool),
 }
 
 impl PoolKind {
@@ -49,7 +54,7 @@ impl PoolKind {
             PoolKind::Spawn { .. } => Source::Spawned,
             PoolKind::Attach => Source::Attached,
             PoolKind::Reported => Source::Reported,
-            PoolKind::Docker => Source::Container,
+            PoolKind::Docker(_) => Source::Container,
         }
     }
 }
@@ -100,6 +105,23 @@ pub enum Action {
     /// SIGTERM (the process group when `group`), wait `grace`, then SIGKILL. Only after checking the
     /// process is still the one named (pid and start time).
     Terminate { worker: WorkerId, incarnation: u32, process: ProcessId, grace: Duration, group: bool },
+    /// `docker restart` the container of incarnation `incarnation` (stop with `grace`, start again); the
+    /// engine's events report the die and the start, a failure comes back as `ContainerActionFailed`.
+    ContainerRestart { worker: WorkerId, pool: String, incarnation: u32, container: String, grace: Duration },
+    /// Create a copy of container `from` (same image, command, env, labels, limits; `tend.worker` label
+    /// added), start it, and report `ContainerCreated` for incarnation `incarnation` (or a failure).
+    ContainerRecreate { worker: WorkerId, pool: String, incarnation: u32, from: String },
+    /// Stop the container (SIGTERM, `grace`, SIGKILL) and, when `remove`, remove it.
+    ContainerStop {
+        worker: WorkerId,
+        pool: String,
+        incarnation: u32,
+        container: String,
+        grace: Duration,
+        remove: bool,
+    },
+    /// Remove containers that are not workers (orphans), forcibly.
+    RemoveOrphans { pool: String, containers: Vec<String> },
 }
 
 /// One reading of one incarnation within a sweep.
@@ -192,6 +214,34 @@ pub enum Input {
         pool: String,
         found: Vec<(ProcessId, String)>,
     },
+    /// The complete list of a docker pool's containers right now (reconciles missed engine events).
+    Containers {
+        pool: String,
+        found: Vec<ContainerSeen>,
+    },
+    /// One event of the engine about a container of a docker pool.
+    Container {
+        pool: String,
+        seen: ContainerSeen,
+        change: ContainerChange,
+    },
+    /// A recreate created (and started) its container.
+    ContainerCreated {
+        worker: WorkerId,
+        incarnation: u32,
+        container: ContainerRun,
+    },
+    /// A container action (restart, recreate, stop) failed.
+    ContainerActionFailed {
+        worker: WorkerId,
+        incarnation: u32,
+        error: String,
+    },
+    /// Containers of Tend's pools whose owner is gone, on the engine a docker pool watches.
+    Orphans {
+        pool: String,
+        orphans: Vec<Orphan>,
+    },
     /// A source (the /proc reader, a Docker engine, the store) went away or came back.
     SourceStatus {
         source: String,
@@ -221,6 +271,8 @@ pub enum CommandError {
     AlreadyRegistered(String, String),
     #[error("worker {0} has ended: register it again")]
     Ended(String),
+    #[error("worker {0} is not a container")]
+    NotContainer(String),
 }
 
 fn source_name(s: Source) -> &'static str {
@@ -258,6 +310,8 @@ pub struct Incarnation {
     pub last: Option<Metrics>,
     pub last_at: Option<Timestamp>,
     pub ending: Option<Ending>,
+    /// The container this incarnation runs in (docker pools).
+    pub container: Option<ContainerRun>,
     /// The INITIALIZING transition has been published (spawned incarnations wait for their pid).
     announced: bool,
 }
@@ -275,6 +329,7 @@ impl Incarnation {
             last: None,
             last_at: None,
             ending: None,
+            container: None,
             announced: false,
         }
     }
@@ -502,6 +557,8 @@ pub struct Fleet {
     alerts: AlertBook,
     storm_rules: BTreeMap<String, Rule>,
     degraded: BTreeMap<String, String>,
+    /// Orphaned containers per docker pool, as last listed.
+    orphans: BTreeMap<String, Vec<Orphan>>,
     seq: u64,
     shutting_down: bool,
     out: Output,
@@ -527,6 +584,7 @@ impl Fleet {
             alerts: AlertBook::new(),
             storm_rules,
             degraded: BTreeMap::new(),
+            orphans: BTreeMap::new(),
             seq: 0,
             shutting_down: false,
             out: Output::default(),
@@ -687,7 +745,11 @@ impl Fleet {
         w.queued = None;
         w.respawn_at = None;
         w.respawn_reason = None;
-        self.end_all(&wid, "stopped by operator", now);
+        if w.source == Source::Container {
+            self.stop_containers(&wid, false, "stopped by operator", now);
+        } else {
+            self.end_all(&wid, "stopped by operator", now);
+        }
         Ok(self.take())
     }
 
@@ -763,6 +825,15 @@ impl Fleet {
             Input::Gone { worker, incarnation } => self.on_exit(&worker, incarnation, None, now),
             Input::Samples { pool, readings } => self.on_samples(&pool, readings, now),
             Input::Discovered { pool, found } => self.on_discovered(&pool, found, now),
+            Input::Containers { pool, found } => self.on_containers(&pool, found, now),
+            Input::Container { pool, seen, change } => self.on_container(&pool, seen, change, now),
+            Input::ContainerCreated { worker, incarnation, container } => {
+                self.on_container_created(&worker, incarnation, container, now)
+            }
+            Input::ContainerActionFailed { worker, incarnation, error } => {
+                self.on_container_action_failed(&worker, incarnation, &error, now)
+            }
+            Input::Orphans { pool, orphans } => self.on_orphans(&pool, orphans, now),
             Input::SourceStatus { source, degraded, detail } => {
                 let changed = if degraded {
                     self.degraded.insert(source.clone(), detail.clone()).as_deref() != Some(detail.as_str())
@@ -1165,7 +1236,7 @@ impl Fleet {
         }
         // Recycle limits: checked on every sample so a breach acts within one interval. For reported
         // workers the recycle is a request to their orchestrator.
-        if matches!(source, Source::Spawned | Source::Reported) {
+        if matches!(source, Source::Spawned | Source::Reported | Source::Container) {
             if let Some((reason, detail)) = spec.recycle.due(&usage, now) {
                 self.begin_recycle(&id, reason, detail, now, false);
             } else if let Some(detail) = fired_recycle {
@@ -1242,6 +1313,7 @@ impl Fleet {
         for id in ids {
             self.tick_worker(&id, now);
         }
+        self.tick_containers(now);
         // Time-based alert progress (for, keep_firing_for, flapping).
         let rules: Vec<Rule> = self.pools.iter().flat_map(|p| p.rules.iter().cloned()).collect();
         for alert in self.alerts.tick(&rules, now) {
@@ -1334,7 +1406,7 @@ impl Fleet {
         }
         // TTL and other limits that grow with time alone.
         if let Some(w) = self.workers.get(id)
-            && matches!(w.source, Source::Spawned | Source::Reported)
+            && matches!(w.source, Source::Spawned | Source::Reported | Source::Container)
             && w.recycle.is_none()
             && w.queued.is_none()
             && let Some(c) = w.current.as_ref().filter(|c| matches!(c.state(), State::Ready | State::Working))
@@ -1427,6 +1499,10 @@ impl Fleet {
         let pool = w.pool.clone();
         let Some(spec) = self.pool(&pool).cloned() else { return };
         let source = w.source;
+        if source == Source::Container {
+            self.begin_container_recycle(id, reason, detail, now, manual);
+            return;
+        }
         match source {
             Source::Spawned => {}
             _ => {
@@ -1648,8 +1724,21 @@ impl Fleet {
         inc.ending = Some(Ending::Drain(why.to_owned()));
         let state = inc.state();
         let process = inc.process;
+        let container = inc.container.as_ref().map(|c| c.id.clone());
         if matches!(state, State::Ready | State::Working) {
             self.transition(id, n, State::Completing, why.to_owned(), now);
+        }
+        if let Some(container) = container {
+            let (pool, grace) = (self.pool_of(id), self.grace_of(id));
+            self.push_action(Action::ContainerStop {
+                worker: id.clone(),
+                pool,
+                incarnation: n,
+                container,
+                grace,
+                remove: true,
+            });
+            return;
         }
         if let Some(process) = process {
             let grace = self.grace_of(id);
@@ -1717,6 +1806,10 @@ impl Fleet {
 
     fn grace(&self, pool: &str) -> Duration {
         self.pool(pool).map(|p| p.stop_grace).unwrap_or(Duration::from_secs(5))
+    }
+
+    fn pool_of(&self, id: &WorkerId) -> String {
+        self.workers.get(id).map(|w| w.pool.clone()).unwrap_or_default()
     }
 
     fn grace_of(&self, id: &WorkerId) -> Duration {

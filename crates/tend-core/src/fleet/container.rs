@@ -1,0 +1,725 @@
+//! Docker containers as workers: how the engine's listings and events (start, health, kill, oom, die,
+//! destroy) map onto the lifecycle, how a container worker is recycled (restart, or recreate with the new
+//! container started before the old is removed), and the orphan count. Pure like the rest of the fleet:
+//! it never talks to an engine; the runtime turns [`Action`]s into engine calls and reports back.
+//!
+//! Identity: a container worker's id is its `tend.worker` label when it has one (Tend puts it on every
+//! container it recreates, so the id survives recreation), else the container's name prefixed with the
+//! pool (`etl-web1`; a name that already starts with `pool-` is kept as is). Each container run (start to
+//! die) is one incarnation; a restart of the same container is the next incarnation.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Action, CommandError, Ending, Fleet, Incarnation, Output, PoolKind, RecycleInFlight, Role, Worker,
+};
+use crate::event::EventKind;
+use crate::lifecycle::State;
+use crate::model::{Source, WorkerId};
+use crate::recycle::RecycleReason;
+use crate::rules::{Comparison, Reading, Rule, Scope, Severity};
+use crate::time::Timestamp;
+
+/// The label that says which Tend pool a container belongs to (for orphan detection).
+pub const POOL_LABEL: &str = "tend.pool";
+/// The label Tend puts on containers it recreates: the worker id, stable across recreations.
+pub const WORKER_LABEL: &str = "tend.worker";
+/// The pid of the process that owns a container (an orchestrator); the container is an orphan once that
+/// process is gone.
+pub const OWNER_PID_LABEL: &str = "tend.owner-pid";
+/// The built-in pool rule raised when a pool's engine has more orphaned containers than allowed.
+pub const ORPHAN_RULE: &str = "orphaned-containers";
+
+/// How a docker pool recycles a container.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerRecycle {
+    /// Create a copy from the inspected config, start it, and remove the old one once the copy is READY.
+    #[default]
+    Recreate,
+    /// `docker restart` the same container.
+    Restart,
+}
+
+/// What the fleet needs to know about a docker pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DockerPool {
+    /// The engine endpoint, as configured (for display and orphan grouping).
+    pub host: String,
+    /// Without a healthcheck, a container running this long is READY.
+    pub start: Duration,
+    pub recycle: ContainerRecycle,
+    /// Remove containers that ended on their own (CLEANED follows the removal).
+    pub remove_ended: bool,
+    /// Alert when more orphaned containers than this are found; `None` = no alert.
+    pub orphans_max: Option<u32>,
+    /// Remove orphaned containers automatically.
+    pub clean_orphans: bool,
+}
+
+/// A container's health as the engine reports it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No healthcheck.
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// A container's state in a listing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "status")]
+pub enum ContainerStatus {
+    Running {
+        health: Health,
+    },
+    Exited {
+        code: i64,
+        oom: bool,
+    },
+    /// Created, paused, restarting, removing, dead...
+    Other {
+        state: String,
+    },
+}
+
+/// One container as listed (or as named by an event).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSeen {
+    pub id: String,
+    pub name: String,
+    /// Its `tend.worker` label.
+    pub worker_label: Option<String>,
+    pub status: ContainerStatus,
+    /// It has a healthcheck: READY waits for `healthy`.
+    pub has_health: bool,
+}
+
+/// What an engine event says happened to a container.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerChange {
+    Started,
+    Health(Health),
+    Killed { signal: Option<String> },
+    Oom,
+    Died { code: i64 },
+    Destroyed,
+}
+
+/// The container an incarnation runs in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ContainerRun {
+    pub id: String,
+    pub name: String,
+    pub has_health: bool,
+    /// A kill event was seen (someone stopped it).
+    #[serde(skip)]
+    #[ts(skip)]
+    pub killed: Option<String>,
+    /// The kernel OOM killer struck.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub oom: bool,
+}
+
+impl ContainerRun {
+    pub fn of(seen: &ContainerSeen) -> Self {
+        ContainerRun {
+            id: seen.id.clone(),
+            name: seen.name.clone(),
+            has_health: seen.has_health,
+            killed: None,
+            oom: false,
+        }
+    }
+    /// The first 12 characters of the id, as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+}
+
+/// A container that carries Tend's pool label but whose owner is gone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Orphan {
+    pub id: String,
+    pub name: String,
+    /// Its `tend.pool` label.
+    pub pool_label: String,
+    /// Why it is an orphan: no such pool, or its owner pid no longer runs.
+    pub reason: String,
+    /// The engine state (running, exited...).
+    pub state: String,
+}
+
+/// The worker id for a container of `pool`.
+pub fn worker_id(pool: &str, seen: &ContainerSeen) -> WorkerId {
+    if let Some(w) = seen.worker_label.as_deref().filter(|w| !w.is_empty()) {
+        return WorkerId::new(w);
+    }
+    let name = seen.name.trim_start_matches('/');
+    if name.starts_with(&format!("{pool}-")) {
+        WorkerId::new(name)
+    } else {
+        WorkerId::new(format!("{pool}-{name}"))
+    }
+}
+
+impl Fleet {
+    fn docker_pool(&self, pool: &str) -> Option<DockerPool> {
+        match &self.pool(pool)?.kind {
+            PoolKind::Docker(d) => Some(d.clone()),
+            _ => None,
+        }
+    }
+
+    /// The containers to sample for a pool: each worker's serving incarnation while it runs.
+    pub fn container_watch_list(&self, pool: &str) -> Vec<(WorkerId, u32, String)> {
+        self.workers
+            .values()
+            .filter(|w| w.pool == pool && w.source == Source::Container)
+            .filter_map(|w| {
+                let c = w.current.as_ref()?;
+                (c.state().is_live()).then_some((w.id.clone(), c.n, c.container.as_ref()?.id.clone()))
+            })
+            .collect()
+    }
+
+    /// Orphaned containers per docker pool, as last listed.
+    pub fn orphans(&self) -> &std::collections::BTreeMap<String, Vec<Orphan>> {
+        &self.orphans
+    }
+
+    /// Remove a container worker (stop it first if it runs); CLEANED follows the removal.
+    pub fn remove(&mut self, id: &str, now: Timestamp) -> Result<Output, CommandError> {
+        let wid = WorkerId::new(id);
+        let w = self.workers.get_mut(&wid).ok_or_else(|| CommandError::UnknownWorker(id.to_owned()))?;
+        if w.source != Source::Container {
+            return Err(CommandError::NotContainer(id.to_owned()));
+        }
+        w.stopped = true;
+        w.queued = None;
+        self.stop_containers(&wid, true, "removed by operator", now);
+        Ok(self.take())
+    }
+
+    /// Stop (and maybe remove) every container of a worker, live or ended.
+    pub(super) fn stop_containers(&mut self, id: &WorkerId, remove: bool, why: &str, now: Timestamp) {
+        let grace = self.grace_of(id);
+        let Some(w) = self.workers.get_mut(id) else { return };
+        w.recycle = None;
+        let pool = w.pool.clone();
+        let mut todo = Vec::new();
+        for inc in w.current.iter_mut().chain(w.incoming.iter_mut()).chain(w.outgoing.iter_mut()) {
+            let Some(c) = &inc.container else { continue };
+            if inc.state() == State::Cleaned || (!remove && !inc.state().is_live()) {
+                continue;
+            }
+            if inc.state().is_live() && inc.ending.is_none() {
+                inc.ending = Some(Ending::Drain(why.to_owned()));
+            }
+            todo.push((inc.n, inc.state(), c.id.clone()));
+        }
+        for (n, state, container) in todo {
+            if matches!(state, State::Ready | State::Working) {
+                self.transition(id, n, State::Completing, why.to_owned(), now);
+            }
+            self.push_action(Action::ContainerStop {
+                worker: id.clone(),
+                pool: pool.clone(),
+                incarnation: n,
+                container,
+                grace,
+                remove,
+            });
+        }
+    }
+
+    /// Which worker and incarnation run in container `cid`.
+    fn find_container(&self, pool: &str, cid: &str) -> Option<(WorkerId, u32, Role)> {
+        for w in self.workers.values().filter(|w| w.pool == pool && w.source == Source::Container) {
+            let roles = [(Role::Current, w.current.as_ref()), (Role::Incoming, w.incoming.as_ref())];
+            for (role, inc) in roles.into_iter().chain(w.outgoing.iter().map(|o| (Role::Outgoing, Some(o)))) {
+                if let Some(inc) = inc
+                    && inc.container.as_ref().is_some_and(|c| c.id == cid)
+                {
+                    return Some((w.id.clone(), inc.n, role));
+                }
+            }
+        }
+        None
+    }
+
+    fn inc_mut(&mut self, id: &WorkerId, n: u32) -> Option<&mut Incarnation> {
+        self.workers.get_mut(id)?.find(n).map(|(_, i)| i)
+    }
+
+    pub(super) fn on_container(
+        &mut self,
+        pool: &str,
+        seen: ContainerSeen,
+        change: ContainerChange,
+        now: Timestamp,
+    ) {
+        if self.docker_pool(pool).is_none() {
+            return;
+        }
+        let found = self.find_container(pool, &seen.id);
+        match change {
+            ContainerChange::Started => self.container_running(pool, &seen, "container started", now),
+            ContainerChange::Health(h) => {
+                if let Some((id, n, _)) = found {
+                    if let Some(inc) = self.inc_mut(&id, n)
+                        && let Some(c) = inc.container.as_mut()
+                    {
+                        c.has_health = true;
+                    }
+                    if h == Health::Healthy {
+                        self.on_ready(&id, n, "container healthy", now);
+                    }
+                }
+            }
+            ContainerChange::Killed { signal } => {
+                if let Some((id, n, _)) = found
+                    && let Some(c) = self.inc_mut(&id, n).and_then(|i| i.container.as_mut())
+                {
+                    c.killed = Some(signal.unwrap_or_else(|| "a signal".into()));
+                }
+            }
+            ContainerChange::Oom => {
+                if let Some((id, n, _)) = found
+                    && let Some(c) = self.inc_mut(&id, n).and_then(|i| i.container.as_mut())
+                {
+                    c.oom = true;
+                }
+            }
+            ContainerChange::Died { code } => {
+                if let Some((id, n, _)) = found {
+                    self.container_died(pool, &id, n, code, false, now);
+                }
+            }
+            ContainerChange::Destroyed => {
+                if let Some((id, n, role)) = found {
+                    self.container_destroyed(&id, n, role, now);
+                }
+            }
+        }
+    }
+
+    /// A full listing: start what runs unseen, end what died or vanished unseen (missed events).
+    pub(super) fn on_containers(&mut self, pool: &str, found: Vec<ContainerSeen>, now: Timestamp) {
+        if self.docker_pool(pool).is_none() {
+            return;
+        }
+        for seen in &found {
+            match &seen.status {
+                ContainerStatus::Running { health } => {
+                    self.container_running(pool, seen, "found running", now);
+                    if *health == Health::Healthy
+                        && let Some((id, n, _)) = self.find_container(pool, &seen.id)
+                    {
+                        self.on_ready(&id, n, "container healthy", now);
+                    }
+                }
+                ContainerStatus::Exited { code, oom } => {
+                    if let Some((id, n, _)) = self.find_container(pool, &seen.id) {
+                        if *oom && let Some(c) = self.inc_mut(&id, n).and_then(|i| i.container.as_mut()) {
+                            c.oom = true;
+                        }
+                        self.container_died(pool, &id, n, *code, true, now);
+                    }
+                }
+                ContainerStatus::Other { .. } => {}
+            }
+        }
+        // Known containers that are no longer listed were removed.
+        let mut gone = Vec::new();
+        for w in self.workers.values().filter(|w| w.pool == pool && w.source == Source::Container) {
+            let incs = [(Role::Current, w.current.as_ref()), (Role::Incoming, w.incoming.as_ref())];
+            for (role, inc) in incs.into_iter().chain(w.outgoing.iter().map(|o| (Role::Outgoing, Some(o)))) {
+                let Some(inc) = inc else { continue };
+                let Some(c) = &inc.container else { continue };
+                if inc.state() != State::Cleaned && !found.iter().any(|f| f.id == c.id) {
+                    gone.push((w.id.clone(), inc.n, role));
+                }
+            }
+        }
+        for (id, n, role) in gone {
+            self.container_destroyed(&id, n, role, now);
+        }
+    }
+
+    /// The container runs: a new worker, the next incarnation of a known one, or the announced start of
+    /// a recreated copy.
+    fn container_running(&mut self, pool: &str, seen: &ContainerSeen, cause: &str, now: Timestamp) {
+        if let Some((id, n, role)) = self.find_container(pool, &seen.id) {
+            let Some(w) = self.workers.get_mut(&id) else { return };
+            let Some((_, inc)) = w.find(n) else { return };
+            if !inc.announced {
+                inc.announced = true;
+                let first = inc.lifecycle.history()[0].at;
+                self.emit(
+                    first,
+                    EventKind::StateChanged {
+                        worker: id.clone(),
+                        pool: pool.to_owned(),
+                        incarnation: n,
+                        process: None,
+                        from: None,
+                        to: State::Initializing,
+                        cause: format!("{cause}: container {}", seen.name),
+                    },
+                );
+                return;
+            }
+            if inc.state().is_live() {
+                return;
+            }
+            // The same container runs again (a restart): the ended run is cleaned, a new one begins.
+            if inc.state() != State::Cleaned {
+                self.transition(&id, n, State::Cleaned, "container restarted".into(), now);
+                self.count_outcome(&id, n, role);
+            }
+            if role == Role::Outgoing {
+                return;
+            }
+        }
+        let id = worker_id(pool, seen);
+        // The start of a recreated copy can arrive before its create call returned: adopt it.
+        if let Some(w) = self.workers.get_mut(&id)
+            && let Some(inc) = w.incoming.as_mut().filter(|i| i.container.is_none() && !i.announced)
+        {
+            inc.container = Some(ContainerRun::of(seen));
+            return self.container_running(pool, seen, cause, now);
+        }
+        if !self.workers.contains_key(&id) {
+            self.workers.insert(id.clone(), Worker::new(id.clone(), pool, Source::Container, None));
+            self.emit(
+                now,
+                EventKind::WorkerAdded {
+                    worker: id.clone(),
+                    pool: pool.to_owned(),
+                    source: Source::Container,
+                },
+            );
+        }
+        let Some(w) = self.workers.get_mut(&id) else { return };
+        // A different container under the same worker id while the old one still runs: the old one is
+        // now outgoing (it ends on its own events).
+        w.generation += 1;
+        let n = w.generation;
+        if n > 1 {
+            w.restarts += 1;
+        }
+        w.cleaned_at = None;
+        let mut inc = Incarnation::new(n, None, now, cause);
+        inc.container = Some(ContainerRun::of(seen));
+        inc.announced = true;
+        if let Some(old) = w.current.replace(inc) {
+            if old.state().is_live() {
+                w.outgoing.push(old);
+            } else {
+                w.retire(old);
+            }
+        }
+        self.emit(
+            now,
+            EventKind::StateChanged {
+                worker: id.clone(),
+                pool: pool.to_owned(),
+                incarnation: n,
+                process: None,
+                from: None,
+                to: State::Initializing,
+                cause: format!("{cause}: container {}", seen.name),
+            },
+        );
+    }
+
+    /// The container's main process ended with `code`. The run stays ended (not CLEANED) until the
+    /// container is removed or started again.
+    fn container_died(&mut self, pool: &str, id: &WorkerId, n: u32, code: i64, missed: bool, now: Timestamp) {
+        let Some(spec) = self.docker_pool(pool) else { return };
+        let Some(inc) = self.inc_mut(id, n) else { return };
+        let state = inc.state();
+        if !state.is_live() {
+            return;
+        }
+        let (oom, killed) =
+            inc.container.as_ref().map(|c| (c.oom, c.killed.clone())).unwrap_or((false, None));
+        let asked = inc.ending.clone();
+        let seen = if missed { " (seen in a listing)" } else { "" };
+        let desc = format!("exited with code {code}{seen}");
+        let path: &[State] = if oom {
+            &[State::Failed]
+        } else if let Some(Ending::Drain(why) | Ending::Kill(why)) = &asked {
+            let cause = format!("{desc} ({why})");
+            self.transition(id, n, State::Terminated, cause, now);
+            &[]
+        } else if killed.is_some() {
+            &[State::Terminated]
+        } else if code == 0 {
+            match state {
+                State::Initializing => &[State::Ready, State::Completing, State::Completed],
+                State::Completing => &[State::Completed],
+                _ => &[State::Completing, State::Completed],
+            }
+        } else {
+            &[State::Failed]
+        };
+        let cause = if oom {
+            format!("out of memory: killed by the kernel OOM killer, {desc}")
+        } else if let Some(sig) = &killed {
+            format!("{desc} (stopped by the engine with {sig})")
+        } else {
+            desc
+        };
+        for st in path {
+            self.transition(id, n, *st, cause.clone(), now);
+        }
+        let Some(w) = self.workers.get(id) else { return };
+        // A copy that ended before it was READY is removed; its removal fails the recycle.
+        let incoming = w.incoming.as_ref().is_some_and(|i| i.n == n);
+        let restarting = w.recycle.is_some() && spec.recycle == ContainerRecycle::Restart && asked.is_some();
+        let container = w.find_ref(n).and_then(|i| i.container.as_ref()).map(|c| c.id.clone());
+        if (incoming || spec.remove_ended && asked.is_none() && !restarting)
+            && let Some(container) = container
+        {
+            let grace = self.grace_of(id);
+            self.push_action(Action::ContainerStop {
+                worker: id.clone(),
+                pool: pool.to_owned(),
+                incarnation: n,
+                container,
+                grace,
+                remove: true,
+            });
+        }
+    }
+
+    /// The container was removed: its run is CLEANED (after an ending if it was still running).
+    fn container_destroyed(&mut self, id: &WorkerId, n: u32, role: Role, now: Timestamp) {
+        let Some(inc) = self.inc_mut(id, n) else { return };
+        let state = inc.state();
+        if state == State::Cleaned {
+            return;
+        }
+        if state.is_live() {
+            self.transition(id, n, State::Terminated, "container removed while running".into(), now);
+        }
+        self.transition(id, n, State::Cleaned, "container removed".into(), now);
+        self.after_cleaned(id, n, role, now);
+    }
+
+    /// Count a run's outcome for the pool's totals when it is cleaned outside `after_cleaned`.
+    fn count_outcome(&mut self, id: &WorkerId, n: u32, _role: Role) {
+        let Some(w) = self.workers.get(id) else { return };
+        let Some(inc) = w.find_ref(n) else { return };
+        let outcome = inc.lifecycle.outcome();
+        let task_time = inc.lifecycle.task_time();
+        if let Some(t) = self.totals.get_mut(&w.pool) {
+            match outcome {
+                Some(State::Completed) => {
+                    t.completed += 1;
+                    if let Some(tt) = task_time {
+                        t.task_time_sum_secs += tt.as_secs_f64();
+                        t.task_time_count += 1;
+                    }
+                }
+                Some(State::Failed | State::Timeout) => t.failed += 1,
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn on_container_created(&mut self, id: &WorkerId, n: u32, run: ContainerRun, _now: Timestamp) {
+        if let Some(inc) = self.inc_mut(id, n)
+            && inc.container.is_none()
+        {
+            inc.container = Some(run);
+        }
+    }
+
+    pub(super) fn on_container_action_failed(&mut self, id: &WorkerId, n: u32, error: &str, now: Timestamp) {
+        let Some(w) = self.workers.get_mut(id) else { return };
+        let pool = w.pool.clone();
+        let Some((role, inc)) = w.find(n) else { return };
+        match role {
+            // The copy was never created (or never started): drop it, the old container keeps serving.
+            Role::Incoming if !inc.announced => {
+                w.incoming = None;
+            }
+            _ => {
+                // A restart or stop that failed: the container keeps running as it was.
+                if inc.state().is_live() && inc.state() != State::Completing {
+                    inc.ending = None;
+                }
+            }
+        }
+        if let Some(r) = w.recycle.take() {
+            self.emit(
+                now,
+                EventKind::RecycleFailed {
+                    worker: id.clone(),
+                    pool: pool.clone(),
+                    reason: r.reason,
+                    error: error.to_owned(),
+                },
+            );
+        }
+        self.emit(
+            now,
+            EventKind::SourceStatus {
+                source: format!("docker:{pool}"),
+                degraded: false,
+                detail: format!("{id}: {error}"),
+            },
+        );
+    }
+
+    /// Recycle a container worker: restart it, or recreate it (copy first, old removed when the copy is
+    /// READY). Planned recycles wait for the pool's `max_unavailable` budget like spawned ones.
+    pub(super) fn begin_container_recycle(
+        &mut self,
+        id: &WorkerId,
+        reason: RecycleReason,
+        detail: String,
+        now: Timestamp,
+        manual: bool,
+    ) {
+        let Some(w) = self.workers.get(id) else { return };
+        let pool = w.pool.clone();
+        let Some(spec) = self.pool(&pool).cloned() else { return };
+        let Some(docker) = self.docker_pool(&pool) else { return };
+        let Some(cur) = w.current.as_ref() else { return };
+        let Some(container) = cur.container.clone() else { return };
+        let serving = matches!(cur.state(), State::Ready | State::Working);
+        if reason.is_planned() && serving && !manual {
+            let in_flight = self
+                .workers
+                .values()
+                .filter(|o| o.pool == pool && o.recycle.as_ref().is_some_and(|r| r.reason.is_planned()))
+                .count();
+            if in_flight >= spec.recycle.max_unavailable as usize {
+                if let Some(w) = self.workers.get_mut(id) {
+                    w.queued = Some((reason, detail));
+                }
+                return;
+            }
+        }
+        let Some(w) = self.workers.get_mut(id) else { return };
+        w.queued = None;
+        let old = w.current.as_ref();
+        let rec = RecycleInFlight::new(reason, detail.clone(), old, now);
+        w.recycle = Some(rec);
+        self.emit(
+            now,
+            EventKind::RecycleStarted {
+                worker: id.clone(),
+                pool: pool.clone(),
+                reason,
+                detail: format!("{detail} (container {})", container.name),
+                old_process: None,
+            },
+        );
+        if !manual && self.check_storm_before_restart(id, &spec, now) {
+            return;
+        }
+        let grace = spec.stop_grace;
+        let Some(w) = self.workers.get_mut(id) else { return };
+        match docker.recycle {
+            ContainerRecycle::Restart => {
+                let Some(cur) = w.current.as_mut() else { return };
+                let n = cur.n;
+                if cur.state().is_live() {
+                    cur.ending = Some(Ending::Drain(format!("restart ({reason})")));
+                }
+                self.push_action(Action::ContainerRestart {
+                    worker: id.clone(),
+                    pool,
+                    incarnation: n,
+                    container: container.id,
+                    grace,
+                });
+            }
+            ContainerRecycle::Recreate => {
+                w.generation += 1;
+                let n = w.generation;
+                w.restarts += 1;
+                let inc = Incarnation::new(n, None, now, &format!("recreate requested ({reason})"));
+                if w.current.as_ref().is_some_and(|c| c.state().is_live()) {
+                    w.incoming = Some(inc);
+                } else if let Some(old) = w.current.replace(inc) {
+                    w.outgoing.push(old);
+                }
+                self.push_action(Action::ContainerRecreate {
+                    worker: id.clone(),
+                    pool,
+                    incarnation: n,
+                    from: container.id,
+                });
+            }
+        }
+    }
+
+    /// Containers without a healthcheck are READY once they ran for the pool's `start` time.
+    pub(super) fn tick_containers(&mut self, now: Timestamp) {
+        let mut ready = Vec::new();
+        for w in self.workers.values().filter(|w| w.source == Source::Container) {
+            let Some(PoolKind::Docker(d)) = self.pool(&w.pool).map(|p| &p.kind) else { continue };
+            for inc in w.current.iter().chain(w.incoming.iter()) {
+                if inc.announced
+                    && inc.state() == State::Initializing
+                    && inc.ending.is_none()
+                    && inc.container.as_ref().is_some_and(|c| !c.has_health)
+                    && now.since(inc.lifecycle.since()) >= d.start
+                {
+                    ready.push((w.id.clone(), inc.n, d.start));
+                }
+            }
+        }
+        for (id, n, start) in ready {
+            self.on_ready(&id, n, &format!("running for {}", super::secs(start)), now);
+        }
+    }
+
+    /// A new orphan listing for a pool's engine: the built-in alert, and removal when the pool says so.
+    pub(super) fn on_orphans(&mut self, pool: &str, orphans: Vec<Orphan>, now: Timestamp) {
+        let Some(d) = self.docker_pool(pool) else { return };
+        let count = orphans.len();
+        if d.clean_orphans && !orphans.is_empty() {
+            self.push_action(Action::RemoveOrphans {
+                pool: pool.to_owned(),
+                containers: orphans.iter().map(|o| o.id.clone()).collect(),
+            });
+        }
+        self.orphans.insert(pool.to_owned(), orphans);
+        if let Some(max) = d.orphans_max {
+            let rule = orphan_rule(max);
+            let reading = Reading::Value(count as f64);
+            if let Some(alert) = self.alerts.observe(&rule, pool, pool, reading, now) {
+                self.emit(now, EventKind::AlertChanged { alert });
+            }
+        }
+    }
+}
+
+/// The built-in orphan rule: more than `max` orphaned containers on the pool's engine.
+pub fn orphan_rule(max: u32) -> Rule {
+    Rule {
+        scope: Scope::Pool,
+        severity: Severity::Warning,
+        flap_max: 0,
+        ..Rule::threshold(ORPHAN_RULE, "orphaned_containers", Comparison::Above, f64::from(max), None)
+    }
+}
+
+impl Worker {
+    fn find_ref(&self, n: u32) -> Option<&Incarnation> {
+        self.current.iter().chain(self.incoming.iter()).chain(self.outgoing.iter()).find(|i| i.n == n)
+    }
+}
