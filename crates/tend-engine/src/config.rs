@@ -23,7 +23,7 @@
 //! env = { PYTHONUNBUFFERED = "1" }   # spawn: optional
 //! cwd = "/srv/api"                   # spawn: optional, must be a directory
 //! size = 3                           # spawn: required, >= 1
-//! restart = "always"                 # spawn, docker: always (default) | on-failure | never
+//! restart = "always"                 # spawn: always (default) | on-failure | never
 //! profile = "standard"               # see "Profiles"
 //! interval = "2s"                    # overrides the profile's interval (>= 100ms)
 //! readiness = { start_secs = 1 }     # or tcp = "127.0.0.1:9000" | tcp_port = 9000 | http = "http://..." |
@@ -1413,7 +1413,7 @@ impl<'a> Checker<'a> {
             ("cwd", raw.cwd.as_ref().map(|v| v.span()), spawn_only),
             ("size", raw.size.as_ref().map(|v| v.span()), spawn_only),
             ("requests_log", raw.requests_log.as_ref().map(|v| v.span()), spawn_only),
-            ("restart", raw.restart.as_ref().map(|v| v.span()), spawn_only),
+            ("restart", raw.restart.as_ref().map(|v| v.span()), &["spawn", "docker"]),
             ("cmdline", raw.cmdline.as_ref().map(|v| v.span()), &["attach"]),
             ("process_name", raw.process_name.as_ref().map(|v| v.span()), &["attach"]),
             ("pids", raw.pids.as_ref().map(|v| v.span()), &["attach"]),
@@ -1443,6 +1443,16 @@ impl<'a> Checker<'a> {
             }
         }
 
+        if source_kind == "docker"
+            && let Some(r) = &raw.restart
+        {
+            self.at(
+                r.span(),
+                ctx,
+                "key \"restart\" does not apply to docker pools: a container's restarts are its own restart \
+                 policy (docker run --restart); Tend records each run as an incarnation",
+            );
+        }
         let source = match source_kind {
             "spawn" => SourceConfig::Spawn(self.spawn(&raw, &header, ctx)),
             "attach" => SourceConfig::Attach(self.attach(&raw, &header, ctx)),

@@ -723,3 +723,200 @@ impl Worker {
         self.current.iter().chain(self.incoming.iter()).chain(self.outgoing.iter()).find(|i| i.n == n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::fleet::{Observed, PoolSpec};
+    use crate::model::Metrics;
+    use crate::recycle::RecyclePolicy;
+
+    const MB: u64 = 1024 * 1024;
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn fleet(recycle: ContainerRecycle, remove_ended: bool) -> Fleet {
+        let mut spec = PoolSpec::spawn("etl", 0);
+        spec.kind = PoolKind::Docker(DockerPool {
+            host: "unix:///d.sock".into(),
+            start: Duration::from_secs(1),
+            recycle,
+            remove_ended,
+            orphans_max: Some(1),
+            clean_orphans: false,
+        });
+        spec.recycle =
+            RecyclePolicy { memory_bytes: Some(100 * MB), warmup: Duration::ZERO, ..Default::default() };
+        let mut f = Fleet::new(vec![spec]);
+        let _ = f.start(t(0));
+        f
+    }
+
+    fn seen(id: &str, name: &str) -> ContainerSeen {
+        ContainerSeen {
+            id: id.into(),
+            name: name.into(),
+            worker_label: None,
+            status: ContainerStatus::Running { health: Health::None },
+            has_health: false,
+        }
+    }
+
+    fn ev(f: &mut Fleet, id: &str, name: &str, change: ContainerChange, ms: i64) -> Output {
+        f.observe(Input::Container { pool: "etl".into(), seen: seen(id, name), change }, t(ms))
+    }
+
+    fn states(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::StateChanged { incarnation, to, .. } => Some(format!("{incarnation}:{to}")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    use crate::fleet::Input;
+
+    /// Each case: engine events in order, then the transitions of the worker they produce.
+    #[test]
+    fn engine_events_map_onto_the_lifecycle() {
+        use ContainerChange::*;
+        let cases: Vec<(&str, Vec<ContainerChange>, &[&str])> = vec![
+            (
+                "exit 1",
+                vec![Started, Died { code: 1 }, Destroyed],
+                &["1:INITIALIZING", "1:READY", "1:FAILED", "1:CLEANED"],
+            ),
+            (
+                "exit 0",
+                vec![Started, Died { code: 0 }, Destroyed],
+                &["1:INITIALIZING", "1:READY", "1:COMPLETING", "1:COMPLETED", "1:CLEANED"],
+            ),
+            ("oom", vec![Started, Oom, Died { code: 137 }], &["1:INITIALIZING", "1:READY", "1:FAILED"]),
+            (
+                "docker stop",
+                vec![Started, Killed { signal: Some("signal 15".into()) }, Died { code: 143 }],
+                &["1:INITIALIZING", "1:READY", "1:TERMINATED"],
+            ),
+            (
+                "docker restart",
+                vec![Started, Died { code: 1 }, Started],
+                &["1:INITIALIZING", "1:READY", "1:FAILED", "1:CLEANED", "2:INITIALIZING", "2:READY"],
+            ),
+            (
+                "rm -f while running",
+                vec![Started, Destroyed],
+                &["1:INITIALIZING", "1:READY", "1:TERMINATED", "1:CLEANED"],
+            ),
+            ("healthy", vec![Started, Health(super::Health::Healthy)], &["1:INITIALIZING", "1:READY"]),
+        ];
+        for (name, changes, expected) in cases {
+            let mut f = fleet(ContainerRecycle::Recreate, false);
+            let mut events = Vec::new();
+            for (i, c) in changes.into_iter().enumerate() {
+                // Started at 0; everything else 2 s later (after start_secs), ticking in between.
+                let ms = if i == 0 { 0 } else { 2000 + i as i64 };
+                events.extend(f.observe(Input::Tick, t(ms)).events);
+                events.extend(ev(&mut f, "c1", "etl-a", c, ms).events);
+                events.extend(f.observe(Input::Tick, t(ms + 1500)).events);
+            }
+            assert_eq!(states(&events), expected, "{name}");
+            if name == "oom" {
+                let w = f.worker("etl-a").unwrap();
+                let cause = &w.current.as_ref().unwrap().lifecycle.history().last().unwrap().cause;
+                assert!(cause.contains("out of memory"), "{cause}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_listing_reconciles_missed_events() {
+        let mut f = fleet(ContainerRecycle::Recreate, true);
+        let a = seen("c1", "etl-a");
+        let b = seen("c2", "etl-b");
+        let out = f.observe(Input::Containers { pool: "etl".into(), found: vec![a.clone(), b] }, t(0));
+        assert_eq!(states(&out.events), ["1:INITIALIZING", "1:INITIALIZING"]);
+        // a exited unseen; b vanished unseen.
+        let exited = ContainerSeen { status: ContainerStatus::Exited { code: 2, oom: false }, ..a };
+        let out = f.observe(Input::Containers { pool: "etl".into(), found: vec![exited] }, t(500));
+        assert_eq!(states(&out.events), ["1:FAILED", "1:TERMINATED", "1:CLEANED"]);
+        // remove_ended: the failed one is removed.
+        assert!(
+            matches!(&out.actions[..], [Action::ContainerStop { container, remove: true, .. }] if container == "c1")
+        );
+    }
+
+    #[test]
+    fn a_memory_recycle_recreates_and_drains_the_old_container_once_the_copy_is_ready() {
+        let mut f = fleet(ContainerRecycle::Recreate, false);
+        ev(&mut f, "c1", "etl-a", ContainerChange::Started, 0);
+        let _ = f.observe(Input::Tick, t(1500));
+        assert_eq!(f.worker("etl-a").unwrap().state(), State::Ready);
+        let reading = Observed {
+            worker: WorkerId::new("etl-a"),
+            incarnation: 1,
+            metrics: Metrics { memory_bytes: Some(150 * MB), ..Default::default() },
+            log_lines: None,
+            requests: None,
+        };
+        let out = f.observe(Input::Samples { pool: "etl".into(), readings: vec![reading] }, t(2000));
+        assert!(
+            matches!(&out.actions[..], [Action::ContainerRecreate { incarnation: 2, from, .. }] if from == "c1"),
+            "{:?}",
+            out.actions
+        );
+        // The copy starts (its start event may come before the create call returns).
+        let copy = ContainerSeen { worker_label: Some("etl-a".into()), ..seen("c2", "etl-a-r2") };
+        let out = f.observe(
+            Input::Container { pool: "etl".into(), seen: copy.clone(), change: ContainerChange::Started },
+            t(2100),
+        );
+        assert_eq!(states(&out.events), ["2:INITIALIZING"]);
+        let _ = f.observe(
+            Input::ContainerCreated {
+                worker: WorkerId::new("etl-a"),
+                incarnation: 2,
+                container: ContainerRun::of(&copy),
+            },
+            t(2150),
+        );
+        // Old one still serves until the copy is READY; then it is drained and removed.
+        let out = f.observe(Input::Tick, t(3200));
+        assert_eq!(states(&out.events), ["2:READY", "1:COMPLETING"]);
+        assert!(
+            matches!(&out.actions[..], [Action::ContainerStop { container, remove: true, .. }] if container == "c1")
+        );
+        let out = ev(&mut f, "c1", "etl-a", ContainerChange::Died { code: 137 }, 4000);
+        assert_eq!(states(&out.events), ["1:TERMINATED"]);
+        let out = ev(&mut f, "c1", "etl-a", ContainerChange::Destroyed, 4100);
+        assert_eq!(states(&out.events), ["1:CLEANED"]);
+        let recycled = f.workers().next().map(|w| w.recycle.is_none());
+        assert_eq!(recycled, Some(true));
+        assert_eq!(f.container_watch_list("etl"), [(WorkerId::new("etl-a"), 2, "c2".to_owned())]);
+    }
+
+    #[test]
+    fn orphans_above_the_limit_fire_the_built_in_alert() {
+        let mut f = fleet(ContainerRecycle::Restart, false);
+        let orphan = |id: &str| Orphan {
+            id: id.into(),
+            name: id.into(),
+            pool_label: "gone".into(),
+            reason: "no pool named \"gone\"".into(),
+            state: "running".into(),
+        };
+        let out = f.observe(Input::Orphans { pool: "etl".into(), orphans: vec![orphan("o1")] }, t(0));
+        assert!(out.events.is_empty() || !format!("{:?}", out.events).contains("Firing"));
+        let out = f.observe(
+            Input::Orphans { pool: "etl".into(), orphans: vec![orphan("o1"), orphan("o2")] },
+            t(1000),
+        );
+        let firing = out.events.iter().any(|e| matches!(&e.kind, EventKind::AlertChanged { alert } if alert.rule == ORPHAN_RULE && alert.state == crate::rules::AlertState::Firing));
+        assert!(firing, "{:?}", out.events);
+        assert_eq!(f.orphans()["etl"].len(), 2);
+    }
+}
