@@ -236,9 +236,15 @@ fn a_memory_recycle_recreates_the_container_with_the_same_config_before_removing
 #[test]
 fn the_engine_dying_and_coming_back_is_degraded_then_recovered() {
     let mut d = Dockerd::start();
-    let t = Tend::start(&pool("dg", &d, ""));
+    // Stats streamed by the engine (one stream per container) in this pool; the streams die with the
+    // engine and are opened again after it.
+    let t = Tend::start(&pool("dg", &d, "stats = \"stream\""));
     d.run(&["--name", "dg-a", "--label", "tend.pool=dg", IMAGE, "sleep", "600"]);
-    t.wait_for(30, "dg-a READY", |t| worker_where(t, "dg-a", |w| state_of(w) == "READY"));
+    t.wait_for(30, "dg-a READY with streamed CPU and memory", |t| {
+        worker_where(t, "dg-a", |w| {
+            state_of(w) == "READY" && w["cpu_percent"].is_number() && w["memory_bytes"].is_number()
+        })
+    });
     let source = format!("docker:{}", d.host);
     d.kill();
     let h = t.wait_for(30, "the docker source degraded", |t| {
@@ -263,7 +269,9 @@ fn the_engine_dying_and_coming_back_is_degraded_then_recovered() {
     assert!(recovered.windows(2).any(|w| w == [true, false]), "degraded then recovered: {recovered:?}");
     // Events and listings work again: a new container is found and becomes READY.
     d.run(&["--name", "dg-b", "--label", "tend.pool=dg", IMAGE, "sleep", "600"]);
-    t.wait_for(30, "dg-b READY after the restart", |t| worker_where(t, "dg-b", |w| state_of(w) == "READY"));
+    t.wait_for(30, "dg-b READY after the restart, with streamed stats", |t| {
+        worker_where(t, "dg-b", |w| state_of(w) == "READY" && w["memory_bytes"].is_number())
+    });
     // The container the engine's restart stopped (no live-restore) ended, from the listing.
     t.wait_for(30, "dg-a ended", |t| worker_where(t, "dg-a", |w| state_of(w) != "READY"));
     assert!(!t.stderr().contains("panicked"), "{}", t.stderr());
@@ -353,4 +361,52 @@ fn a_pool_that_says_so_removes_orphans_by_itself() {
         d.ok(&["ps", "-a", "--format", "{{.Names}}"]).is_empty().then_some(())
     });
     drop(t);
+}
+
+/// Start `n` labelled `sleep` containers named `<prefix>-<i>`, a few `docker run`s at a time.
+pub fn run_many(d: &Dockerd, label: &str, prefix: &str, n: usize) {
+    let all: Vec<usize> = (0..n).collect();
+    std::thread::scope(|s| {
+        for chunk in all.chunks(n.div_ceil(5)) {
+            s.spawn(move || {
+                for i in chunk {
+                    let name = format!("{prefix}-{i}");
+                    d.run(&["--name", &name, "--label", label, IMAGE, "sleep", "3600"]);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn fifty_containers_are_watched_at_1_hz() {
+    let d = Dockerd::start();
+    run_many(&d, "tend.pool=ff", "ff", 50);
+    let t = Tend::start(&pool("ff", &d, ""));
+    t.wait_for(60, "50 workers READY with metrics", |t| {
+        let ws = t.workers();
+        let ready = ws.iter().filter(|w| state_of(w) == "READY" && w["memory_bytes"].is_number()).count();
+        (ready == 50).then_some(())
+    });
+    pause(Duration::from_secs(8));
+    // Every worker was sampled about once a second over the last 6 seconds.
+    let ws = t.workers();
+    let newest = ws.iter().filter_map(|w| w["last_sample_at"].as_i64()).max().unwrap();
+    let mut counts = Vec::new();
+    for w in &ws {
+        let id = w["id"].as_str().unwrap();
+        let detail = t.worker(id);
+        let n = detail["recent_samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["at"].as_i64().unwrap() > newest - 6000)
+            .count();
+        counts.push((id.to_owned(), n));
+    }
+    let slow: Vec<_> = counts.iter().filter(|(_, n)| *n < 4).collect();
+    assert!(slow.is_empty(), "workers sampled fewer than 4 times in 6 s: {slow:?}");
+    assert_eq!(t.json("/api/v1/health")["status"], "ok");
+    let tend_cpu = t.json("/api/v1/health")["tend"]["cpu_percent"].as_f64();
+    eprintln!("50 containers at 1 Hz: tend cpu {tend_cpu:?} % (measured properly by tend-bench)");
 }

@@ -27,8 +27,10 @@ pub const LIST_EVERY: Duration = Duration::from_secs(2);
 pub const ORPHANS_EVERY: Duration = Duration::from_secs(5);
 /// Reconnection backoff: doubling from the first to the last.
 pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
-/// Stats reads in flight at once per engine.
-const STATS_CONCURRENCY: usize = 16;
+/// Stats reads in flight at once per pool sweep. A one-shot read of dockerd 20.10 returns the next
+/// sample of its once-a-second collector, so reads are not short calls: they wait up to a second. All
+/// containers of a pool are read at once, so that one sweep takes one collector tick whatever the count.
+const STATS_CONCURRENCY: usize = 1024;
 
 /// The engine's handle on one endpoint: the current client (none while the engine is away).
 #[derive(Clone, Default)]
@@ -86,6 +88,8 @@ struct Known {
     base: Option<CpuBase>,
     stream: Option<JoinHandle<()>>,
     latest: Option<Metrics>,
+    /// A one-shot read is in flight (the next sweep skips this container rather than piling up reads).
+    reading: bool,
 }
 
 type KnownMap = Arc<Mutex<HashMap<String, Known>>>;
@@ -161,7 +165,6 @@ impl Source {
         let mut next_list: HashMap<String, Instant> = HashMap::new();
         let mut next_sample: HashMap<String, Instant> = HashMap::new();
         let mut next_orphans = Instant::now();
-        let mut sampling: HashMap<String, Arc<std::sync::atomic::AtomicBool>> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -244,17 +247,11 @@ impl Source {
                             if ids.is_empty() {
                                 continue;
                             }
-                            let busy = sampling.entry(name.clone()).or_default().clone();
                             match d.stats {
                                 DockerStatsMode::Poll => {
-                                    if busy.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                                        debug!(pool = %name, "previous stats reads still running; sweep skipped");
-                                        continue;
-                                    }
                                     let (client, known, tx) = (client.clone(), known.clone(), self.tx.clone());
                                     tokio::spawn(async move {
                                         let readings = poll(&client, &known, ids).await;
-                                        busy.store(false, std::sync::atomic::Ordering::Release);
                                         let _ = tx.send(Msg::ContainerSamples { pool: name, readings });
                                     });
                                 }
@@ -299,6 +296,16 @@ fn forget(known: &KnownMap, id: &str) {
 /// One-shot reads of every container, CPU from our own previous read. A container that vanished since
 /// the listing (404) is skipped quietly: its destroy event or the next listing ends it.
 async fn poll(client: &Client, known: &KnownMap, ids: Vec<String>) -> Vec<(String, Metrics)> {
+    let ids: Vec<String> = match known.lock() {
+        Ok(mut k) => ids
+            .into_iter()
+            .filter(|id| {
+                let e = k.entry(id.clone()).or_default();
+                !std::mem::replace(&mut e.reading, true)
+            })
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
     let reads = futures::stream::iter(ids.into_iter().map(|id| {
         let client = client.clone();
         let known = known.clone();
@@ -310,11 +317,17 @@ async fn poll(client: &Client, known: &KnownMap, ids: Vec<String>) -> Vec<(Strin
                     Ok(l) => l,
                     Err(e) => {
                         debug!(container = %id, error = %e, "inspect failed");
-                        return None;
+                        None
                     }
                 },
             };
-            match dk::stats_once(&client, &id).await {
+            let read = dk::stats_once(&client, &id).await;
+            if let Ok(mut k) = known.lock()
+                && let Some(e) = k.get_mut(&id)
+            {
+                e.reading = false;
+            }
+            match read {
                 Ok(s) => {
                     let mut k = known.lock().ok()?;
                     let entry = k.entry(id.clone()).or_default();
