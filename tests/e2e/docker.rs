@@ -147,6 +147,23 @@ fn a_container_that_exits_1_goes_failed_then_cleaned_when_removed() {
     });
     let tr = transitions(&t, "ex-ok");
     assert_eq!(tr, ["INITIALIZING", "READY", "COMPLETING", "COMPLETED", "CLEANED"], "{tr:?}");
+
+    // Stop and remove by API call: stop leaves a TERMINATED container, remove cleans it.
+    d.run(&["--name", "ex-svc", "--label", "tend.pool=ex", IMAGE, "sleep", "600"]);
+    t.wait_for(30, "ex-svc READY", |t| worker_where(t, "ex-svc", |w| state_of(w) == "READY"));
+    let (st, v) = t.post("/api/v1/workers/ex-svc/stop", serde_json::json!({}));
+    assert_eq!(st, 202, "{v}");
+    t.wait_for(30, "ex-svc TERMINATED", |t| worker_where(t, "ex-svc", |w| state_of(w) == "TERMINATED"));
+    assert_eq!(d.ok(&["inspect", "--format", "{{.State.Status}}", "ex-svc"]), "exited");
+    let (st, v) = t.post("/api/v1/workers/ex-svc/remove", serde_json::json!({}));
+    assert_eq!(st, 202, "{v}");
+    t.wait_for(30, "ex-svc CLEANED", |t| {
+        transitions(t, "ex-svc").contains(&"CLEANED".to_owned()).then_some(())
+    });
+    assert_eq!(transitions(&t, "ex-svc"), ["INITIALIZING", "READY", "COMPLETING", "TERMINATED", "CLEANED"]);
+    assert!(d.ok(&["ps", "-aq", "--filter", "name=ex-svc"]).is_empty());
+    let (st, v) = t.post("/api/v1/workers/nope/remove", serde_json::json!({}));
+    assert_eq!(st, 404, "{v}");
 }
 
 fn inspect(d: &Dockerd, name: &str, format: &str) -> String {

@@ -1346,7 +1346,8 @@ impl Fleet {
             let age_in_state = now.since(inc.lifecycle.since());
             match inc.state() {
                 State::Initializing
-                    if source == Source::Spawned && age_in_state >= spec.readiness_timeout =>
+                    if (source == Source::Spawned || source == Source::Container && inc.announced)
+                        && age_in_state >= spec.readiness_timeout =>
                 {
                     timeouts.push((inc.n, role, format!("not ready after {}", secs(spec.readiness_timeout))));
                 }
@@ -1463,11 +1464,26 @@ impl Fleet {
         let source = w.source;
         let Some((_, inc)) = w.find(n) else { return };
         inc.ending = Some(Ending::Kill(why.clone()));
+        let container = inc.container.as_ref().map(|c| c.id.clone());
         let process = inc.process;
         if role == Role::Current {
             w.respawn_reason = Some((RecycleReason::Hung, why.clone()));
         }
         self.transition(id, n, State::Timeout, why, now);
+        // A recreated copy that never became READY is removed; the recycle then fails and is retried.
+        if role == Role::Incoming
+            && let Some(container) = container
+        {
+            let (pool, grace) = (self.pool_of(id), self.grace_of(id));
+            self.push_action(Action::ContainerStop {
+                worker: id.clone(),
+                pool,
+                incarnation: n,
+                container,
+                grace,
+                remove: true,
+            });
+        }
         if let Some(process) = process
             && source == Source::Spawned
         {

@@ -29,6 +29,7 @@ pub const WORKER_LABEL: &str = "tend.worker";
 /// The pid of the process that owns a container (an orchestrator); the container is an orphan once that
 /// process is gone.
 pub const OWNER_PID_LABEL: &str = "tend.owner-pid";
+const FOUND_RUNNING: &str = "found running";
 /// The built-in pool rule raised when a pool's engine has more orphaned containers than allowed.
 pub const ORPHAN_RULE: &str = "orphaned-containers";
 
@@ -318,7 +319,7 @@ impl Fleet {
         for seen in &found {
             match &seen.status {
                 ContainerStatus::Running { health } => {
-                    self.container_running(pool, seen, "found running", now);
+                    self.container_running(pool, seen, FOUND_RUNNING, now);
                     if *health == Health::Healthy
                         && let Some((id, n, _)) = self.find_container(pool, &seen.id)
                     {
@@ -376,7 +377,8 @@ impl Fleet {
                 );
                 return;
             }
-            if inc.state().is_live() {
+            // A run Tend timed out (never READY) may go on running: the listing does not restart it.
+            if inc.state().is_live() || inc.state() == State::Timeout && cause == FOUND_RUNNING {
                 return;
             }
             // The same container runs again (a restart): the ended run is cleaned, a new one begins.
@@ -391,7 +393,8 @@ impl Fleet {
         let id = worker_id(pool, seen);
         // The start of a recreated copy can arrive before its create call returned: adopt it.
         if let Some(w) = self.workers.get_mut(&id)
-            && let Some(inc) = w.incoming.as_mut().filter(|i| i.container.is_none() && !i.announced)
+            && let Some(inc) =
+                w.incoming.as_mut().or(w.current.as_mut()).filter(|i| i.container.is_none() && !i.announced)
         {
             inc.container = Some(ContainerRun::of(seen));
             return self.container_running(pool, seen, cause, now);
@@ -654,7 +657,17 @@ impl Fleet {
                 if w.current.as_ref().is_some_and(|c| c.state().is_live()) {
                     w.incoming = Some(inc);
                 } else if let Some(old) = w.current.replace(inc) {
+                    // The old container has ended: the copy serves at once and the old one is removed.
+                    let old_n = old.n;
                     w.outgoing.push(old);
+                    self.push_action(Action::ContainerStop {
+                        worker: id.clone(),
+                        pool: pool.clone(),
+                        incarnation: old_n,
+                        container: container.id.clone(),
+                        grace,
+                        remove: true,
+                    });
                 }
                 self.push_action(Action::ContainerRecreate {
                     worker: id.clone(),
