@@ -23,14 +23,24 @@ pub struct Dockerd {
 impl Dockerd {
     /// Start a daemon and import the test image.
     pub fn start() -> Dockerd {
+        let mut d = Dockerd::unstarted();
+        d.launch();
+        d
+    }
+
+    /// Its directory and socket address, no daemon yet (an engine that is down when Tend starts).
+    pub fn unstarted() -> Dockerd {
         // A short path: unix socket paths are limited to 108 bytes.
         let tmp = tempfile::Builder::new().prefix("tdk").tempdir_in("/tmp").expect("temp dir");
         let dir = tmp.path().to_path_buf();
         let host = format!("unix://{}/docker.sock", dir.display());
-        let mut d = Dockerd { child: None, dir, host, _tmp: tmp };
-        d.spawn();
-        d.import_image();
-        d
+        Dockerd { child: None, dir, host, _tmp: tmp }
+    }
+
+    /// Start the daemon of an [`Dockerd::unstarted`] fixture and import the test image.
+    pub fn launch(&mut self) {
+        self.spawn();
+        self.import_image();
     }
 
     fn spawn(&mut self) {

@@ -20,7 +20,7 @@ mod container;
 mod report;
 pub use container::{
     ContainerChange, ContainerRecycle, ContainerRun, ContainerSeen, ContainerStatus, DockerPool, Health,
-    ORPHAN_RULE, OWNER_PID_LABEL, Orphan, POOL_LABEL, WORKER_LABEL,
+    ORPHAN_RULE, OWNER_PID_LABEL, Orphan, POOL_LABEL, WORKER_LABEL, source_name as docker_source_name,
 };
 pub use report::{ERROR_LOG, ErrorKind, ErrorRecord, Registration, Report, ReportLog, metrics_from_named};
 
@@ -838,7 +838,11 @@ impl Fleet {
                 let changed = if degraded {
                     self.degraded.insert(source.clone(), detail.clone()).as_deref() != Some(detail.as_str())
                 } else {
-                    self.degraded.remove(&source).is_some()
+                    let was = self.degraded.remove(&source).is_some();
+                    if was {
+                        self.engine_back(&source, now);
+                    }
+                    was
                 };
                 if changed {
                     self.emit(now, EventKind::SourceStatus { source, degraded, detail });
@@ -1334,6 +1338,7 @@ impl Fleet {
         if w.source == Source::Reported && self.clean_abandoned(id, now) {
             return;
         }
+        let engine_down = self.engine_down(&spec);
         let Some(w) = self.workers.get(id) else { return };
         let source = w.source;
         // Deadlines of every live incarnation.
@@ -1358,7 +1363,7 @@ impl Fleet {
                         format!("task exceeded {}", secs(spec.task_timeout.unwrap_or_default())),
                     ));
                 }
-                State::Ready | State::Working => {
+                State::Ready | State::Working if !(source == Source::Container && engine_down) => {
                     if let Some(stale) = spec.stale_after {
                         let seen = inc.last_at.unwrap_or(inc.lifecycle.since());
                         if now.since(seen) >= stale {

@@ -96,7 +96,7 @@ type KnownMap = Arc<Mutex<HashMap<String, Known>>>;
 
 impl Source {
     fn status_name(&self) -> String {
-        format!("docker:{}", self.ep.host)
+        tend_core::fleet::docker_source_name(&self.ep.host)
     }
 
     fn send(&self, input: Input) {
@@ -130,12 +130,10 @@ impl Source {
                     if failures == 1 {
                         warn!(host = %self.ep.host, error = %e, "docker engine unreachable; retrying with backoff");
                     }
+                    // The same words on every retry: one event per change of state, not one per attempt.
                     self.status(
                         true,
-                        format!(
-                            "docker engine at {} unreachable: {e}; retrying every {backoff:?}",
-                            self.ep.host
-                        ),
+                        format!("docker engine at {} unreachable: {e}; retrying with backoff", self.ep.host),
                     );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF.1);

@@ -30,6 +30,9 @@ pub const WORKER_LABEL: &str = "tend.worker";
 /// process is gone.
 pub const OWNER_PID_LABEL: &str = "tend.owner-pid";
 const FOUND_RUNNING: &str = "found running";
+/// A listing is a snapshot taken a moment before it arrives, so it may predate the latest events: it only
+/// corrects runs that have been in their state at least this long (missed events, an engine outage).
+pub const LISTING_SETTLE: Duration = Duration::from_secs(5);
 /// The built-in pool rule raised when a pool's engine has more orphaned containers than allowed.
 pub const ORPHAN_RULE: &str = "orphaned-containers";
 
@@ -157,6 +160,11 @@ pub struct Orphan {
     pub state: String,
 }
 
+/// The name under which an engine shows up among the degraded sources.
+pub fn source_name(host: &str) -> String {
+    format!("docker:{host}")
+}
+
 /// The worker id for a container of `pool`.
 pub fn worker_id(pool: &str, seen: &ContainerSeen) -> WorkerId {
     if let Some(w) = seen.worker_label.as_deref().filter(|w| !w.is_empty()) {
@@ -255,6 +263,14 @@ impl Fleet {
         None
     }
 
+    /// The run has been in its state long enough for a listing to correct it.
+    fn settled(&self, id: &WorkerId, n: u32, now: Timestamp) -> bool {
+        self.workers
+            .get(id)
+            .and_then(|w| w.find_ref(n))
+            .is_some_and(|i| now.since(i.lifecycle.since()) >= LISTING_SETTLE)
+    }
+
     fn inc_mut(&mut self, id: &WorkerId, n: u32) -> Option<&mut Incarnation> {
         self.workers.get_mut(id)?.find(n).map(|(_, i)| i)
     }
@@ -327,7 +343,9 @@ impl Fleet {
                     }
                 }
                 ContainerStatus::Exited { code, oom } => {
-                    if let Some((id, n, _)) = self.find_container(pool, &seen.id) {
+                    if let Some((id, n, _)) = self.find_container(pool, &seen.id)
+                        && self.settled(&id, n, now)
+                    {
                         if *oom && let Some(c) = self.inc_mut(&id, n).and_then(|i| i.container.as_mut()) {
                             c.oom = true;
                         }
@@ -344,7 +362,10 @@ impl Fleet {
             for (role, inc) in incs.into_iter().chain(w.outgoing.iter().map(|o| (Role::Outgoing, Some(o)))) {
                 let Some(inc) = inc else { continue };
                 let Some(c) = &inc.container else { continue };
-                if inc.state() != State::Cleaned && !found.iter().any(|f| f.id == c.id) {
+                if inc.state() != State::Cleaned
+                    && now.since(inc.lifecycle.since()) >= LISTING_SETTLE
+                    && !found.iter().any(|f| f.id == c.id)
+                {
                     gone.push((w.id.clone(), inc.n, role));
                 }
             }
@@ -378,7 +399,11 @@ impl Fleet {
                 return;
             }
             // A run Tend timed out (never READY) may go on running: the listing does not restart it.
-            if inc.state().is_live() || inc.state() == State::Timeout && cause == FOUND_RUNNING {
+            let from_listing = cause == FOUND_RUNNING;
+            if inc.state().is_live()
+                || from_listing
+                    && (inc.state() == State::Timeout || now.since(inc.lifecycle.since()) < LISTING_SETTLE)
+            {
                 return;
             }
             // The same container runs again (a restart): the ended run is cleaned, a new one begins.
@@ -679,6 +704,26 @@ impl Fleet {
         }
     }
 
+    /// Whether the engine of this pool is down (its containers' staleness is then not their fault).
+    pub(super) fn engine_down(&self, spec: &super::PoolSpec) -> bool {
+        matches!(&spec.kind, PoolKind::Docker(d) if self.degraded.contains_key(&source_name(&d.host)))
+    }
+
+    /// An engine is back: staleness of its containers counts from now (the first samples follow).
+    pub(super) fn engine_back(&mut self, source: &str, now: Timestamp) {
+        let pools: Vec<String> = self
+            .pools
+            .iter()
+            .filter(|p| matches!(&p.kind, PoolKind::Docker(d) if source_name(&d.host) == source))
+            .map(|p| p.name.clone())
+            .collect();
+        for w in self.workers.values_mut().filter(|w| pools.contains(&w.pool)) {
+            if let Some(c) = w.current.as_mut().filter(|c| c.state().is_live()) {
+                c.last_at = Some(now);
+            }
+        }
+    }
+
     /// Containers without a healthcheck are READY once they ran for the pool's `start` time.
     pub(super) fn tick_containers(&mut self, now: Timestamp) {
         let mut ready = Vec::new();
@@ -853,9 +898,12 @@ mod tests {
         let b = seen("c2", "etl-b");
         let out = f.observe(Input::Containers { pool: "etl".into(), found: vec![a.clone(), b] }, t(0));
         assert_eq!(states(&out.events), ["1:INITIALIZING", "1:INITIALIZING"]);
-        // a exited unseen; b vanished unseen.
+        // a exited unseen; b vanished unseen. A listing younger than the runs' last change is not trusted
+        // (it may have been taken before the events already applied).
         let exited = ContainerSeen { status: ContainerStatus::Exited { code: 2, oom: false }, ..a };
-        let out = f.observe(Input::Containers { pool: "etl".into(), found: vec![exited] }, t(500));
+        let early = f.observe(Input::Containers { pool: "etl".into(), found: vec![exited.clone()] }, t(500));
+        assert_eq!(states(&early.events), Vec::<String>::new());
+        let out = f.observe(Input::Containers { pool: "etl".into(), found: vec![exited] }, t(6000));
         assert_eq!(states(&out.events), ["1:FAILED", "1:TERMINATED", "1:CLEANED"]);
         // remove_ended: the failed one is removed.
         assert!(
