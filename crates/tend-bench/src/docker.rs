@@ -147,6 +147,29 @@ impl Drop for Engine {
     }
 }
 
+/// Which part of the engine a pid is: dockerd, containerd, or a shim (by its command name).
+fn part(pid: u32) -> usize {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    match comm.trim() {
+        "dockerd" => 0,
+        "containerd" => 1,
+        _ => 2,
+    }
+}
+
+/// Engine CPU % as (total, "dockerd x + containerd y + shims z").
+fn split(pids: &[u32], cpu: &[f64]) -> (f64, String) {
+    let mut parts = [0.0; 3];
+    for (pid, c) in pids.iter().zip(cpu) {
+        parts[part(*pid)] += c;
+    }
+    let total: f64 = parts.iter().sum();
+    (
+        total,
+        format!("{total:.2} (dockerd {:.2}, containerd {:.2}, shims {:.2})", parts[0], parts[1], parts[2]),
+    )
+}
+
 pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<()> {
     let n = plan.docker_n;
     let secs = plan.overhead_secs.min(plan.docker_secs);
@@ -183,11 +206,11 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
     os::pause(Duration::from_secs(plan.warmup_secs));
     let engine_pids = engine.pids();
     let idle = window(&engine_pids, secs, plan.block_secs)?;
-    let idle_cpu: f64 = idle.iter().map(|u| u.cpu_percent).sum();
+    let (idle_cpu, idle_text) = split(&engine_pids, &idle.iter().map(|u| u.cpu_percent).collect::<Vec<_>>());
     section.row(vec![
         format!("no Tend: the engine with {n} idle containers"),
         "–".into(),
-        format!("{idle_cpu:.2}"),
+        idle_text,
         "–".into(),
         "–".into(),
     ]);
@@ -202,12 +225,14 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
         tend.wait_ready(n, 90)?;
         os::pause(Duration::from_secs(plan.warmup_secs));
         let mut pids = vec![tend.pid];
-        pids.extend(engine.pids());
+        let engine_pids = engine.pids();
+        pids.extend(&engine_pids);
         let load = os::load1();
         let usage = window(&pids, secs, plan.block_secs)?;
         tend.stop();
         let tend_cpu = usage[0].cpu_percent;
-        let engine_cpu: f64 = usage[1..].iter().map(|u| u.cpu_percent).sum();
+        let (engine_cpu, engine_text) =
+            split(&engine_pids, &usage[1..].iter().map(|u| u.cpu_percent).collect::<Vec<_>>());
         let label = match mode {
             "poll" => "one-shot reads each second, own deltas (`stats = \"poll\"`)",
             _ => "one engine stream per container (`stats = \"stream\"`)",
@@ -215,7 +240,7 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
         section.row(vec![
             format!("{label}; load {load:.2}"),
             format!("{tend_cpu:.2}"),
-            format!("{engine_cpu:.2}"),
+            engine_text,
             format!("{:+.2}", engine_cpu - idle_cpu),
             format!("{:.1} MiB (peak {:.1})", usage[0].rss_median / MIB, usage[0].hwm / MIB),
         ]);

@@ -88,7 +88,8 @@
 //! recycle_mode = "recreate"          # docker: recreate (default: copy started first, old one removed
 //!                                    #   once the copy is READY) | restart (`docker restart`)
 //! remove_ended = false               # docker: remove containers that end on their own (-> CLEANED)
-//! stats = "poll"                     # docker: poll (default: one-shot reads, own deltas) | stream
+//! stats = "stream"                   # docker: stream (default: one engine stream per container) |
+//!                                    #   poll (one-shot reads each interval, own deltas)
 //! orphans_max = 0                    # docker: alert when more orphaned containers than this
 //! clean_orphans = false              # docker: remove orphaned containers automatically
 //! ```
@@ -397,12 +398,12 @@ pub enum DockerRecycleMode {
     Restart,
 }
 
-/// How container stats are read: one-shot reads each interval with our own deltas, or one engine stream
-/// per container.
+/// How container stats are read: one engine stream per container (default: the cheaper of the two for
+/// Tend and for the engine, see docs/PERFORMANCE.md), or one-shot reads each interval with our own deltas.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub enum DockerStatsMode {
-    #[default]
     Poll,
+    #[default]
     Stream,
 }
 

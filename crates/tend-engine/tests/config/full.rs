@@ -241,7 +241,7 @@ container_name = "^etl-"
 image = "busybox:1"
 recycle_mode = "restart"
 remove_ended = true
-stats = "stream"
+stats = "poll"
 orphans_max = 3
 clean_orphans = true
 readiness = { start_secs = 2 }
@@ -265,7 +265,9 @@ pids = [1, 42]
     assert_eq!(etl.container_name.as_ref().map(|p| p.as_str()), Some("^etl-"));
     assert_eq!(etl.image.as_deref(), Some("busybox:1"));
     assert_eq!(etl.recycle_mode, config::DockerRecycleMode::Restart);
-    assert_eq!(etl.stats, config::DockerStatsMode::Stream);
+    assert_eq!(etl.stats, config::DockerStatsMode::Poll);
+    let SourceConfig::Docker(agents) = &config.pools[0].source else { panic!() };
+    assert_eq!(agents.stats, config::DockerStatsMode::Stream, "the default");
     assert!(etl.remove_ended && etl.clean_orphans);
     assert_eq!(etl.orphans_max, Some(3));
     // DOCKER_HOST fills in the engine of pools that name none.
