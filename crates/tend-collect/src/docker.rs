@@ -530,6 +530,42 @@ mod tests {
     }
 
     #[test]
+    fn engine_events_become_container_changes() {
+        use bollard::models::{EventActor, EventMessage};
+        let ev = |action: &str, attrs: &[(&str, &str)]| EventMessage {
+            action: Some(action.to_owned()),
+            actor: Some(EventActor {
+                id: Some("abc".into()),
+                attributes: Some(attrs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+            }),
+            ..Default::default()
+        };
+        let die =
+            container_event(ev("die", &[("exitCode", "3"), ("name", "etl-1"), ("tend.worker", "etl-x")]))
+                .unwrap();
+        assert_eq!(die.change, ContainerChange::Died { code: 3 });
+        assert_eq!(die.name, "etl-1");
+        assert_eq!(die.seen().worker_label.as_deref(), Some("etl-x"));
+        let healthy = container_event(ev("health_status: healthy", &[])).unwrap();
+        assert_eq!(healthy.change, ContainerChange::Health(Health::Healthy));
+        assert!(healthy.seen().has_health);
+        let kill = container_event(ev("kill", &[("signal", "15")])).unwrap();
+        assert_eq!(kill.change, ContainerChange::Killed { signal: Some("signal 15".into()) });
+        assert_eq!(container_event(ev("oom", &[])).unwrap().change, ContainerChange::Oom);
+        assert_eq!(container_event(ev("destroy", &[])).unwrap().change, ContainerChange::Destroyed);
+        assert!(container_event(ev("exec_create: sh", &[])).is_none());
+        assert!(container_event(ev("attach", &[])).is_none());
+    }
+
+    #[test]
+    fn endpoint_prefers_the_pool_then_docker_host_then_the_local_socket() {
+        assert_eq!(endpoint(Some("tcp://h:2376"), Some("unix:///x.sock")), "tcp://h:2376");
+        assert_eq!(endpoint(None, Some("unix:///x.sock")), "unix:///x.sock");
+        assert_eq!(endpoint(None, Some("")), DEFAULT_HOST);
+        assert_eq!(endpoint(None, None), DEFAULT_HOST);
+    }
+
+    #[test]
     fn selector_matches_labels_name_and_image() {
         let sel = Selector {
             labels: vec![("tend.pool".into(), Some("etl".into())), ("team".into(), None)],
