@@ -450,3 +450,78 @@ fn fifty_containers_are_watched_at_1_hz() {
     let tend_cpu = t.json("/api/v1/health")["tend"]["cpu_percent"].as_f64();
     eprintln!("50 containers at 1 Hz: tend cpu {tend_cpu:?} % (measured properly by tend-bench)");
 }
+
+#[test]
+fn healthchecks_oom_kills_and_restart_recycles_follow_the_engine() {
+    let d = Dockerd::start();
+    let config = format!("{}{}", pool("hl", &d, ""), pool("rs", &d, "recycle_mode = \"restart\""));
+    let t = Tend::start(&config);
+    // With a healthcheck READY waits for `healthy` (not start_secs).
+    d.run(&[
+        "--name",
+        "hl-web",
+        "--label",
+        "tend.pool=hl",
+        "--health-cmd",
+        "sleep 3",
+        "--health-interval",
+        "1s",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
+    // A container over its memory limit is killed by the kernel: FAILED, not TERMINATED.
+    d.run(&[
+        "--name",
+        "hl-oom",
+        "--label",
+        "tend.pool=hl",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        IMAGE,
+        "sh",
+        "-c",
+        &hog(64),
+    ]);
+    let ready = t.wait_for(30, "hl-web READY when healthy", |t| {
+        t.events_of("state_changed").into_iter().find(|e| e["worker"] == "hl-web" && e["to"] == "READY")
+    });
+    assert_eq!(ready["cause"], "ready: container healthy", "{ready}");
+    let failed = t.wait_for(30, "hl-oom FAILED", |t| {
+        t.events_of("state_changed").into_iter().find(|e| e["worker"] == "hl-oom" && e["to"] == "FAILED")
+    });
+    assert!(failed["cause"].as_str().unwrap().contains("out of memory"), "{failed}");
+
+    // recycle_mode = "restart": a manual recycle restarts the same container; the next run is READY.
+    let id = d.run(&["--name", "rs-svc", "--label", "tend.pool=rs", IMAGE, "sleep", "600"]);
+    t.wait_for(30, "rs-svc READY", |t| worker_where(t, "rs-svc", |w| state_of(w) == "READY"));
+    let (st, v) = t.post("/api/v1/workers/rs-svc/recycle", serde_json::json!({}));
+    assert_eq!(st, 202, "{v}");
+    let done = t.wait_for(30, "the restart recycle done", |t| {
+        t.events_of("recycled").into_iter().find(|e| e["worker"] == "rs-svc")
+    });
+    assert_eq!(done["reason"], "manual");
+    let w = t.worker("rs-svc");
+    assert_eq!((state_of(&w), w["incarnation"].as_u64()), ("READY", Some(2)), "{w}");
+    assert_eq!(d.ok(&["inspect", "--format", "{{.Id}}", "rs-svc"]), id, "the same container");
+    let tr: Vec<(u64, String)> = t
+        .events_of("state_changed")
+        .into_iter()
+        .filter(|e| e["worker"] == "rs-svc")
+        .map(|e| (e["incarnation"].as_u64().unwrap(), e["to"].as_str().unwrap().to_owned()))
+        .collect();
+    let expect: Vec<(u64, String)> = [
+        (1, "INITIALIZING"),
+        (1, "READY"),
+        (1, "TERMINATED"),
+        (1, "CLEANED"),
+        (2, "INITIALIZING"),
+        (2, "READY"),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n, s.to_owned()))
+    .collect();
+    assert_eq!(tr, expect);
+}

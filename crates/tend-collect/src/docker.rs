@@ -237,6 +237,14 @@ pub async fn cpu_limit(docker: &Docker, id: &str) -> Result<Option<f64>> {
     Ok(limit_cores(hc.nano_cpus, hc.cpu_quota, hc.cpu_period))
 }
 
+/// Whether the container has a healthcheck (its READY then waits for `healthy`). The start event does
+/// not say; a listing does only once the first check ran.
+pub async fn has_healthcheck(docker: &Docker, id: &str) -> Result<bool> {
+    let info = docker.inspect_container(id, None::<InspectContainerOptions>).await?;
+    let test = info.config.and_then(|c| c.healthcheck).and_then(|h| h.test);
+    Ok(test.is_some_and(|t| t.first().is_some_and(|f| f != "NONE")))
+}
+
 pub fn limit_cores(nano: Option<i64>, quota: Option<i64>, period: Option<i64>) -> Option<f64> {
     match (nano, quota, period) {
         (Some(n), _, _) if n > 0 => Some(n as f64 / 1e9),

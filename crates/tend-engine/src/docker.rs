@@ -174,6 +174,14 @@ impl Source {
                         Some(Ok(m)) => m,
                     };
                     let Some(ce) = dk::container_event(msg) else { continue };
+                    let mut seen = ce.seen();
+                    if ce.change == tend_core::fleet::ContainerChange::Started
+                        && self.pools.iter().any(|rt| {
+                            rt.docker.as_ref().is_some_and(|d| d.selector.matches(&ce.attributes, &ce.name, &ce.image))
+                        })
+                    {
+                        seen.has_health = dk::has_healthcheck(client, &ce.id).await.unwrap_or(false);
+                    }
                     for rt in &self.pools {
                         let Some(d) = &rt.docker else { continue };
                         if !d.selector.matches(&ce.attributes, &ce.name, &ce.image) {
@@ -194,7 +202,7 @@ impl Source {
                         debug!(pool = %rt.spec.name, container = %ce.name, change = ?ce.change, "docker event");
                         self.send(Input::Container {
                             pool: rt.spec.name.clone(),
-                            seen: ce.seen(),
+                            seen: seen.clone(),
                             change: ce.change.clone(),
                         });
                     }
