@@ -2,7 +2,7 @@
 # the Rust toolchain: `setup` installs the rest.
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := python3 procps prometheus fonts-dejavu-core chromium
+APT_PACKAGES := python3 procps prometheus fonts-dejavu-core chromium docker.io busybox-static
 
 .PHONY: setup demo test check lint unit e2e bench bench-smoke ui ui-test bench-ui
 

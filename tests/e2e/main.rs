@@ -2,12 +2,14 @@
 //! One test binary (modules below) to keep link times down.
 #![allow(clippy::unwrap_used)] // the whole crate is test code: a panic is a failed test
 
+mod dockerd;
 mod harness;
 
 mod api_guard;
 mod attach;
 mod bad_input;
 mod demo;
+mod docker;
 mod history;
 mod lifecycle;
 mod prometheus;

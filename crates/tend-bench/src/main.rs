@@ -8,6 +8,7 @@
 //! when it ends, also when it fails or is killed itself (`PR_SET_PDEATHSIG`). Only loopback traffic.
 
 mod children;
+mod docker;
 mod http;
 mod os;
 mod overhead;
@@ -60,6 +61,7 @@ enum Part {
     Reaction,
     Scale,
     Store,
+    Docker,
 }
 
 /// The sizes of one run.
@@ -78,6 +80,9 @@ pub struct Plan {
     pub requests: usize,
     pub clients: usize,
     pub load_secs: u64,
+    /// Containers in the docker section, and its window.
+    pub docker_n: usize,
+    pub docker_secs: u64,
 }
 
 impl Plan {
@@ -97,6 +102,8 @@ impl Plan {
                 requests: 20,
                 clients: 2,
                 load_secs: 1,
+                docker_n: 5,
+                docker_secs: 3,
             }
         } else {
             Plan {
@@ -113,6 +120,8 @@ impl Plan {
                 requests: 200,
                 clients: 2,
                 load_secs: 5,
+                docker_n: 50,
+                docker_secs: 30,
             }
         }
     }
@@ -155,6 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         (Part::Reaction, "3. Reaction time", Box::new(|r| reaction::run(&plan, &tend, r))),
         (Part::Scale, "4. Scale", Box::new(|r| scale::run(&plan, &tend, r))),
         (Part::Store, "5. Ingest and CSV export", Box::new(|r| store::run(&root, cli.smoke, r))),
+        (Part::Docker, "6. Docker containers", Box::new(|r| docker::run(&plan, &tend, r))),
     ];
     let mut failures = 0;
     for (_, title, step) in steps.into_iter().filter(|(p, _, _)| wants(*p)) {

@@ -14,17 +14,17 @@ use crate::stats::Summary;
 use crate::tend::TendProc;
 use crate::{Plan, os};
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 
 /// CPU and memory of one process over the window.
-struct Usage {
-    cpu_percent: f64,
+pub(crate) struct Usage {
+    pub cpu_percent: f64,
     /// CPU % of each block of the window (the spread).
-    blocks: Summary,
-    rss_median: f64,
-    rss_first: f64,
-    rss_last: f64,
-    hwm: f64,
+    pub blocks: Summary,
+    pub rss_median: f64,
+    pub rss_first: f64,
+    pub rss_last: f64,
+    pub hwm: f64,
 }
 
 pub fn run(plan: &Plan, tend_exe: &Path, work: &Path, report: &mut Report) -> anyhow::Result<()> {
@@ -65,8 +65,8 @@ pub fn run(plan: &Plan, tend_exe: &Path, work: &Path, report: &mut Report) -> an
     section.note(format!(
         "Window {} s after {} s of warm-up, once every worker is READY; CPU = Δ(utime+stime) of the whole \
          process over the window; RSS from `/proc/PID/status` (VmRSS each second, VmHWM at the end). \
-         Tend runs as shipped, its history store on (SQLite in a private temp directory). 20 containers: \
-         skipped, the Docker source is not built yet.",
+         Tend runs as shipped, its history store on (SQLite in a private temp directory). Containers: \
+         section 6.",
         plan.overhead_secs, plan.warmup_secs
     ));
     for scenario in [Scenario::Attach, Scenario::SpawnQuiet, Scenario::Spawn] {
@@ -219,7 +219,7 @@ fn measure(
 }
 
 /// Samples each pid every second for `secs` seconds.
-fn window(pids: &[u32], secs: u64, block: u64) -> anyhow::Result<Vec<Usage>> {
+pub(crate) fn window(pids: &[u32], secs: u64, block: u64) -> anyhow::Result<Vec<Usage>> {
     let clk = os::clock_ticks() as f64;
     let start = Instant::now();
     let mut ticks: Vec<Vec<u64>> = vec![Vec::new(); pids.len()];

@@ -14,6 +14,7 @@
 //! - [`signal`] stops them: identity-checked signals and SIGTERM → grace → SIGKILL.
 
 pub mod discover;
+pub mod docker;
 pub mod proc_stat;
 pub mod readiness;
 pub mod scrape;

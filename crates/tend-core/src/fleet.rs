@@ -16,7 +16,12 @@ use crate::recycle::{RecyclePolicy, RecycleReason, StormBreaker, Usage, seed};
 use crate::rules::{Alert, AlertBook, AlertState, Condition, Reading, Rule, Scope, Severity};
 use crate::time::Timestamp;
 
+mod container;
 mod report;
+pub use container::{
+    ContainerChange, ContainerRecycle, ContainerRun, ContainerSeen, ContainerStatus, DockerPool, Health,
+    ORPHAN_RULE, OWNER_PID_LABEL, Orphan, POOL_LABEL, WORKER_LABEL, source_name as docker_source_name,
+};
 pub use report::{ERROR_LOG, ErrorKind, ErrorRecord, Registration, Report, ReportLog, metrics_from_named};
 
 /// How long an ended worker that no slot will reuse (attached, reported) stays listed.
@@ -43,7 +48,7 @@ pub enum PoolKind {
     Spawn { size: u32, restart: Restart },
     Attach,
     Reported,
-    Docker,
+    Docker(DockerPool),
 }
 
 impl PoolKind {
@@ -52,7 +57,7 @@ impl PoolKind {
             PoolKind::Spawn { .. } => Source::Spawned,
             PoolKind::Attach => Source::Attached,
             PoolKind::Reported => Source::Reported,
-            PoolKind::Docker => Source::Container,
+            PoolKind::Docker(_) => Source::Container,
         }
     }
 }
@@ -103,6 +108,23 @@ pub enum Action {
     /// SIGTERM (the process group when `group`), wait `grace`, then SIGKILL. Only after checking the
     /// process is still the one named (pid and start time).
     Terminate { worker: WorkerId, incarnation: u32, process: ProcessId, grace: Duration, group: bool },
+    /// `docker restart` the container of incarnation `incarnation` (stop with `grace`, start again); the
+    /// engine's events report the die and the start, a failure comes back as `ContainerActionFailed`.
+    ContainerRestart { worker: WorkerId, pool: String, incarnation: u32, container: String, grace: Duration },
+    /// Create a copy of container `from` (same image, command, env, labels, limits; `tend.worker` label
+    /// added), start it, and report `ContainerCreated` for incarnation `incarnation` (or a failure).
+    ContainerRecreate { worker: WorkerId, pool: String, incarnation: u32, from: String },
+    /// Stop the container (SIGTERM, `grace`, SIGKILL) and, when `remove`, remove it.
+    ContainerStop {
+        worker: WorkerId,
+        pool: String,
+        incarnation: u32,
+        container: String,
+        grace: Duration,
+        remove: bool,
+    },
+    /// Remove containers that are not workers (orphans), forcibly.
+    RemoveOrphans { pool: String, containers: Vec<String> },
 }
 
 /// One reading of one incarnation within a sweep.
@@ -195,6 +217,34 @@ pub enum Input {
         pool: String,
         found: Vec<(ProcessId, String)>,
     },
+    /// The complete list of a docker pool's containers right now (reconciles missed engine events).
+    Containers {
+        pool: String,
+        found: Vec<ContainerSeen>,
+    },
+    /// One event of the engine about a container of a docker pool.
+    Container {
+        pool: String,
+        seen: ContainerSeen,
+        change: ContainerChange,
+    },
+    /// A recreate created (and started) its container.
+    ContainerCreated {
+        worker: WorkerId,
+        incarnation: u32,
+        container: ContainerRun,
+    },
+    /// A container action (restart, recreate, stop) failed.
+    ContainerActionFailed {
+        worker: WorkerId,
+        incarnation: u32,
+        error: String,
+    },
+    /// Containers of Tend's pools whose owner is gone, on the engine a docker pool watches.
+    Orphans {
+        pool: String,
+        orphans: Vec<Orphan>,
+    },
     /// A source (the /proc reader, a Docker engine, the store) went away or came back.
     SourceStatus {
         source: String,
@@ -224,6 +274,8 @@ pub enum CommandError {
     AlreadyRegistered(String, String),
     #[error("worker {0} has ended: register it again")]
     Ended(String),
+    #[error("worker {0} is not a container")]
+    NotContainer(String),
 }
 
 fn source_name(s: Source) -> &'static str {
@@ -261,6 +313,8 @@ pub struct Incarnation {
     pub last: Option<Metrics>,
     pub last_at: Option<Timestamp>,
     pub ending: Option<Ending>,
+    /// The container this incarnation runs in (docker pools).
+    pub container: Option<ContainerRun>,
     /// The INITIALIZING transition has been published (spawned incarnations wait for their pid).
     announced: bool,
 }
@@ -278,6 +332,7 @@ impl Incarnation {
             last: None,
             last_at: None,
             ending: None,
+            container: None,
             announced: false,
         }
     }
@@ -507,6 +562,8 @@ pub struct Fleet {
     /// Alerts of the last run whose subject has not appeared yet, with when to give up on it.
     awaiting_subject: Vec<(Alert, Timestamp)>,
     degraded: BTreeMap<String, String>,
+    /// Orphaned containers per docker pool, as last listed.
+    orphans: BTreeMap<String, Vec<Orphan>>,
     seq: u64,
     shutting_down: bool,
     out: Output,
@@ -533,6 +590,7 @@ impl Fleet {
             storm_rules,
             awaiting_subject: Vec::new(),
             degraded: BTreeMap::new(),
+            orphans: BTreeMap::new(),
             seq: 0,
             shutting_down: false,
             out: Output::default(),
@@ -693,7 +751,11 @@ impl Fleet {
         w.queued = None;
         w.respawn_at = None;
         w.respawn_reason = None;
-        self.end_all(&wid, "stopped by operator", now);
+        if w.source == Source::Container {
+            self.stop_containers(&wid, false, "stopped by operator", now);
+        } else {
+            self.end_all(&wid, "stopped by operator", now);
+        }
         Ok(self.take())
     }
 
@@ -743,10 +805,13 @@ impl Fleet {
         (restored, self.take())
     }
 
-    /// The rule an alert belongs to: one of its pool's, or the pool's storm breaker.
+    /// The rule an alert belongs to: one of its pool's, the pool's storm breaker, or its orphan count.
     fn rule_of(&self, alert: &Alert) -> Option<Rule> {
         if alert.rule == STORM_RULE {
             return self.storm_rules.get(&alert.pool).cloned();
+        }
+        if alert.rule == ORPHAN_RULE {
+            return self.docker_pool(&alert.pool)?.orphans_max.map(container::orphan_rule);
         }
         let spec = self.pools.iter().find(|p| p.name == alert.pool)?;
         spec.rules.iter().find(|r| r.name == alert.rule).cloned()
@@ -835,11 +900,24 @@ impl Fleet {
             Input::Gone { worker, incarnation } => self.on_exit(&worker, incarnation, None, now),
             Input::Samples { pool, readings } => self.on_samples(&pool, readings, now),
             Input::Discovered { pool, found } => self.on_discovered(&pool, found, now),
+            Input::Containers { pool, found } => self.on_containers(&pool, found, now),
+            Input::Container { pool, seen, change } => self.on_container(&pool, seen, change, now),
+            Input::ContainerCreated { worker, incarnation, container } => {
+                self.on_container_created(&worker, incarnation, container, now)
+            }
+            Input::ContainerActionFailed { worker, incarnation, error } => {
+                self.on_container_action_failed(&worker, incarnation, &error, now)
+            }
+            Input::Orphans { pool, orphans } => self.on_orphans(&pool, orphans, now),
             Input::SourceStatus { source, degraded, detail } => {
                 let changed = if degraded {
                     self.degraded.insert(source.clone(), detail.clone()).as_deref() != Some(detail.as_str())
                 } else {
-                    self.degraded.remove(&source).is_some()
+                    let was = self.degraded.remove(&source).is_some();
+                    if was {
+                        self.engine_back(&source, now);
+                    }
+                    was
                 };
                 if changed {
                     self.emit(now, EventKind::SourceStatus { source, degraded, detail });
@@ -1237,7 +1315,7 @@ impl Fleet {
         }
         // Recycle limits: checked on every sample so a breach acts within one interval. For reported
         // workers the recycle is a request to their orchestrator.
-        if matches!(source, Source::Spawned | Source::Reported) {
+        if matches!(source, Source::Spawned | Source::Reported | Source::Container) {
             if let Some((reason, detail)) = spec.recycle.due(&usage, now) {
                 self.begin_recycle(&id, reason, detail, now, false);
             } else if let Some(detail) = fired_recycle {
@@ -1316,6 +1394,7 @@ impl Fleet {
             self.tick_worker(&id, now);
         }
         self.expire_awaiting(now);
+        self.tick_containers(now);
         // Time-based alert progress (for, keep_firing_for, flapping).
         let rules: Vec<Rule> = self.pools.iter().flat_map(|p| p.rules.iter().cloned()).collect();
         for alert in self.alerts.tick(&rules, now) {
@@ -1336,6 +1415,7 @@ impl Fleet {
         if w.source == Source::Reported && self.clean_abandoned(id, now) {
             return;
         }
+        let engine_down = self.engine_down(&spec);
         let Some(w) = self.workers.get(id) else { return };
         let source = w.source;
         // Deadlines of every live incarnation.
@@ -1348,7 +1428,8 @@ impl Fleet {
             let age_in_state = now.since(inc.lifecycle.since());
             match inc.state() {
                 State::Initializing
-                    if source == Source::Spawned && age_in_state >= spec.readiness_timeout =>
+                    if (source == Source::Spawned || source == Source::Container && inc.announced)
+                        && age_in_state >= spec.readiness_timeout =>
                 {
                     timeouts.push((inc.n, role, format!("not ready after {}", secs(spec.readiness_timeout))));
                 }
@@ -1359,7 +1440,7 @@ impl Fleet {
                         format!("task exceeded {}", secs(spec.task_timeout.unwrap_or_default())),
                     ));
                 }
-                State::Ready | State::Working => {
+                State::Ready | State::Working if !(source == Source::Container && engine_down) => {
                     if let Some(stale) = spec.stale_after {
                         let seen = inc.last_at.unwrap_or(inc.lifecycle.since());
                         if now.since(seen) >= stale {
@@ -1408,7 +1489,7 @@ impl Fleet {
         }
         // TTL and other limits that grow with time alone.
         if let Some(w) = self.workers.get(id)
-            && matches!(w.source, Source::Spawned | Source::Reported)
+            && matches!(w.source, Source::Spawned | Source::Reported | Source::Container)
             && w.recycle.is_none()
             && w.queued.is_none()
             && let Some(c) = w.current.as_ref().filter(|c| matches!(c.state(), State::Ready | State::Working))
@@ -1465,11 +1546,26 @@ impl Fleet {
         let source = w.source;
         let Some((_, inc)) = w.find(n) else { return };
         inc.ending = Some(Ending::Kill(why.clone()));
+        let container = inc.container.as_ref().map(|c| c.id.clone());
         let process = inc.process;
         if role == Role::Current {
             w.respawn_reason = Some((RecycleReason::Hung, why.clone()));
         }
         self.transition(id, n, State::Timeout, why, now);
+        // A recreated copy that never became READY is removed; the recycle then fails and is retried.
+        if role == Role::Incoming
+            && let Some(container) = container
+        {
+            let (pool, grace) = (self.pool_of(id), self.grace_of(id));
+            self.push_action(Action::ContainerStop {
+                worker: id.clone(),
+                pool,
+                incarnation: n,
+                container,
+                grace,
+                remove: true,
+            });
+        }
         if let Some(process) = process
             && source == Source::Spawned
         {
@@ -1501,6 +1597,10 @@ impl Fleet {
         let pool = w.pool.clone();
         let Some(spec) = self.pool(&pool).cloned() else { return };
         let source = w.source;
+        if source == Source::Container {
+            self.begin_container_recycle(id, reason, detail, now, manual);
+            return;
+        }
         match source {
             Source::Spawned => {}
             _ => {
@@ -1722,8 +1822,21 @@ impl Fleet {
         inc.ending = Some(Ending::Drain(why.to_owned()));
         let state = inc.state();
         let process = inc.process;
+        let container = inc.container.as_ref().map(|c| c.id.clone());
         if matches!(state, State::Ready | State::Working) {
             self.transition(id, n, State::Completing, why.to_owned(), now);
+        }
+        if let Some(container) = container {
+            let (pool, grace) = (self.pool_of(id), self.grace_of(id));
+            self.push_action(Action::ContainerStop {
+                worker: id.clone(),
+                pool,
+                incarnation: n,
+                container,
+                grace,
+                remove: true,
+            });
+            return;
         }
         if let Some(process) = process {
             let grace = self.grace_of(id);
@@ -1791,6 +1904,10 @@ impl Fleet {
 
     fn grace(&self, pool: &str) -> Duration {
         self.pool(pool).map(|p| p.stop_grace).unwrap_or(Duration::from_secs(5))
+    }
+
+    fn pool_of(&self, id: &WorkerId) -> String {
+        self.workers.get(id).map(|w| w.pool.clone()).unwrap_or_default()
     }
 
     fn grace_of(&self, id: &WorkerId) -> Duration {

@@ -224,6 +224,29 @@ impl App {
         Ok(rx.await.map_err(|_| AppError::Stopped)??)
     }
 
+    /// Remove a container worker (stopped first when it runs).
+    pub async fn remove(&self, id: &str) -> Result<(), AppError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared.tx.send(Msg::Remove { id: id.to_owned(), reply }).map_err(|_| AppError::Stopped)?;
+        Ok(rx.await.map_err(|_| AppError::Stopped)??)
+    }
+
+    /// Orphaned containers (Tend's pool label, owner gone) on the engines of the docker pools.
+    pub async fn orphans(&self) -> Result<Vec<tend_core::fleet::Orphan>, AppError> {
+        self.query(|v| {
+            let mut seen = std::collections::BTreeSet::new();
+            v.fleet.orphans().values().flatten().filter(|o| seen.insert(o.id.clone())).cloned().collect()
+        })
+        .await
+    }
+
+    /// Remove every orphaned container now; how many removals were started.
+    pub async fn clean_orphans(&self) -> Result<usize, AppError> {
+        let (reply, rx) = oneshot::channel();
+        self.shared.tx.send(Msg::CleanOrphans { reply }).map_err(|_| AppError::Stopped)?;
+        rx.await.map_err(|_| AppError::Stopped)
+    }
+
     /// Acknowledge an alert; false when there is no such alert.
     pub async fn acknowledge(&self, rule: &str, subject: &str) -> Result<bool, AppError> {
         let (reply, rx) = oneshot::channel();

@@ -23,7 +23,7 @@
 //! env = { PYTHONUNBUFFERED = "1" }   # spawn: optional
 //! cwd = "/srv/api"                   # spawn: optional, must be a directory
 //! size = 3                           # spawn: required, >= 1
-//! restart = "always"                 # spawn, docker: always (default) | on-failure | never
+//! restart = "always"                 # spawn: always (default) | on-failure | never
 //! profile = "standard"               # see "Profiles"
 //! interval = "2s"                    # overrides the profile's interval (>= 100ms)
 //! readiness = { start_secs = 1 }     # or tcp = "127.0.0.1:9000" | tcp_port = 9000 | http = "http://..." |
@@ -70,8 +70,29 @@
 //! cmdline = "gunicorn: worker"       # attach: a regex on the command line, and/or
 //! process_name = "gunicorn"          #   the exact process name, and/or pids = [123, 456]
 //! ```
-//! A `docker` pool takes `labels = { "com.example.pool" = "api" }` and `docker_host`; a `reported` pool
-//! takes neither command nor selector: workers register themselves through the API.
+//! A `reported` pool takes neither command nor selector: workers register themselves through the API.
+//!
+//! ```toml
+//! [[pool]]
+//! name = "etl"
+//! source = "docker"
+//! labels = ["tend.pool=etl"]         # docker: required; "key=value" or "key" (any value); or a table
+//!                                    #   { "tend.pool" = "etl" } ("" matches any value)
+//! container_name = "^etl-"           # docker: optional regex on the container name
+//! image = "registry/etl:1"           # docker: optional, the image the container was created from
+//! docker_host = "unix:///run/docker.sock"  # docker: unix://, tcp://, http://, https://; default
+//!                                    #   $DOCKER_HOST, else unix:///var/run/docker.sock. TLS: tcp:// with
+//!                                    #   DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or https://
+//! readiness = { start_secs = 2 }     # docker: without a healthcheck, running this long is READY
+//!                                    #   (with one, READY waits for `healthy`)
+//! recycle_mode = "recreate"          # docker: recreate (default: copy started first, old one removed
+//!                                    #   once the copy is READY) | restart (`docker restart`)
+//! remove_ended = false               # docker: remove containers that end on their own (-> CLEANED)
+//! stats = "stream"                   # docker: stream (default: one engine stream per container) |
+//!                                    #   poll (one-shot reads each interval, own deltas)
+//! orphans_max = 0                    # docker: alert when more orphaned containers than this
+//! clean_orphans = false              # docker: remove orphaned containers automatically
+//! ```
 //!
 //! Durations are strings like `500ms`, `5s`, `2m`, `1h`, `1d` or combinations (`1h30m`, `1.5s`); a bare
 //! TOML number is a number of seconds.
@@ -101,6 +122,7 @@
 //! - `TEND_LISTEN`: the server's listen address (`host:port`, an IP literal).
 //! - `TEND_TOKEN`: the server's bearer token.
 //! - `TEND_DATA_DIR`: the store's data directory.
+//! - `DOCKER_HOST`: the engine of docker pools that name no `docker_host`.
 //! - `TEND_INTERVAL`: a duration that replaces the interval of every pool whose profile is not
 //!   `disabled`.
 //!
@@ -356,8 +378,41 @@ pub struct AttachConfig {
 pub struct DockerConfig {
     /// Containers carrying all these labels (an empty value matches any value of that label).
     pub labels: BTreeMap<String, String>,
-    /// e.g. `unix:///var/run/docker.sock`; `None` = the client's default.
+    /// e.g. `unix:///var/run/docker.sock`; `None` = `DOCKER_HOST`, else the local socket.
     pub docker_host: Option<String>,
+    /// A regex on the container name.
+    pub container_name: Option<Pattern>,
+    /// The image the containers were created from.
+    pub image: Option<String>,
+    pub recycle_mode: DockerRecycleMode,
+    pub remove_ended: bool,
+    pub stats: DockerStatsMode,
+    pub orphans_max: Option<u32>,
+    pub clean_orphans: bool,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum DockerRecycleMode {
+    #[default]
+    Recreate,
+    Restart,
+}
+
+/// How container stats are read: one engine stream per container (default: the cheaper of the two for
+/// Tend and for the engine, see docs/PERFORMANCE.md), or one-shot reads each interval with our own deltas.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum DockerStatsMode {
+    Poll,
+    #[default]
+    Stream,
+}
+
+/// `labels` as a list of `key=value` / `key` strings or as a table.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLabels {
+    List(Vec<String>),
+    Table(BTreeMap<String, String>),
 }
 
 /// A compiled regex that compares by its source text.
@@ -761,6 +816,15 @@ impl Config {
         if let Some(v) = get("TEND_TOKEN") {
             self.server.token = Some(v);
         }
+        if let Some(v) = get("DOCKER_HOST") {
+            for pool in &mut self.pools {
+                if let SourceConfig::Docker(d) = &mut pool.source
+                    && d.docker_host.is_none()
+                {
+                    d.docker_host = Some(v.clone());
+                }
+            }
+        }
         if let Some(v) = get("TEND_DATA_DIR") {
             self.store.data_dir = Some(PathBuf::from(v));
         }
@@ -895,8 +959,15 @@ struct RawPool {
     cmdline: S<String>,
     process_name: S<String>,
     pids: S<Vec<Spanned<i64>>>,
-    labels: S<BTreeMap<String, String>>,
+    labels: S<RawLabels>,
     docker_host: S<String>,
+    container_name: S<String>,
+    image: S<String>,
+    recycle_mode: S<String>,
+    remove_ended: S<bool>,
+    stats: S<String>,
+    orphans_max: S<i64>,
+    clean_orphans: S<bool>,
     metrics_url: S<String>,
     requests_metric: S<String>,
     port: S<i64>,
@@ -1349,6 +1420,13 @@ impl<'a> Checker<'a> {
             ("pids", raw.pids.as_ref().map(|v| v.span()), &["attach"]),
             ("labels", raw.labels.as_ref().map(|v| v.span()), &["docker"]),
             ("docker_host", raw.docker_host.as_ref().map(|v| v.span()), &["docker"]),
+            ("container_name", raw.container_name.as_ref().map(|v| v.span()), &["docker"]),
+            ("image", raw.image.as_ref().map(|v| v.span()), &["docker"]),
+            ("recycle_mode", raw.recycle_mode.as_ref().map(|v| v.span()), &["docker"]),
+            ("remove_ended", raw.remove_ended.as_ref().map(|v| v.span()), &["docker"]),
+            ("stats", raw.stats.as_ref().map(|v| v.span()), &["docker"]),
+            ("orphans_max", raw.orphans_max.as_ref().map(|v| v.span()), &["docker"]),
+            ("clean_orphans", raw.clean_orphans.as_ref().map(|v| v.span()), &["docker"]),
             ("metrics_url", raw.metrics_url.as_ref().map(|v| v.span()), spawn_only),
             ("requests_metric", raw.requests_metric.as_ref().map(|v| v.span()), spawn_only),
             ("port", raw.port.as_ref().map(|v| v.span()), spawn_only),
@@ -1366,18 +1444,20 @@ impl<'a> Checker<'a> {
             }
         }
 
+        if source_kind == "docker"
+            && let Some(r) = &raw.restart
+        {
+            self.at(
+                r.span(),
+                ctx,
+                "key \"restart\" does not apply to docker pools: a container's restarts are its own restart \
+                 policy (docker run --restart); Tend records each run as an incarnation",
+            );
+        }
         let source = match source_kind {
             "spawn" => SourceConfig::Spawn(self.spawn(&raw, &header, ctx)),
             "attach" => SourceConfig::Attach(self.attach(&raw, &header, ctx)),
-            "docker" => SourceConfig::Docker(DockerConfig {
-                labels: raw.labels.map(Spanned::into_inner).unwrap_or_default(),
-                docker_host: raw.docker_host.map(|h| {
-                    if h.get_ref().is_empty() {
-                        self.at(h.span(), ctx, "`docker_host` must not be empty");
-                    }
-                    h.into_inner()
-                }),
-            }),
+            "docker" => SourceConfig::Docker(self.docker(&raw, &header, ctx)),
             _ => SourceConfig::Reported,
         };
 
@@ -1401,10 +1481,22 @@ impl<'a> Checker<'a> {
             }
         }
 
+        let readiness_span = raw.readiness.as_ref().map(|r| r.span());
         let readiness = match raw.readiness {
             Some(r) => self.readiness(r, ctx),
             None => ReadinessConfig::default(),
         };
+        if source_kind == "docker"
+            && !matches!(readiness.check, ReadinessCheck::StartSecs(_))
+            && let Some(span) = readiness_span
+        {
+            self.at(
+                span,
+                ctx,
+                "a docker pool takes readiness = { start_secs = N } only: a container with a healthcheck is \
+                 READY when healthy, one without once it ran start_secs",
+            );
+        }
         let busy_cpu_percent = raw.busy_cpu_percent.map(|b| {
             let v = *b.get_ref();
             if !(v.is_finite() && v > 0.0) {
@@ -1531,6 +1623,98 @@ impl<'a> Checker<'a> {
             }
         }
         SpawnConfig { command, env, cwd, size, port }
+    }
+
+    fn docker(&mut self, raw: &RawPool, header: &Range<usize>, ctx: &str) -> DockerConfig {
+        let mut labels = BTreeMap::new();
+        match &raw.labels {
+            None => self.at(
+                header.clone(),
+                ctx,
+                "a docker pool needs `labels` (e.g. labels = [\"tend.pool=etl\"]): Tend watches only the \
+                 containers that carry them",
+            ),
+            Some(l) => {
+                match l.get_ref() {
+                    RawLabels::List(items) => {
+                        for item in items {
+                            let (k, v) = item.split_once('=').unwrap_or((item.as_str(), ""));
+                            if k.trim().is_empty() {
+                                self.at(
+                                    l.span(),
+                                    ctx,
+                                    format!("invalid label {item:?}: write \"key=value\" or \"key\""),
+                                );
+                            }
+                            labels.insert(k.trim().to_owned(), v.to_owned());
+                        }
+                    }
+                    RawLabels::Table(t) => {
+                        for (k, v) in t {
+                            if k.trim().is_empty() {
+                                self.at(l.span(), ctx, "a label key must not be empty");
+                            }
+                            labels.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+                if labels.is_empty() {
+                    self.at(l.span(), ctx, "`labels` must not be empty");
+                }
+            }
+        }
+        let docker_host = raw.docker_host.as_ref().map(|h| {
+            let v = h.get_ref();
+            if !["unix://", "tcp://", "http://", "https://"].iter().any(|p| v.starts_with(p) && v.len() > p.len()) {
+                self.at(
+                    h.span(),
+                    ctx,
+                    format!("invalid docker_host {v:?}: expected unix:///path, tcp://host:port, http://... or https://..."),
+                );
+            }
+            v.clone()
+        });
+        let container_name = raw.container_name.as_ref().and_then(|p| self.pattern(p, "container_name", ctx));
+        let image = raw.image.as_ref().map(|i| {
+            if i.get_ref().trim().is_empty() {
+                self.at(i.span(), ctx, "`image` must not be empty");
+            }
+            i.get_ref().clone()
+        });
+        let recycle_mode = match &raw.recycle_mode {
+            Some(m) => self
+                .choice(
+                    m,
+                    "recycle_mode",
+                    ctx,
+                    &[("recreate", DockerRecycleMode::Recreate), ("restart", DockerRecycleMode::Restart)],
+                )
+                .unwrap_or_default(),
+            None => DockerRecycleMode::default(),
+        };
+        let stats = match &raw.stats {
+            Some(m) => self
+                .choice(
+                    m,
+                    "stats",
+                    ctx,
+                    &[("poll", DockerStatsMode::Poll), ("stream", DockerStatsMode::Stream)],
+                )
+                .unwrap_or_default(),
+            None => DockerStatsMode::default(),
+        };
+        let orphans_max = self.int(raw.orphans_max.clone(), "orphans_max", ctx, 0u32, 1_000_000u32);
+        DockerConfig {
+            labels,
+            docker_host,
+            container_name,
+            image,
+            recycle_mode,
+            remove_ended: raw.remove_ended.as_ref().is_some_and(|b| *b.get_ref()),
+            stats,
+            orphans_max,
+            clean_orphans: raw.clean_orphans.as_ref().is_some_and(|b| *b.get_ref()),
+        }
     }
 
     fn attach(&mut self, raw: &RawPool, header: &Range<usize>, ctx: &str) -> AttachConfig {

@@ -8,13 +8,13 @@ use std::time::Duration;
 use regex::Regex;
 use tend_collect::discover::Matcher;
 use tend_collect::proc_stat::Fields;
-use tend_core::fleet::{PoolKind, PoolSpec, Restart};
+use tend_core::fleet::{ContainerRecycle, DockerPool, PoolKind, PoolSpec, Restart};
 use tend_core::recycle::RecyclePolicy;
 use tend_core::rules::{Condition, Rule};
 
 use crate::config::{
-    Config, MetricGroup, PoolConfig, ReadinessCheck, RestartPolicy, RuleCondition, RuleConfig, SourceConfig,
-    SpawnConfig,
+    Config, DockerRecycleMode, DockerStatsMode, MetricGroup, PoolConfig, ReadinessCheck, RestartPolicy,
+    RuleCondition, RuleConfig, SourceConfig, SpawnConfig,
 };
 
 /// How often attach pools look for new matching processes, at most (the pool interval if shorter).
@@ -35,12 +35,22 @@ pub struct PoolRuntime {
     pub fields: Fields,
     /// The worker's own Prometheus page, scraped each interval off the engine task.
     pub scrape: Option<crate::scrape::ScrapeConfig>,
+    /// Docker pools: which engine, which containers, how stats are read.
+    pub docker: Option<DockerRuntime>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DockerRuntime {
+    /// The endpoint (`unix://...`, `tcp://...`); the config's `DOCKER_HOST` fallback already applied.
+    pub host: String,
+    pub selector: tend_collect::docker::Selector,
+    pub stats: DockerStatsMode,
 }
 
 /// Per-pool runtime settings by pool name.
 pub type Runtimes = BTreeMap<String, Arc<PoolRuntime>>;
 
-/// Convert every pool. Docker pools are refused until the Docker source exists, with a clear message.
+/// Convert every pool.
 pub fn pools(config: &Config) -> anyhow::Result<(Vec<PoolSpec>, Runtimes)> {
     let mut specs = Vec::new();
     let mut runtimes = BTreeMap::new();
@@ -58,6 +68,7 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
         RestartPolicy::OnFailure => Restart::OnFailure,
         RestartPolicy::Never => Restart::Never,
     };
+    let mut docker = None;
     let (kind, spawn, matcher) = match &p.source {
         SourceConfig::Spawn(s) => (PoolKind::Spawn { size: s.size, restart }, Some(s.clone()), None),
         SourceConfig::Attach(a) => (
@@ -70,8 +81,37 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
             }),
         ),
         SourceConfig::Reported => (PoolKind::Reported, None, None),
-        SourceConfig::Docker(_) => {
-            anyhow::bail!("pool {:?}: source \"docker\" is not supported by this build yet", p.name)
+        SourceConfig::Docker(d) => {
+            let host = tend_collect::docker::endpoint(d.docker_host.as_deref(), None);
+            let start = match &p.readiness.check {
+                ReadinessCheck::StartSecs(s) => *s,
+                _ => Duration::from_secs(1),
+            };
+            docker = Some(DockerRuntime {
+                host: host.clone(),
+                selector: tend_collect::docker::Selector {
+                    labels: d
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), (!v.is_empty()).then(|| v.clone())))
+                        .collect(),
+                    name: d.container_name.as_ref().map(|r| r.regex().clone()),
+                    image: d.image.clone(),
+                },
+                stats: d.stats,
+            });
+            let kind = PoolKind::Docker(DockerPool {
+                host,
+                start,
+                recycle: match d.recycle_mode {
+                    DockerRecycleMode::Recreate => ContainerRecycle::Recreate,
+                    DockerRecycleMode::Restart => ContainerRecycle::Restart,
+                },
+                remove_ended: d.remove_ended,
+                orphans_max: d.orphans_max,
+                clean_orphans: d.clean_orphans,
+            });
+            (kind, None, None)
         }
     };
     let r = &p.recycle;
@@ -121,6 +161,7 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
                 _ => None,
             },
         }),
+        docker,
     })
 }
 

@@ -154,7 +154,10 @@ pub fn worker_dto(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDto {
         last_event,
         last_sample_at: c.and_then(|c| c.last_at),
         task_id: reg.and_then(|r| r.task_id.clone()),
-        container: reg.and_then(|r| r.container.clone()),
+        // Container workers: the serving container's name; reported ones: what the registration said.
+        container: c
+            .and_then(|c| c.container.as_ref().map(|r| r.name.clone()))
+            .or_else(|| reg.and_then(|r| r.container.clone())),
         labels: reg.map(|r| r.labels.clone()).unwrap_or_default(),
     }
 }

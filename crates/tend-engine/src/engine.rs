@@ -39,13 +39,47 @@ pub struct EngineView<'a> {
 
 pub(crate) enum Msg {
     Observe(Input),
-    Recycle { id: String, reply: oneshot::Sender<Result<(), CommandError>> },
-    Stop { id: String, reply: oneshot::Sender<Result<(), CommandError>> },
-    Ack { rule: String, subject: String, reply: oneshot::Sender<bool> },
-    Silence { rule: String, subject: String, until: Option<Timestamp>, reply: oneshot::Sender<bool> },
+    Recycle {
+        id: String,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    Stop {
+        id: String,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    /// Remove a container worker.
+    Remove {
+        id: String,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    /// Remove every orphaned container now; replies with how many removals were started.
+    CleanOrphans {
+        reply: oneshot::Sender<usize>,
+    },
+    /// One stats sweep of a docker pool: metrics by container id.
+    ContainerSamples {
+        pool: String,
+        readings: Vec<(String, tend_core::model::Metrics)>,
+    },
+    Ack {
+        rule: String,
+        subject: String,
+        reply: oneshot::Sender<bool>,
+    },
+    Silence {
+        rule: String,
+        subject: String,
+        until: Option<Timestamp>,
+        reply: oneshot::Sender<bool>,
+    },
     Query(Query),
-    Report { report: Report, reply: oneshot::Sender<Result<(), CommandError>> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Report {
+        report: Report,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 pub(crate) struct Engine {
@@ -72,6 +106,8 @@ pub(crate) struct Engine {
     /// The history store, when there is one: samples and events are tapped into it.
     store: Option<tend_store::StoreHandle>,
     store_watch: crate::history::StoreWatch,
+    /// Docker endpoints by pool name.
+    docker: crate::docker::Endpoints,
 }
 
 impl Engine {
@@ -110,6 +146,7 @@ impl Engine {
             scraped: Default::default(),
             store: None,
             store_watch: Default::default(),
+            docker: Default::default(),
         };
         (engine, tx)
     }
@@ -128,6 +165,7 @@ impl Engine {
         }
         let out = self.fleet.start(now);
         crate::scrape::start(&self.pools, self.tx.clone(), self.scraped.clone());
+        self.docker = crate::docker::start(&self.pools, self.tx.clone());
         self.dispatch(out);
         if let Some(store) = &self.store {
             // Alerts the last run left open come back before the first sample can re-evaluate them.
@@ -209,6 +247,15 @@ impl Engine {
                 let r = self.fleet.stop(&id, now);
                 let _ = reply.send(r.map(|out| self.dispatch(out)));
             }
+            Msg::Remove { id, reply } => {
+                let r = self.fleet.remove(&id, now);
+                let _ = reply.send(r.map(|out| self.dispatch(out)));
+            }
+            Msg::CleanOrphans { reply } => {
+                let n = crate::docker::clean_orphans(&self.docker, &self.fleet, self.tx.clone());
+                let _ = reply.send(n);
+            }
+            Msg::ContainerSamples { pool, readings } => self.container_sweep(&pool, readings),
             Msg::Ack { rule, subject, reply } => {
                 let r = self.fleet.acknowledge(&rule, &subject, now);
                 let _ = reply.send(r.map(|out| self.dispatch(out)).is_some());
@@ -354,10 +401,46 @@ impl Engine {
             readings
                 .iter()
                 .zip(&procs)
-                .map(|(r, p)| (r.worker.clone(), r.incarnation, *p, r.metrics.clone(), r.requests))
+                .map(|(r, p)| (r.worker.clone(), r.incarnation, Some(*p), r.metrics.clone(), r.requests))
                 .collect()
         });
         let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings }, now);
+        if let (Some(store), Some(taps)) = (&self.store, taps) {
+            crate::history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
+        }
+        self.dispatch(out);
+    }
+
+    /// A docker pool's stats sweep (read by the docker source off this task), matched to the workers
+    /// whose serving incarnation runs in each container.
+    fn container_sweep(&mut self, pool: &str, readings: Vec<(String, tend_core::model::Metrics)>) {
+        let list = self.fleet.container_watch_list(pool);
+        let by_container: HashMap<&str, (&WorkerId, u32)> =
+            list.iter().map(|(w, n, c)| (c.as_str(), (w, *n))).collect();
+        let observed: Vec<Observed> = readings
+            .into_iter()
+            .filter_map(|(cid, metrics)| {
+                let (worker, n) = by_container.get(cid.as_str())?;
+                Some(Observed {
+                    worker: (*worker).clone(),
+                    incarnation: *n,
+                    metrics,
+                    log_lines: None,
+                    requests: None,
+                })
+            })
+            .collect();
+        if observed.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let taps: Option<Vec<_>> = self.store.as_ref().map(|_| {
+            observed
+                .iter()
+                .map(|r| (r.worker.clone(), r.incarnation, None, r.metrics.clone(), None))
+                .collect()
+        });
+        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings: observed }, now);
         if let (Some(store), Some(taps)) = (&self.store, taps) {
             crate::history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
         }
@@ -422,6 +505,7 @@ impl Engine {
             Action::Terminate { worker, incarnation, process, grace, group } => {
                 supervisor::terminate(worker, incarnation, process, grace, group);
             }
+            other => crate::docker::act(&self.docker, other, self.tx.clone()),
         }
     }
 

@@ -21,27 +21,22 @@ const DROP_HOLD: Duration = Duration::from_secs(10);
 
 /// Record one sweep's readings: (worker, incarnation, process, metrics, requests), with each worker's
 /// state as the fleet has it after the sweep.
+/// One reading as the history records it: worker, incarnation, process (none for containers), metrics,
+/// requests.
+pub(crate) type Tap = (WorkerId, u32, Option<ProcessId>, Metrics, Option<u64>);
+
 pub(crate) fn record_sweep(
     recorder: &Recorder,
     fleet: &Fleet,
     pool: &str,
     at: Timestamp,
-    readings: Vec<(WorkerId, u32, ProcessId, Metrics, Option<u64>)>,
+    readings: Vec<Tap>,
 ) {
     let batch = readings
         .into_iter()
         .map(|(worker, incarnation, process, metrics, requests)| {
             let state = fleet.worker(worker.as_str()).map(|w| w.state().as_str());
-            SampleRecord {
-                worker,
-                pool: pool.to_owned(),
-                at,
-                incarnation,
-                process: Some(process),
-                state,
-                metrics,
-                requests,
-            }
+            SampleRecord { worker, pool: pool.to_owned(), at, incarnation, process, state, metrics, requests }
         })
         .collect();
     recorder.samples(batch);

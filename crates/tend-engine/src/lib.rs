@@ -8,6 +8,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod convert;
+mod docker;
 pub mod dto;
 pub mod engine;
 mod history;

@@ -47,6 +47,9 @@ pub fn router(app: App, token: Option<String>) -> Router {
         .route("/workers/{id}/events", get(worker_events))
         .route("/workers/{id}/recycle", post(recycle))
         .route("/workers/{id}/stop", post(stop))
+        .route("/workers/{id}/remove", post(remove))
+        .route("/orphans", get(orphans))
+        .route("/orphans/clean", post(clean_orphans))
         .route("/pools", get(pools))
         .route("/pools/{name}/metrics", get(pool_metrics))
         .route("/alerts", get(alerts))
@@ -142,6 +145,9 @@ impl From<AppError> for ApiError {
                     ApiError::new(StatusCode::CONFLICT, "already_registered", c.to_string())
                 }
                 CommandError::Ended(_) => ApiError::new(StatusCode::CONFLICT, "ended", c.to_string()),
+                CommandError::NotContainer(_) => {
+                    ApiError::new(StatusCode::CONFLICT, "not_container", c.to_string())
+                }
             },
         }
     }
@@ -221,6 +227,20 @@ async fn recycle(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Re
 async fn stop(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
     ctx.app.stop(&id).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "stopping"}))).into_response())
+}
+
+async fn remove(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
+    ctx.app.remove(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "removing"}))).into_response())
+}
+
+async fn orphans(State(ctx): State<Ctx>) -> ApiResult<Response> {
+    Ok(Json(ctx.app.orphans().await?).into_response())
+}
+
+async fn clean_orphans(State(ctx): State<Ctx>) -> ApiResult<Response> {
+    let removing = ctx.app.clean_orphans().await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"removing": removing}))).into_response())
 }
 
 async fn pools(State(ctx): State<Ctx>) -> ApiResult<Response> {

@@ -50,6 +50,8 @@ struct Snapshot {
     /// (pool, rule, severity) -> alerts firing or flapping.
     alerts: BTreeMap<(String, String, String), u64>,
     pools: Vec<(String, u64)>,
+    /// Docker pools: orphaned containers on each pool's engine (empty without docker pools).
+    orphans: Vec<(String, u64)>,
     collection: Vec<(String, f64)>,
     self_cpu: Option<f64>,
     self_memory: Option<u64>,
@@ -93,6 +95,13 @@ fn snapshot(v: &EngineView<'_>) -> Snapshot {
             pools.push((p.name.clone(), pm.total_workers));
         }
     }
+    let orphans = v
+        .fleet
+        .pools()
+        .iter()
+        .filter(|p| matches!(p.kind, tend_core::fleet::PoolKind::Docker(_)))
+        .map(|p| (p.name.clone(), v.fleet.orphans().get(&p.name).map_or(0, |o| o.len() as u64)))
+        .collect();
     let mut alerts = BTreeMap::new();
     for a in v.fleet.alerts().alerts() {
         let firing = matches!(a.state, AlertState::Firing | AlertState::Flapping);
@@ -104,6 +113,7 @@ fn snapshot(v: &EngineView<'_>) -> Snapshot {
         recycles,
         alerts,
         pools,
+        orphans,
         collection: v.collection.iter().map(|(p, d)| (p.clone(), d.as_secs_f64())).collect(),
         self_cpu: v.self_usage.cpu_percent,
         self_memory: v.self_usage.memory_bytes,
@@ -221,6 +231,14 @@ impl Collector for SnapshotCollector {
             "Workers listed in the pool (not yet cleaned)",
             s.pools.iter().map(|(pool, n)| ([("pool", pool.as_str())], *n as f64)),
         )?;
+        if !s.orphans.is_empty() {
+            gauge_family(
+                e,
+                "tend_docker_orphaned_containers",
+                "Containers with Tend's pool label whose owner is gone, on the pool's engine",
+                s.orphans.iter().map(|(pool, n)| ([("pool", pool.as_str())], *n as f64)),
+            )?;
+        }
         gauge_family(
             e,
             "tend_alerts_firing",

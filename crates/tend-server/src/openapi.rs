@@ -27,6 +27,9 @@ use crate::reports;
         worker_events,
         recycle,
         stop,
+        remove,
+        orphans,
+        clean_orphans,
         pools,
         pool_metrics,
         alerts,
@@ -149,6 +152,24 @@ fn recycle() {}
     responses((status = 202, description = "Draining; not replaced"), (status = 404, description = "No such worker")))]
 #[allow(dead_code)]
 fn stop() {}
+
+#[utoipa::path(post, path = "/api/v1/workers/{id}/remove", tag = "containers",
+    params(("id" = String, Path, description = "Worker id (a container worker)")),
+    responses((status = 202, description = "Stopping (SIGTERM, the pool's stop_grace, SIGKILL) and removing the container; CLEANED follows the engine's destroy event"),
+        (status = 404, description = "No such worker"),
+        (status = 409, description = "Not a container worker (code not_container)")))]
+#[allow(dead_code)]
+fn remove() {}
+
+#[utoipa::path(get, path = "/api/v1/orphans", tag = "containers",
+    responses((status = 200, description = "Containers carrying Tend's pool label (tend.pool) whose owner is gone: the label names no configured pool, or their tend.owner-pid process no longer runs. Each: id, name, pool_label, reason, state. Listed every 5 s on the engines of the docker pools")))]
+#[allow(dead_code)]
+fn orphans() {}
+
+#[utoipa::path(post, path = "/api/v1/orphans/clean", tag = "containers",
+    responses((status = 202, description = "Removal (forced) of every listed orphan started: {\"removing\": n}")))]
+#[allow(dead_code)]
+fn clean_orphans() {}
 
 #[utoipa::path(get, path = "/api/v1/pools", tag = "workers",
     responses((status = 200, description = "Every pool's aggregate metrics")))]

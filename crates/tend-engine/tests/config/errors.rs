@@ -24,7 +24,8 @@ fn unknown_keys() {
         [
             "tend.toml:5:1: pool \"api\": unknown key \"sise\", expected one of: name, source, command, env, cwd, \
              size, restart, profile, interval, readiness, busy_cpu_percent, requests_log, stop_grace, stale_after, \
-             task_timeout, recycle, cmdline, process_name, pids, labels, docker_host, metrics_url, requests_metric, port, rule"
+             task_timeout, recycle, cmdline, process_name, pids, labels, docker_host, container_name, image, \
+             recycle_mode, remove_ended, stats, orphans_max, clean_orphans, metrics_url, requests_metric, port, rule"
         ]
     );
     assert_eq!(
@@ -377,5 +378,45 @@ fn a_type_error_in_one_pool_does_not_hide_the_others() {
             "tend.toml:3:8: pool \"a\": invalid type: string \"x\", expected an integer for key \"size\"",
             "tend.toml:6:8: pool \"b\": `size` must be at least 1, not 0",
         ]
+    );
+}
+
+#[test]
+fn docker_pool_problems() {
+    let head = "[[pool]]\nname = \"etl\"\nsource = \"docker\"\n";
+    assert_eq!(
+        problems(head),
+        [
+            "tend.toml:1:1: pool \"etl\": a docker pool needs `labels` (e.g. labels = [\"tend.pool=etl\"]): Tend \
+          watches only the containers that carry them"
+        ]
+    );
+    let text = format!(
+        "{head}labels = [\"=x\"]\ndocker_host = \"/var/run/docker.sock\"\ncontainer_name = \"(\"\n\
+         recycle_mode = \"replace\"\nstats = \"sometimes\"\nrestart = \"always\"\nreadiness = {{ tcp_port = 80 }}\n\
+         size = 2\n"
+    );
+    let p = problems(&text);
+    let expected = [
+        "tend.toml:4:10: pool \"etl\": invalid label \"=x\": write \"key=value\" or \"key\"",
+        "tend.toml:5:15: pool \"etl\": invalid docker_host \"/var/run/docker.sock\": expected unix:///path, \
+         tcp://host:port, http://... or https://...",
+        "tend.toml:7:16: pool \"etl\": invalid recycle_mode \"replace\", expected one of: recreate, restart",
+        "tend.toml:8:9: pool \"etl\": invalid stats \"sometimes\", expected one of: poll, stream",
+        "tend.toml:9:11: pool \"etl\": key \"restart\" does not apply to docker pools: a container's restarts \
+         are its own restart policy (docker run --restart); Tend records each run as an incarnation",
+        "tend.toml:10:13: pool \"etl\": a docker pool takes readiness = { start_secs = N } only: a container \
+         with a healthcheck is READY when healthy, one without once it ran start_secs",
+        "tend.toml:11:8: pool \"etl\": key \"size\" applies only to source = \"spawn\", not \"docker\"",
+    ];
+    for e in expected {
+        assert!(p.iter().any(|x| x == e), "missing {e:?} in {p:#?}");
+    }
+    assert!(p.iter().any(|x| x.starts_with("tend.toml:6:18: pool \"etl\": invalid regex")), "{p:#?}");
+    // Keys of docker pools on other sources are located too.
+    let spawn = format!("{POOL}labels = [\"a=b\"]\n");
+    assert_eq!(
+        problems(&spawn),
+        ["tend.toml:5:10: pool \"api\": key \"labels\" applies only to source = \"docker\", not \"spawn\""]
     );
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tend_engine::config::{
-    Comparison, Profile, ReadinessCheck, RestartPolicy, RuleCondition, Scope, Severity, SourceConfig,
+    self, Comparison, Profile, ReadinessCheck, RestartPolicy, RuleCondition, Scope, Severity, SourceConfig,
 };
 
 const FULL: &str = r#"
@@ -233,7 +233,18 @@ name = "agents"
 source = "docker"
 labels = { "com.example.pool" = "agents" }
 docker_host = "unix:///var/run/docker.sock"
-restart = "on-failure"
+[[pool]]
+name = "etl"
+source = "docker"
+labels = ["tend.pool=etl", "team"]
+container_name = "^etl-"
+image = "busybox:1"
+recycle_mode = "restart"
+remove_ended = true
+stats = "poll"
+orphans_max = 3
+clean_orphans = true
+readiness = { start_secs = 2 }
 [[pool]]
 name = "jobs"
 source = "reported"
@@ -248,9 +259,26 @@ pids = [1, 42]
     let SourceConfig::Docker(docker) = &config.pools[0].source else { panic!() };
     assert_eq!(docker.labels.get("com.example.pool").map(String::as_str), Some("agents"));
     assert_eq!(docker.docker_host.as_deref(), Some("unix:///var/run/docker.sock"));
-    assert_eq!(config.pools[0].restart, RestartPolicy::OnFailure);
-    assert_eq!(config.pools[1].source, SourceConfig::Reported);
-    let SourceConfig::Attach(attach) = &config.pools[2].source else { panic!() };
+    let SourceConfig::Docker(etl) = &config.pools[1].source else { panic!() };
+    assert_eq!(etl.labels.get("tend.pool").map(String::as_str), Some("etl"));
+    assert_eq!(etl.labels.get("team").map(String::as_str), Some(""));
+    assert_eq!(etl.container_name.as_ref().map(|p| p.as_str()), Some("^etl-"));
+    assert_eq!(etl.image.as_deref(), Some("busybox:1"));
+    assert_eq!(etl.recycle_mode, config::DockerRecycleMode::Restart);
+    assert_eq!(etl.stats, config::DockerStatsMode::Poll);
+    let SourceConfig::Docker(agents) = &config.pools[0].source else { panic!() };
+    assert_eq!(agents.stats, config::DockerStatsMode::Stream, "the default");
+    assert!(etl.remove_ended && etl.clean_orphans);
+    assert_eq!(etl.orphans_max, Some(3));
+    // DOCKER_HOST fills in the engine of pools that name none.
+    let mut config = config;
+    config.apply_env(|k| (k == "DOCKER_HOST").then(|| "tcp://10.0.0.5:2376".to_owned())).unwrap();
+    let SourceConfig::Docker(etl) = &config.pools[1].source else { panic!() };
+    assert_eq!(etl.docker_host.as_deref(), Some("tcp://10.0.0.5:2376"));
+    let SourceConfig::Docker(agents) = &config.pools[0].source else { panic!() };
+    assert_eq!(agents.docker_host.as_deref(), Some("unix:///var/run/docker.sock"));
+    assert_eq!(config.pools[2].source, SourceConfig::Reported);
+    let SourceConfig::Attach(attach) = &config.pools[3].source else { panic!() };
     assert_eq!(attach.process_name.as_deref(), Some("nginx"));
     assert_eq!(attach.pids, [1, 42]);
 }
