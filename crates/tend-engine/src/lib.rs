@@ -11,6 +11,7 @@ pub mod convert;
 pub mod dto;
 pub mod engine;
 mod history;
+pub mod notify;
 pub mod scrape;
 mod supervisor;
 pub mod webhooks;
