@@ -88,17 +88,19 @@ impl App {
         }
         tokio::spawn(engine.run());
         let started = clock.now();
-        Ok(App { shared: Arc::new(Shared {
-            tx,
-            events,
-            clock,
-            started,
-            options,
-            config,
-            store,
-            retention,
-            notify: OnceLock::new(),
-        }) })
+        Ok(App {
+            shared: Arc::new(Shared {
+                tx,
+                events,
+                clock,
+                started,
+                options,
+                config,
+                store,
+                retention,
+                notify: OnceLock::new(),
+            }),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -131,7 +133,9 @@ impl App {
         let s = &self.shared;
         Some(
             s.notify
-                .get_or_init(|| crate::notify::start(&s.config, s.events.subscribe(), s.clock.clone(), notifier))
+                .get_or_init(|| {
+                    crate::notify::start(&s.config, s.events.subscribe(), s.clock.clone(), notifier)
+                })
                 .clone(),
         )
     }

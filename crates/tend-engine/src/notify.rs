@@ -90,7 +90,10 @@ impl NotifyHandle {
 }
 
 /// The notification for an event, if it deserves one (before the budget).
-pub fn notification_for(event: &Event, channels: &HashMap<(String, String), Vec<String>>) -> Option<Notification> {
+pub fn notification_for(
+    event: &Event,
+    channels: &HashMap<(String, String), Vec<String>>,
+) -> Option<Notification> {
     match &event.kind {
         EventKind::AlertChanged { alert } => {
             let firing = match alert.state {

@@ -1,0 +1,144 @@
+// Desktop end-to-end: the built `tend-desktop` (embedded demo, temp data dir) driven by tauri-driver and
+// Debian's WebKitWebDriver through plain WebDriver HTTP calls. Run under a display and a session bus:
+//   xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node --test e2e/desktop.test.mjs
+// (`make desktop-test` does that). Needs `tauri-driver` (cargo install tauri-driver --locked) and
+// WebKitWebDriver (webkit2gtk-driver) on PATH. Saves a screenshot of the screen to
+// ui/e2e/screenshots/desktop.png (and docs/screenshot-desktop.png with TEND_SHOT_DOCS=1).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, existsSync, copyFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import net from "node:net";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const app = process.env.TEND_DESKTOP_BIN ?? join(root, "target/debug/tend-desktop");
+const shots = join(here, "screenshots");
+
+let driver, base, session, dataDir;
+
+async function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); });
+    s.on("error", rej);
+  });
+}
+
+async function wd(method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: body ? { "content-type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json.value ?? json)}`);
+  return json.value;
+}
+
+const s = (path) => `/session/${session}${path}`;
+const exec = (script, args = []) => wd("POST", s("/execute/sync"), { script, args });
+const execAsync = (script, args = []) => wd("POST", s("/execute/async"), { script, args });
+const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `f` until it returns something truthy; fail with `what` after `ms`. */
+async function until(what, f, ms = 30_000) {
+  const end = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await pause(250);
+  }
+}
+
+/** Call a Tauri command from the page, as the UI does. */
+const invoke = (cmd, args = {}) => execAsync(
+  "const done = arguments[arguments.length - 1]; window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]).then((v) => done({ ok: v }), (e) => done({ err: e }));",
+  [cmd, args]);
+
+before(async () => {
+  assert.ok(existsSync(app), `${app} is not built: cargo build -p tend-desktop`);
+  dataDir = mkdtempSync(join(tmpdir(), "tend-desktop-e2e-"));
+  const port = await freePort();
+  const nativePort = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
+    env: {
+      ...process.env,
+      TEND_DATA_DIR: join(dataDir, "data"),
+      TEND_SAVE_DIR: dataDir,
+      XDG_CONFIG_HOME: join(dataDir, "config"),
+      WEBKIT_DISABLE_COMPOSITING_MODE: "1",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  driver.on("error", (e) => { throw new Error(`cannot start tauri-driver (cargo install tauri-driver --locked): ${e.message}`); });
+  await until("tauri-driver to listen", async () => (await fetch(base + "/status")).ok, 20_000);
+  const caps = { capabilities: { alwaysMatch: { "tauri:options": { application: app }, "wdio:enforceWebDriverClassic": true } } };
+  const created = await wd("POST", "/session", caps);
+  session = created.sessionId;
+});
+
+after(async () => {
+  if (session) await wd("DELETE", s("")).catch(() => {});
+  driver?.kill("SIGTERM");
+  await pause(500);
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+test("the window opens on the console, with the desktop transport", async () => {
+  await until("the top bar", () => exec("return !!document.querySelector('header.topbar')"));
+  assert.equal(await exec("return document.title.startsWith('Tend')"), true);
+  assert.equal(await exec("return '__TAURI_INTERNALS__' in window"), true);
+});
+
+test("worker rows appear with live states", async () => {
+  await exec("document.querySelector('nav.side a[href=\"/workers\"]').click()");
+  const rows = await until("three demo worker rows", async () => {
+    const ids = await exec("return [...document.querySelectorAll('[data-worker]')].map((r) => r.getAttribute('data-worker'))");
+    return ids.filter((x) => /^demo-\d$/.test(x)).length >= 3 ? ids : null;
+  });
+  assert.deepEqual([...new Set(rows)].sort().slice(0, 3), ["demo-0", "demo-1", "demo-2"]);
+  await until("a READY worker", () => exec("return [...document.querySelectorAll('[data-worker]')].some((r) => /READY|WORKING/.test(r.textContent))"));
+  mkdirSync(shots, { recursive: true });
+  await pause(1500); // let the sparklines and counts of the first seconds fill in
+  const shot = join(shots, "desktop.png");
+  execFileSync("import", ["-window", "root", shot]);
+  if (process.env.TEND_SHOT_DOCS) copyFileSync(shot, join(root, "docs/screenshot-desktop.png"));
+});
+
+test("a recycle click replaces the worker's process and logs a manual recycle", async () => {
+  const before = await invoke("worker", { id: "demo-0" });
+  assert.ok(before.ok, JSON.stringify(before.err));
+  const pid = before.ok.pid;
+  await exec("document.querySelector('[data-worker=\"demo-0\"] a').click()");
+  await until("the worker page", () => exec("return !!document.querySelector('button[data-action=\"recycle\"]')"));
+  await exec("document.querySelector('button[data-action=\"recycle\"]').click()");
+  await until("the confirmation", () => exec("return !!document.querySelector('dialog[open]')"));
+  await exec("document.querySelector('dialog[open] button.primary').click()");
+  const after = await until("a new pid for demo-0", async () => {
+    const w = (await invoke("worker", { id: "demo-0" })).ok;
+    return w && w.pid && w.pid !== pid ? w : null;
+  }, 45_000);
+  assert.notEqual(after.pid, pid);
+  const events = (await invoke("worker_events", { id: "demo-0" })).ok;
+  assert.ok(events.some((e) => e.type === "recycled" && e.reason === "manual"), "a manual recycle event");
+});
+
+test("commands answer errors as {code, message} and settings report the data directory", async () => {
+  const missing = await invoke("worker", { id: "nope" });
+  assert.equal(missing.err?.code, "not_found");
+  const settings = (await invoke("settings")).ok;
+  assert.equal(settings.data_dir, join(dataDir, "data"));
+  assert.equal(settings.notifications.enabled, true);
+});
