@@ -69,10 +69,10 @@ fn printed(log: &Path) -> Vec<(String, String)> {
         let line = line.trim();
         if let Some(s) = line.strip_prefix("summary: '") {
             summary = Some(s.trim_end_matches('\'').to_owned());
-        } else if let Some(b) = line.strip_prefix("body: '") {
-            if let Some(s) = summary.take() {
-                out.push((s, b.trim_end_matches('\'').to_owned()));
-            }
+        } else if let Some(b) = line.strip_prefix("body: '")
+            && let Some(s) = summary.take()
+        {
+            out.push((s, b.trim_end_matches('\'').to_owned()));
         }
     }
     out
