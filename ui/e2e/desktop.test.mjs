@@ -2,8 +2,9 @@
 // Debian's WebKitWebDriver through plain WebDriver HTTP calls. Run under a display and a session bus:
 //   xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node --test e2e/desktop.test.mjs
 // (`make desktop-test` does that). Needs `tauri-driver` (cargo install tauri-driver --locked) and
-// WebKitWebDriver (webkit2gtk-driver) on PATH. Saves a screenshot of the screen to
-// ui/e2e/screenshots/desktop.png (and docs/screenshot-desktop.png with TEND_SHOT_DOCS=1).
+// WebKitWebDriver (webkit2gtk-driver) on PATH. Saves screenshots of the screen to
+// ui/e2e/screenshots/desktop*.png (the worker page also to docs/screenshot-desktop.png with
+// TEND_SHOT_DOCS=1).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
@@ -112,9 +113,7 @@ test("worker rows appear with live states", async () => {
   await until("a READY worker", () => exec("return [...document.querySelectorAll('[data-worker]')].some((r) => /READY|WORKING/.test(r.textContent))"));
   mkdirSync(shots, { recursive: true });
   await pause(1500); // let the sparklines and counts of the first seconds fill in
-  const shot = join(shots, "desktop.png");
-  execFileSync("import", ["-window", "root", shot]);
-  if (process.env.TEND_SHOT_DOCS) copyFileSync(shot, join(root, "docs/screenshot-desktop.png"));
+  execFileSync("import", ["-window", "root", join(shots, "desktop.png")]);
 });
 
 test("a recycle click replaces the worker's process and logs a manual recycle", async () => {
@@ -141,4 +140,18 @@ test("commands answer errors as {code, message} and settings report the data dir
   const settings = (await invoke("settings")).ok;
   assert.equal(settings.data_dir, join(dataDir, "data"));
   assert.equal(settings.notifications.enabled, true);
+});
+
+test("a worker's page shows its live charts (screenshot)", async () => {
+  await exec("history.pushState(null, '', '/workers/demo-2'); dispatchEvent(new PopStateEvent('popstate'))");
+  await until("memory chart points", () => exec("return Number(document.querySelector('.uplot')?.parentElement?.getAttribute('data-points') ?? 0) > 8"), 30_000);
+  if (process.env.TEND_SHOT_DOCS) {
+    // For the README: wait for the leaky worker's first recycle, so the chart shows the sawtooth.
+    await until("demo-2 recycled for memory", async () =>
+      ((await invoke("worker_events", { id: "demo-2" })).ok ?? []).some((e) => e.type === "recycled" && e.reason === "memory"), 60_000);
+    await pause(4000);
+  }
+  const shot = join(shots, "desktop-worker.png");
+  execFileSync("import", ["-window", "root", shot]);
+  if (process.env.TEND_SHOT_DOCS) copyFileSync(shot, join(root, "docs/screenshot-desktop.png"));
 });
