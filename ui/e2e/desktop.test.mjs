@@ -140,6 +140,11 @@ test("commands answer errors as {code, message} and settings report the data dir
   const settings = (await invoke("settings")).ok;
   assert.equal(settings.data_dir, join(dataDir, "data"));
   assert.equal(settings.notifications.enabled, true);
+  await exec("history.pushState(null, '', '/settings'); dispatchEvent(new PopStateEvent('popstate'))");
+  const budget = await until("the budget on the Settings screen", () => exec("return document.querySelector('[data-testid=\"budget\"]')?.textContent"));
+  assert.match(budget, /at most 3 per rule and 10 in all per 10 min/);
+  assert.match(await exec("return document.querySelector('[data-testid=\"data-dir\"]').textContent"), /tend-desktop-e2e-/);
+  execFileSync("import", ["-window", "root", join(shots, "desktop-settings.png")]);
 });
 
 test("a worker's page shows its live charts (screenshot)", async () => {

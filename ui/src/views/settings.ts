@@ -6,6 +6,14 @@ import { duration } from "../format";
 import type { SettingsDto } from "../types";
 import type { Ctx, View } from "./view";
 
+/** A configured span in its own unit: 600 → "10 min", 86400 → "24 h", 2592000 → "30 d". */
+function span(secs: number): string {
+  if (secs >= 2 * 86400 && secs % 86400 === 0) return `${secs / 86400} d`;
+  if (secs >= 3600 && secs % 3600 === 0) return `${secs / 3600} h`;
+  if (secs >= 60 && secs % 60 === 0) return `${secs / 60} min`;
+  return `${secs} s`;
+}
+
 export function settings(ctx: Ctx): View {
   const { store, transport } = ctx;
   const body = h("div.panel.settings");
@@ -41,9 +49,9 @@ export function settings(ctx: Ctx): View {
       h("dt", "Running for"), h("dd", duration(hl.uptime_secs)),
       h("dt", "Status"), h("dd", hl.status, Object.keys(hl.degraded).length ? ` — ${Object.entries(hl.degraded).map(([src, d]) => `${src}: ${d}`).join("; ")}` : ""),
       h("dt", "Data directory"), h("dd", { "data-testid": "data-dir" }, s ? (s.data_dir ? code(s.data_dir) : none("none — history is off")) : none("not reported by this server")),
-      h("dt", "Retention"), h("dd", r ? `raw samples ${duration(r.raw_secs)} · 1-minute rollups ${duration(r.minute_secs)} · 1-hour rollups ${duration(r.hour_secs)}${r.max_size_mb ? ` · at most ${r.max_size_mb} MB` : ""}` : none("not reported by this server")),
+      h("dt", "Retention"), h("dd", r ? `raw samples ${span(r.raw_secs)} · 1-minute rollups ${span(r.minute_secs)} · 1-hour rollups ${span(r.hour_secs)}${r.max_size_mb ? ` · at most ${r.max_size_mb} MB` : ""}` : none("not reported by this server")),
       h("dt", "Notification budget"), h("dd", { "data-testid": "budget" }, n
-        ? (n.enabled ? `at most ${n.per_rule} per rule and ${n.overall} in all per ${duration(n.window_secs)}${n.digest ? ", then one digest" : ", the rest dropped"}` : "desktop notifications are off ([notifications] enabled = false)")
+        ? (n.enabled ? `at most ${n.per_rule} per rule and ${n.overall} in all per ${span(n.window_secs)}${n.digest ? ", then one digest" : ", the rest dropped"}` : "desktop notifications are off ([notifications] enabled = false)")
         : none("Desktop notifications (per-rule and overall caps, quiet hours, digest) come with the desktop app; the browser console shows alerts only.")),
       h("dt", "Quiet hours"), h("dd", n ? (n.quiet_hours ? `${n.quiet_hours[0]} – ${n.quiet_hours[1]} (local time; held for the digest)` : "none") : none("desktop app only")),
       h("dt", "Severities that notify"), h("dd", n ? (["critical", "warning", "info"].filter((x) => !n.record_only.includes(x as never)).join(", ") || "none") + (n.record_only.length ? ` · record only: ${n.record_only.join(", ")}` : "") : none("critical and warning (desktop app)")),
