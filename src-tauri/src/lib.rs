@@ -37,6 +37,15 @@ pub fn load_config(opts: &Options) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+/// Ctrl-C or SIGTERM.
+async fn termination() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
 /// What `$TEND_EXE` (the demo's workers) runs: the headless `tend` beside this executable when there is
 /// one, else this executable (`tend-desktop demo-worker` works too). `tend` is preferred because a
 /// process of `tend-desktop` maps WebKitGTK at start: ~55 MiB more resident memory per demo worker,
@@ -93,6 +102,13 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             if let Err(e) = tray::start(tauri_app.handle(), engine, notify) {
                 tracing::warn!(error = %e, "no tray icon");
             }
+            // SIGTERM or Ctrl-C quit like the window's close button: workers drained, window state saved.
+            let handle = tauri_app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                termination().await;
+                tracing::info!("signal received: quitting");
+                handle.exit(0);
+            });
             Ok(())
         })
         .build(tauri::generate_context!())?;

@@ -7,8 +7,8 @@
 // TEND_SHOT_DOCS=1).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, existsSync, copyFileSync, rmSync } from "node:fs";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, existsSync, copyFileSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +19,7 @@ const root = resolve(here, "../..");
 const app = process.env.TEND_DESKTOP_BIN ?? join(root, "target/debug/tend-desktop");
 const shots = join(here, "screenshots");
 
-let driver, base, session, dataDir;
+let driver, base, session, dataDir, appEnv;
 
 async function freePort() {
   return new Promise((res, rej) => {
@@ -73,14 +73,15 @@ before(async () => {
   const port = await freePort();
   const nativePort = await freePort();
   base = `http://127.0.0.1:${port}`;
+  appEnv = {
+    ...process.env,
+    TEND_DATA_DIR: join(dataDir, "data"),
+    TEND_SAVE_DIR: dataDir,
+    XDG_CONFIG_HOME: join(dataDir, "config"),
+    WEBKIT_DISABLE_COMPOSITING_MODE: "1",
+  };
   driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
-    env: {
-      ...process.env,
-      TEND_DATA_DIR: join(dataDir, "data"),
-      TEND_SAVE_DIR: dataDir,
-      XDG_CONFIG_HOME: join(dataDir, "config"),
-      WEBKIT_DISABLE_COMPOSITING_MODE: "1",
-    },
+    env: appEnv,
     stdio: ["ignore", "inherit", "inherit"],
   });
   driver.on("error", (e) => { throw new Error(`cannot start tauri-driver (cargo install tauri-driver --locked): ${e.message}`); });
@@ -90,7 +91,19 @@ before(async () => {
   session = created.sessionId;
 });
 
+/** The pid's parent, from /proc. */
+const parentOf = (pid) => Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[1]);
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
 after(async () => {
+  // Quit the app as a user would (SIGTERM = the close button): it drains its workers. Ending the
+  // WebDriver session alone kills it outright and would leave the demo's workers behind.
+  const workers = session ? (await invoke("workers").catch(() => ({}))).ok ?? [] : [];
+  const pids = workers.map((w) => w.pid).filter((p) => p && alive(p));
+  if (pids.length) {
+    process.kill(parentOf(pids[0]), "SIGTERM");
+    await until("the app to drain its workers", async () => pids.every((p) => !alive(p)), 20_000).catch((e) => console.error(e.message));
+  }
   if (session) await wd("DELETE", s("")).catch(() => {});
   driver?.kill("SIGTERM");
   await pause(500);
@@ -132,6 +145,14 @@ test("a recycle click replaces the worker's process and logs a manual recycle", 
   assert.notEqual(after.pid, pid);
   const events = (await invoke("worker_events", { id: "demo-0" })).ok;
   assert.ok(events.some((e) => e.type === "recycled" && e.reason === "manual"), "a manual recycle event");
+});
+
+test("a second launch hands over to the running app and starts no engine", async () => {
+  const second = spawnSync(app, [], { env: appEnv, timeout: 30_000, encoding: "utf8" });
+  assert.equal(second.status, 0, `second instance: ${second.error ?? ""} ${second.stderr}`);
+  const ws = (await invoke("workers")).ok;
+  assert.deepEqual(ws.map((w) => w.id).sort(), ["demo-0", "demo-1", "demo-2"]);
+  assert.ok(!/running the demo pool/.test(second.stderr), "the second launch started an engine");
 });
 
 test("commands answer errors as {code, message} and settings report the data directory", async () => {
