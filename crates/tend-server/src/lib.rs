@@ -42,6 +42,7 @@ pub fn router(app: App, token: Option<String>) -> Router {
     let ctx = Ctx { app, token };
     let api = Router::new()
         .route("/health", get(health))
+        .route("/settings", get(settings))
         .route("/workers", get(workers))
         .route("/workers/{id}", get(worker))
         .route("/workers/{id}/events", get(worker_events))
@@ -183,6 +184,10 @@ async fn not_found(req: Request) -> ApiError {
 
 async fn health(State(ctx): State<Ctx>) -> ApiResult<Response> {
     Ok(Json(ctx.app.health().await?).into_response())
+}
+
+async fn settings(State(ctx): State<Ctx>) -> Json<tend_engine::dto::SettingsDto> {
+    Json(ctx.app.settings())
 }
 
 async fn workers(State(ctx): State<Ctx>) -> ApiResult<Response> {

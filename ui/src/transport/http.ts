@@ -32,9 +32,14 @@ export class HttpTransport implements Transport {
     return { path: `${name} in your downloads folder`, bytes: blob.size };
   }
 
-  /** `tend serve` has no settings route yet: the Settings view falls back to /health. */
+  /** `null` from an older server without the route: the Settings view says what it does not know. */
   async settings(): Promise<SettingsDto | null> {
-    return null;
+    try {
+      return await this.get<SettingsDto>("/settings");
+    } catch (e) {
+      if (isMissingRoute(e)) return null;
+      throw e;
+    }
   }
 
   private async get<T>(path: string): Promise<T> {
