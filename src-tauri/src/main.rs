@@ -65,7 +65,11 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(_) => {
+        Err(e) => {
+            eprintln!(
+                "tend-desktop: ignoring the command line ({}); starting with TEND_CONFIG or the demo",
+                e.kind()
+            );
             Cli { config: std::env::var_os("TEND_CONFIG").map(PathBuf::from), data_dir: None, command: None }
         }
     };

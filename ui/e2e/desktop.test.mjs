@@ -147,6 +147,19 @@ test("a recycle click replaces the worker's process and logs a manual recycle", 
   assert.ok(events.some((e) => e.type === "recycled" && e.reason === "manual"), "a manual recycle event");
 });
 
+test("CSV export writes the history store's file where the save dialog points (TEND_SAVE_DIR)", async () => {
+  const to = Date.now();
+  const saved = await until("an export with data rows", async () => {
+    const r = await invoke("export_csv", { query: { kind: "samples", pool: "demo", from: to - 600_000, to: Date.now() }, name: "e2e.csv" });
+    assert.equal(r.err, undefined, JSON.stringify(r.err));
+    return r.ok && r.ok.bytes > 200 ? r.ok : null;
+  }, 20_000);
+  assert.equal(saved.path, join(dataDir, "e2e.csv"));
+  const lines = readFileSync(saved.path, "utf8").trim().split("\n");
+  assert.match(lines[0], /^time,worker,pool,incarnation,pid,state,/);
+  assert.match(lines[1], /^\d{4}-\d\d-\d\dT[\d:.]+Z,demo-\d,demo,/);
+});
+
 test("a second launch hands over to the running app and starts no engine", async () => {
   const second = spawnSync(app, [], { env: appEnv, timeout: 30_000, encoding: "utf8" });
   assert.equal(second.status, 0, `second instance: ${second.error ?? ""} ${second.stderr}`);
