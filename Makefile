@@ -2,9 +2,14 @@
 # the Rust toolchain: `setup` installs the rest.
 SHELL := /bin/bash
 CARGO ?= cargo
+# The docker source's tests: a private dockerd and busybox for registry-free images.
 APT_PACKAGES := python3 procps prometheus fonts-dejavu-core chromium docker.io busybox-static
+# The desktop app (Tauri v2: WebKitGTK and the tray's libraries) and its tests: a virtual display, a
+# session bus, WebKitWebDriver for tauri-driver, a notification daemon, and `import` for screenshots.
+APT_PACKAGES += libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev librsvg2-dev \
+  libxdo-dev pkg-config xvfb xauth webkit2gtk-driver dbus-x11 dunst imagemagick
 
-.PHONY: setup demo test check lint unit e2e bench bench-smoke ui ui-test bench-ui
+.PHONY: setup demo test check lint unit e2e bench bench-smoke ui ui-test bench-ui desktop desktop-test
 
 ## Install what the build and the tests need (idempotent; apt only when something is missing).
 setup:
@@ -16,13 +21,14 @@ setup:
 	fi
 	@command -v python3 >/dev/null || { echo "python3 is required by the tests"; exit 1; }
 	@command -v npm >/dev/null || { echo "Node.js 20+ with npm is required to build the web UI (ui/)"; exit 1; }
+	@command -v tauri-driver >/dev/null || $(CARGO) install tauri-driver --locked
 
 ## Set up, build, and run the console headless on its embedded demo (http://127.0.0.1:7878).
 demo: setup ui
 	$(CARGO) run --release --bin tend -- serve
 
-## Set up and pass every check and test.
-test: setup lint unit ui-test bench-smoke
+## Set up and pass every check and test. The UI is built first: the desktop app embeds ui/dist.
+test: setup ui lint unit ui-test desktop-test bench-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -67,3 +73,16 @@ bench-smoke:
 	$(CARGO) build -p tend -p tend-bench
 	@mkdir -p target/bench
 	./target/debug/tend-bench --smoke > target/bench/smoke.md || { cat target/bench/smoke.md; exit 1; }
+
+## The desktop app (src-tauri/, Tauri v2) on the embedded demo, or on TEND_CONFIG. Its demo workers run
+## the headless `tend` built beside it (lighter than a process that maps WebKitGTK).
+desktop: setup ui
+	$(CARGO) build -p tend -p tend-desktop
+	./target/debug/tend-desktop
+
+## Desktop end-to-end tests: the built app under Xvfb and a private session bus, driven by tauri-driver
+## and WebKitWebDriver (ui/e2e/desktop.test.mjs; screenshot in ui/e2e/screenshots/desktop.png).
+## The notification test (real D-Bus + dunst) is a cargo test of tend-desktop, run by `make unit`.
+desktop-test: setup ui
+	$(CARGO) build -p tend -p tend-desktop
+	cd ui && xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node --test e2e/desktop.test.mjs

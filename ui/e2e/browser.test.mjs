@@ -205,5 +205,7 @@ test("compare and settings render", async () => {
   await shot("compare");
   await page.goto(base + "/settings");
   await page.getByText("none — running the embedded demo pool").waitFor();
+  await page.locator('[data-testid="budget"]').getByText(/at most 3 per rule/).waitFor();
+  assert.equal((await api("/settings")).notifications.per_rule, 3);
   await shot("settings");
 });

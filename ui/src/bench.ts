@@ -12,6 +12,9 @@ const POOLS = ["api", "batch", "etl", "render", "mail"];
 const LIVE: State[] = ["READY", "WORKING", "WORKING", "WORKING", "COMPLETING", "INITIALIZING"];
 
 class FakeTransport implements Transport {
+  readonly kind = "browser" as const;
+  async save() { return null; }
+  async settings() { return null; }
   private seq = 0;
   private tick = 0;
   private handlers: EventStreamHandlers | null = null;

@@ -12,6 +12,8 @@ export type { ProcessId } from "./generated/ProcessId";
 export type { RecycleReason } from "./generated/RecycleReason";
 export type { Sample } from "./generated/Sample";
 export type { Severity } from "./generated/Severity";
+export type { SettingsDto } from "./generated/SettingsDto";
+export type { NotifyStatus } from "./generated/NotifyStatus";
 export type { Source } from "./generated/Source";
 export type { State } from "./generated/State";
 export type { Transition } from "./generated/Transition";

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -16,7 +16,7 @@ use tend_core::time::{Clock, Timestamp};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::convert;
-use crate::dto::{self, HealthDto, WorkerDetailDto, WorkerDto};
+use crate::dto::{self, HealthDto, SettingsDto, WorkerDetailDto, WorkerDto};
 use crate::engine::{Engine, EngineView, Msg};
 
 /// How the App was started, for health and the UI's empty states.
@@ -49,6 +49,8 @@ struct Shared {
     config: Config,
     store: Option<tend_store::StoreHandle>,
     retention: tend_store::Retention,
+    /// The notification sink, once a shell started one (the desktop app; `tend serve` does not).
+    notify: OnceLock<crate::notify::NotifyHandle>,
 }
 
 /// A running engine. Cheap to clone.
@@ -86,7 +88,19 @@ impl App {
         }
         tokio::spawn(engine.run());
         let started = clock.now();
-        Ok(App { shared: Arc::new(Shared { tx, events, clock, started, options, config, store, retention }) })
+        Ok(App {
+            shared: Arc::new(Shared {
+                tx,
+                events,
+                clock,
+                started,
+                options,
+                config,
+                store,
+                retention,
+                notify: OnceLock::new(),
+            }),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -105,6 +119,47 @@ impl App {
     /// How long each history tier is kept.
     pub fn retention(&self) -> &tend_store::Retention {
         &self.shared.retention
+    }
+
+    /// Start notifications through `notifier`, with the config's `[notifications]` budget. Only the
+    /// first call starts a sink; later ones return its handle. None when `enabled = false`.
+    pub fn start_notifications(
+        &self,
+        notifier: Arc<dyn crate::notify::Notifier>,
+    ) -> Option<crate::notify::NotifyHandle> {
+        if !self.shared.config.notifications.enabled {
+            return None;
+        }
+        let s = &self.shared;
+        Some(
+            s.notify
+                .get_or_init(|| {
+                    crate::notify::start(&s.config, s.events.subscribe(), s.clock.clone(), notifier)
+                })
+                .clone(),
+        )
+    }
+
+    /// The running notification sink, if any.
+    pub fn notifications(&self) -> Option<&crate::notify::NotifyHandle> {
+        self.shared.notify.get()
+    }
+
+    /// What Settings shows: config file, data directory, retention, the notification budget.
+    pub fn settings(&self) -> SettingsDto {
+        let s = &self.shared;
+        let data_dir = if s.options.no_history {
+            None
+        } else {
+            s.config.store.data_dir.clone().or_else(tend_store::default_data_dir)
+        };
+        dto::settings(
+            s.options.config_path.as_deref(),
+            data_dir.as_deref(),
+            &s.retention,
+            &s.config.notifications,
+            s.notify.get().map(|n| n.status()),
+        )
     }
 
     pub fn options(&self) -> &AppOptions {

@@ -16,6 +16,15 @@
 //! data_dir = "/var/lib/tend"         # default: the engine's choice
 //! retention = { raw = "24h", minute = "30d", hour = "365d", max_size_mb = 500 }   # these defaults
 //!
+//! [notifications]                    # optional: desktop notifications and their budget
+//! enabled = true                     # default true (the desktop app; `tend serve` pops nothing)
+//! per_rule = 3                       # at most 3 notifications of one rule per window (default 3)
+//! overall = 10                       # at most 10 of all rules together per window (default 10)
+//! window = "10m"                     # the sliding window of both caps (default 10m)
+//! quiet_hours = { from = "22:00", to = "07:00" }   # local time; held for the digest (default none)
+//! record_only = ["info"]             # severities that never notify (default ["info"])
+//! digest = true                      # one "N more held back" notification per window (default true)
+//!
 //! [[pool]]
 //! name = "api"                       # unique, [A-Za-z0-9_.-]+
 //! source = "spawn"                   # spawn (default) | attach | reported | docker
@@ -176,6 +185,21 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// `[[webhook]]` sections, in file order.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[notifications]`: desktop notifications and their budget.
+    pub notifications: NotificationsConfig,
+}
+
+/// `[notifications]`: whether desktop notifications are on, and the budget they go through.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotificationsConfig {
+    pub enabled: bool,
+    pub budget: tend_core::budget::BudgetConfig,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig { enabled: true, budget: tend_core::budget::BudgetConfig::default() }
+    }
 }
 
 /// Where alert and recycle notifications are POSTed as JSON.
@@ -930,6 +954,25 @@ struct RawStore {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawNotifications {
+    enabled: S<bool>,
+    per_rule: S<i64>,
+    overall: S<i64>,
+    window: S<DurationValue>,
+    quiet_hours: Option<RawQuietHours>,
+    record_only: S<Vec<Spanned<String>>>,
+    digest: S<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuietHours {
+    from: Spanned<String>,
+    to: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRetention {
     raw: S<DurationValue>,
     minute: S<DurationValue>,
@@ -1162,6 +1205,7 @@ impl<'a> Checker<'a> {
             store: StoreConfig::default(),
             pools: Vec::new(),
             webhooks: Vec::new(),
+            notifications: NotificationsConfig::default(),
         };
         for (key, value) in root {
             match key.get_ref().as_ref() {
@@ -1175,12 +1219,19 @@ impl<'a> Checker<'a> {
                         config.store = self.store(raw);
                     }
                 }
+                "notifications" => {
+                    if let Some(raw) = self.de::<RawNotifications>(value, "[notifications]: ") {
+                        config.notifications = self.notifications(raw);
+                    }
+                }
                 "pool" => config.pools = self.pools(value),
                 "webhook" => config.webhooks = self.webhooks(value),
                 other => self.at(
                     key.span(),
                     "",
-                    format!("unknown key \"{other}\", expected one of: server, store, pool, webhook"),
+                    format!(
+                        "unknown key \"{other}\", expected one of: server, store, notifications, pool, webhook"
+                    ),
                 ),
             }
         }
@@ -1339,6 +1390,56 @@ impl<'a> Checker<'a> {
             retention.max_size_mb = self.int(r.max_size_mb, "max_size_mb", ctx, 1, u64::MAX);
         }
         store
+    }
+
+    fn notifications(&mut self, raw: RawNotifications) -> NotificationsConfig {
+        let ctx = "[notifications]: ";
+        let mut n = NotificationsConfig::default();
+        let b = &mut n.budget;
+        if let Some(v) = raw.enabled {
+            n.enabled = *v.get_ref();
+        }
+        if let Some(v) = raw.digest {
+            b.digest = *v.get_ref();
+        }
+        b.per_rule = self.int(raw.per_rule, "per_rule", ctx, 1u32, 10_000).unwrap_or(b.per_rule);
+        b.overall = self.int(raw.overall, "overall", ctx, 1u32, 10_000).unwrap_or(b.overall);
+        b.window = self.duration(raw.window, "window", ctx, Zero::Refused).unwrap_or(b.window);
+        if let Some(q) = raw.quiet_hours {
+            let from = self.minute_of_day(&q.from, "from", ctx);
+            let to = self.minute_of_day(&q.to, "to", ctx);
+            if let (Some(from), Some(to)) = (from, to) {
+                if from == to {
+                    self.at(q.to.span(), ctx, "quiet_hours `to` must differ from `from`");
+                } else {
+                    b.quiet_hours = Some(tend_core::budget::QuietHours { from, to });
+                }
+            }
+        }
+        if let Some(list) = raw.record_only {
+            let choices =
+                [("info", Severity::Info), ("warning", Severity::Warning), ("critical", Severity::Critical)];
+            b.record_only =
+                list.into_inner().iter().filter_map(|s| self.choice(s, "severity", ctx, &choices)).collect();
+        }
+        n
+    }
+
+    /// "HH:MM" (24-hour clock) as minutes after midnight.
+    fn minute_of_day(&mut self, value: &Spanned<String>, key: &str, ctx: &str) -> Option<u16> {
+        let text = value.get_ref();
+        let parsed = text.split_once(':').and_then(|(h, m)| {
+            let (h, m) = (h.parse::<u16>().ok()?, m.parse::<u16>().ok()?);
+            (h < 24 && m < 60 && text.len() == 5).then_some(h * 60 + m)
+        });
+        if parsed.is_none() {
+            self.at(
+                value.span(),
+                ctx,
+                format!("invalid time \"{text}\" for quiet_hours `{key}`: use HH:MM on a 24-hour clock"),
+            );
+        }
+        parsed
     }
 
     fn pools(&mut self, value: Spanned<DeValue<'_>>) -> Vec<PoolConfig> {

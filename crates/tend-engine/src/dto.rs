@@ -180,6 +180,70 @@ pub fn worker_detail(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDetailD
     }
 }
 
+/// What the Settings screen shows (read from the config and the running notifier).
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+pub struct SettingsDto {
+    /// The config file, None when running the embedded demo.
+    pub config: Option<String>,
+    /// Where the history database lives; None when history is off.
+    pub data_dir: Option<String>,
+    pub retention: RetentionDto,
+    pub notifications: NotificationsDto,
+}
+
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+pub struct RetentionDto {
+    pub raw_secs: f64,
+    pub minute_secs: f64,
+    pub hour_secs: f64,
+    pub max_size_mb: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+pub struct NotificationsDto {
+    pub enabled: bool,
+    pub per_rule: u32,
+    pub overall: u32,
+    pub window_secs: f64,
+    /// Local "HH:MM" times, from and to.
+    pub quiet_hours: Option<(String, String)>,
+    pub record_only: Vec<tend_core::rules::Severity>,
+    pub digest: bool,
+    /// The running notifier's counters; None when this Tend shows no notifications (`tend serve`).
+    pub status: Option<crate::notify::NotifyStatus>,
+}
+
+pub fn settings(
+    config: Option<&std::path::Path>,
+    data_dir: Option<&std::path::Path>,
+    retention: &tend_store::Retention,
+    notifications: &crate::config::NotificationsConfig,
+    status: Option<crate::notify::NotifyStatus>,
+) -> SettingsDto {
+    let b = &notifications.budget;
+    let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+    SettingsDto {
+        config: config.map(|p| p.display().to_string()),
+        data_dir: data_dir.map(|p| p.display().to_string()),
+        retention: RetentionDto {
+            raw_secs: retention.raw.as_secs_f64(),
+            minute_secs: retention.minute.as_secs_f64(),
+            hour_secs: retention.hour.as_secs_f64(),
+            max_size_mb: retention.max_size_bytes.map(|b| b / (1024 * 1024)),
+        },
+        notifications: NotificationsDto {
+            enabled: notifications.enabled,
+            per_rule: b.per_rule,
+            overall: b.overall,
+            window_secs: b.window.as_secs_f64(),
+            quiet_hours: b.quiet_hours.map(|q| (hhmm(q.from), hhmm(q.to))),
+            record_only: b.record_only.clone(),
+            digest: b.digest,
+            status,
+        },
+    }
+}
+
 /// The TypeScript bindings of the wire types live in `ui/src/generated/` (committed). This test
 /// regenerates them into a temp dir and fails when the committed ones differ. To regenerate:
 /// `TEND_UPDATE_BINDINGS=1 cargo test -p tend-engine --lib dto::bindings`.
@@ -203,6 +267,7 @@ mod bindings {
         PoolMetrics::export_all(&cfg).expect("export PoolMetrics");
         Event::export_all(&cfg).expect("export Event");
         Alert::export_all(&cfg).expect("export Alert");
+        SettingsDto::export_all(&cfg).expect("export SettingsDto");
     }
 
     fn read_dir(dir: &Path) -> BTreeMap<String, String> {

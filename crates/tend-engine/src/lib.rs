@@ -12,6 +12,7 @@ mod docker;
 pub mod dto;
 pub mod engine;
 mod history;
+pub mod notify;
 pub mod scrape;
 mod supervisor;
 pub mod webhooks;

@@ -42,6 +42,7 @@ pub fn router(app: App, token: Option<String>) -> Router {
     let ctx = Ctx { app, token };
     let api = Router::new()
         .route("/health", get(health))
+        .route("/settings", get(settings))
         .route("/workers", get(workers))
         .route("/workers/{id}", get(worker))
         .route("/workers/{id}/events", get(worker_events))
@@ -62,6 +63,7 @@ pub fn router(app: App, token: Option<String>) -> Router {
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
+        .layer(middleware::from_fn(refuse_oversized))
         .with_state(ctx.clone());
     // Scraped by Prometheus: outside /api/v1 by convention, behind the same token when one is set.
     let exposition = Router::new()
@@ -191,6 +193,10 @@ async fn health(State(ctx): State<Ctx>) -> ApiResult<Response> {
     Ok(Json(ctx.app.health().await?).into_response())
 }
 
+async fn settings(State(ctx): State<Ctx>) -> Json<tend_engine::dto::SettingsDto> {
+    Json(ctx.app.settings())
+}
+
 async fn workers(State(ctx): State<Ctx>) -> ApiResult<Response> {
     Ok(Json(ctx.app.workers().await?).into_response())
 }
@@ -272,6 +278,34 @@ struct SilenceBody {
     subject: String,
     /// Minutes from now; 0 lifts the silence.
     minutes: f64,
+}
+
+/// What an oversized request may still send before Tend stops reading it and closes the connection.
+const DRAIN_MAX: u64 = 4 * 1024 * 1024;
+
+/// A body announced larger than [`MAX_BODY`] gets its 413 without a handler; what the client is still
+/// sending (up to [`DRAIN_MAX`]) is read and dropped first, so the client receives the answer instead of
+/// a connection reset in the middle of its upload. Chunked bodies are limited by the handlers.
+async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(len) = announced.filter(|len| *len > MAX_BODY as u64) else {
+        return next.run(req).await;
+    };
+    if len <= DRAIN_MAX {
+        use futures::StreamExt;
+        let mut rest = req.into_body().into_data_stream();
+        while let Some(Ok(_)) = rest.next().await {}
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("request body larger than {MAX_BODY} bytes"),
+    )
+    .into_response()
 }
 
 /// The body, or 413 (too large) / 400 (unreadable) in the API's error shape.

@@ -22,6 +22,7 @@ use crate::reports;
     ),
     paths(
         health,
+        settings,
         workers,
         worker,
         worker_events,
@@ -118,6 +119,11 @@ struct SilenceBodyDoc {
     responses((status = 200, description = "Status (ok, degraded, stopping), version, uptime, worker counts by state, alerts firing, Tend's own CPU and memory")))]
 #[allow(dead_code)]
 fn health() {}
+
+#[utoipa::path(get, path = "/api/v1/settings", tag = "workers",
+    responses((status = 200, description = "Config file, data directory, retention of each history tier, the [notifications] budget (caps, window, quiet hours, record-only severities, digest) and, in the desktop app, what the notifier sent and held back")))]
+#[allow(dead_code)]
+fn settings() {}
 
 #[utoipa::path(get, path = "/api/v1/workers", tag = "workers",
     responses((status = 200, description = "Every worker: id, pool, source, state, pid, metrics, requests, errors, recycling")))]

@@ -1,7 +1,8 @@
 // The browser transport: `fetch` against `/api/v1` and an `EventSource` on `/api/v1/events`.
+import { download } from "../csv";
 import { ApiError } from "../types";
-import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, WorkerDetailDto, WorkerDto } from "../types";
-import type { EventStreamHandlers, ExportQuery, Transport } from "./transport";
+import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
+import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./transport";
 
 const EVENT_TYPES: Event["type"][] = [
   "worker_added", "worker_removed", "state_changed", "recycle_started", "recycled", "recycle_failed",
@@ -23,7 +24,23 @@ function isMissingRoute(e: unknown): boolean {
 }
 
 export class HttpTransport implements Transport {
+  readonly kind = "browser" as const;
   constructor(private readonly base = "/api/v1") {}
+
+  async save(name: string, blob: Blob): Promise<Saved> {
+    download(name, blob);
+    return { path: `${name} in your downloads folder`, bytes: blob.size };
+  }
+
+  /** `null` from an older server without the route: the Settings view says what it does not know. */
+  async settings(): Promise<SettingsDto | null> {
+    try {
+      return await this.get<SettingsDto>("/settings");
+    } catch (e) {
+      if (isMissingRoute(e)) return null;
+      throw e;
+    }
+  }
 
   private async get<T>(path: string): Promise<T> {
     const res = await fetch(this.base + path, { headers: { accept: "application/json" } });

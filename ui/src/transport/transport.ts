@@ -1,6 +1,6 @@
-// One interface between the UI and Tend. `HttpTransport` speaks HTTP + SSE to `tend serve`; a Tauri
-// implementation (IPC commands + events) will implement the same interface in the desktop app.
-import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, WorkerDetailDto, WorkerDto } from "../types";
+// One interface between the UI and Tend. `HttpTransport` speaks HTTP + SSE to `tend serve`;
+// `TauriTransport` speaks Tauri IPC (commands + a Channel of events) inside the desktop app.
+import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
 
 export interface EventStreamHandlers {
   onEvent(e: Event): void;
@@ -37,4 +37,21 @@ export interface Transport {
   recycles(from: number, to: number): Promise<RecycleRow[] | null>;
   /** A CSV export from the history store with progress, or `null` when there is none. */
   exportCsv(q: ExportQuery, progress: (bytes: number) => void): Promise<Blob | null>;
+  /**
+   * Desktop only: the history store writes the CSV straight to a file the user picks in a native save
+   * dialog. `null`: cancelled; `undefined`: no history store here (export from memory instead).
+   */
+  exportCsvToFile?(q: ExportQuery, name: string): Promise<Saved | null | undefined>;
+  /** Save a file the UI made (chart PNG/SVG, CSV from memory): a download, or a native save dialog. */
+  save(name: string, blob: Blob): Promise<Saved | null>;
+  /** Config path, data directory, retention, notification budget; `null` when this server has none. */
+  settings(): Promise<SettingsDto | null>;
+  /** "desktop" inside the Tauri app, "browser" against `tend serve`. */
+  readonly kind: "desktop" | "browser";
+}
+
+/** Where a saved file went: a path (desktop) or the browser's downloads. */
+export interface Saved {
+  path: string;
+  bytes: number;
 }

@@ -2,7 +2,7 @@
 // progress when the server has one; otherwise the samples kept in memory are written here, with the
 // same header and escaping.
 import { h, replace, setText } from "../dom";
-import { csv, download } from "../csv";
+import { csv } from "../csv";
 import { fileSize } from "../format";
 import type { Ctx, View } from "./view";
 
@@ -28,7 +28,7 @@ export function exportView(ctx: Ctx): View {
       h("label", "Data"), kindSel,
       h("label", "Range"), rangeSel,
       h("label", "Metrics"), checks,
-      h("label", "Format"), h("div", h("label", h("input", { type: "radio", name: "fmt", checked: true }), " CSV"), h("span.faint", "  · charts as PNG: the PNG button on a worker's page")),
+      h("label", "Format"), h("div", h("label", h("input", { type: "radio", name: "fmt", checked: true }), " CSV"), h("span.faint", "  · charts as PNG or SVG: the buttons on a worker's page")),
       h("span"), h("div.toolbar", { style: { margin: 0 } }, go, prog),
       h("span"), status));
 
@@ -62,18 +62,25 @@ export function exportView(ctx: Ctx): View {
     prog.removeAttribute("value");
     setText(status, "Exporting…");
     try {
-      const blob = await transport.exportCsv({ kind, pool: poolSel.value || undefined, worker: workerSel.value || undefined, from, to, metrics }, (n) => setText(status, `Exporting… ${fileSize(n)}`));
-      let out: Blob, note: string;
-      if (blob) {
-        out = blob;
-        note = "from the history store";
-      } else {
-        out = new Blob([local(kind, metrics)], { type: "text/csv" });
-        note = "from the samples and events kept in memory (this server has no history store)";
+      const q = { kind, pool: poolSel.value || undefined, worker: workerSel.value || undefined, from, to, metrics };
+      // Desktop: the history store writes straight into the file picked in the native save dialog.
+      let saved = transport.exportCsvToFile ? await transport.exportCsvToFile(q, name) : undefined;
+      let note = "from the history store";
+      if (saved === undefined) {
+        const blob = transport.exportCsvToFile ? null : await transport.exportCsv(q, (n) => setText(status, `Exporting… ${fileSize(n)}`));
+        let out: Blob;
+        if (blob) {
+          out = blob;
+        } else {
+          out = new Blob([local(kind, metrics)], { type: "text/csv" });
+          note = "from the samples and events kept in memory (this Tend has no history store)";
+        }
+        saved = await transport.save(name, out);
       }
-      download(name, out);
       prog.value = 1;
-      setText(status, `Saved ${name} (${fileSize(out.size)}, ${note}) to your downloads folder.`);
+      if (!saved) setText(status, "Export cancelled.");
+      else if (transport.kind === "browser") setText(status, `Saved ${name} (${fileSize(saved.bytes)}, ${note}) to your downloads folder.`);
+      else setText(status, `Saved ${saved.path} (${fileSize(saved.bytes)}, ${note}).`);
     } catch (e) {
       setText(status, "Export failed: " + (e instanceof Error ? e.message : String(e)));
     } finally {

@@ -8,7 +8,7 @@ import type { Line } from "../components/chart";
 import { Timeline } from "../components/timeline";
 import type { Event, WorkerDetailDto } from "../types";
 import { recycleWorkers, stopWorker, errorReason } from "./actions";
-import { download } from "../csv";
+import { chartsSvg } from "../components/svgchart";
 import type { Ctx, View } from "./view";
 
 const MiB = 1024 * 1024;
@@ -35,6 +35,8 @@ export function workerView(ctx: Ctx, id: string): View {
   const stopBtn = h("button.danger", { "data-action": "stop" }, "Stop…");
   const pngBtn = h("button.small", { title: "Save both charts as one PNG", "data-action": "png" }, "PNG");
   pngBtn.addEventListener("click", () => savePng());
+  const svgBtn = h("button.small", { title: "Save both charts as one SVG", "data-action": "svg" }, "SVG");
+  svgBtn.addEventListener("click", () => void saveSvg());
   const rangeSeg = h("div.seg", ...RANGES.map(([l, s]) => h("button", { "data-range": l, class: s === range ? "on" : "", onclick: () => setRange(s) }, l)));
   const cpuNow = h("b"), memNow = h("b");
   const note = h("div.note");
@@ -78,7 +80,7 @@ export function workerView(ctx: Ctx, id: string): View {
         facts),
       h("div.actions", err, recycleBtn, stopBtn)),
     h("div.panel.charts",
-      h("div.toolbar", { style: { margin: "2px 6px 6px" } }, rangeSeg, cursorInfo, h("span.spacer"), note, pngBtn),
+      h("div.toolbar", { style: { margin: "2px 6px 6px" } }, rangeSeg, cursorInfo, h("span.spacer"), note, pngBtn, svgBtn),
       h("div.chart-title", h("span", "CPU (% of one core)"), cpuNow), cpuChart.el,
       h("div.chart-title", h("span", "Memory (resident)"), memNow), memChart.el,
       h("div.chart-title", h("span", "Lifecycle")), timeline.el),
@@ -135,7 +137,27 @@ export function workerView(ctx: Ctx, id: string): View {
     g.fillText(`${id} · CPU % and memory MiB · ${dateTime(Date.now() - range * 1000)} – ${dateTime(Date.now())}`, 8 * dpr, 19 * dpr);
     let y = head;
     for (const c of canvases) { g.drawImage(c, 0, y); y += c.height; }
-    out.toBlob((b) => { if (b) download(`tend-${id}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "")}.png`, b); }, "image/png");
+    out.toBlob((b) => { if (b) void saveChart("png", b); }, "image/png");
+  }
+
+  /** The same two charts as vector SVG, from the arrays the live charts draw. */
+  async function saveSvg() {
+    const to = Date.now() / 1000, from = to - range;
+    const svg = chartsSvg(`${id} · CPU % and memory MiB · ${dateTime(from * 1000)} – ${dateTime(to * 1000)}`, t, [
+      { label: "CPU", unit: "%", color: "#2563eb", values: cpu, lines: cpuLines() },
+      { label: "Memory", unit: "MiB", color: "#7c3aed", values: mem, lines: limitLines() },
+    ], from, to);
+    await saveChart("svg", new Blob([svg], { type: "image/svg+xml" }));
+  }
+
+  async function saveChart(ext: "png" | "svg", blob: Blob) {
+    const name = `tend-${id}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "")}.${ext}`;
+    try {
+      const saved = await transport.save(name, blob);
+      setText(err, saved && transport.kind === "desktop" ? `Saved ${saved.path}` : "");
+    } catch (e) {
+      setText(err, "Save failed: " + errorReason(e));
+    }
   }
 
   async function setRange(s: number) {

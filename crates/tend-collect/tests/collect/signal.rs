@@ -122,7 +122,7 @@ async fn signals_to_exited_processes_and_non_leaders_are_refused() {
     assert!(!send_group(id, Signal::Term).unwrap());
 
     // A std child stays in our process group: it leads none, so a group signal is an error.
-    let kid = Kid::start(&["sleep", "30"]);
+    let kid = Kid::sleeper(&["sleep", "30"]).await;
     let err = send_group(kid.id, Signal::Term).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(is_running(kid.id));

@@ -18,7 +18,20 @@ pub struct Kid {
 
 impl Kid {
     pub fn start(argv: &[&str]) -> Kid {
-        let child = Command::new(argv[0])
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(argv[0]);
+        // Signals ignored by whoever runs the tests (nohup, some CI wrappers ignore SIGHUP) stay ignored
+        // across exec: the child gets the default actions back, as a supervised worker would.
+        // SAFETY: between fork and exec only async-signal-safe calls; `signal` is one.
+        unsafe {
+            cmd.pre_exec(|| {
+                for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
             .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

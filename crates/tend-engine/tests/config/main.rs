@@ -5,6 +5,7 @@ mod demo;
 mod env;
 mod errors;
 mod full;
+mod notifications;
 mod webhooks;
 
 use tend_engine::config::{self, Config, ConfigError, ParseOptions};

@@ -1,0 +1,89 @@
+// The desktop transport: Tauri IPC. Commands are one-line wrappers over the engine's App facade (see
+// src-tauri/src/commands.rs); events arrive on a `Channel` the `subscribe` command feeds from the
+// engine's broadcast. Errors come as `{code, message}`, the same codes as the HTTP API.
+import { Channel, invoke } from "@tauri-apps/api/core";
+import { ApiError } from "../types";
+import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
+import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./transport";
+
+const STATUS: Record<string, number> = {
+  not_found: 404, already_recycling: 409, invalid_transition: 409, bad_request: 400, stopping: 503, store_unavailable: 503,
+};
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    const err = e as { code?: string; message?: string } | string;
+    if (typeof err === "object" && err && err.code) throw new ApiError(STATUS[err.code] ?? 500, err.code, err.message ?? err.code);
+    throw new ApiError(500, "ipc_error", String(err));
+  }
+}
+
+const noStore = (e: unknown) => e instanceof ApiError && e.code === "store_unavailable";
+
+export class TauriTransport implements Transport {
+  readonly kind = "desktop" as const;
+
+  health() { return call<HealthDto>("health"); }
+  workers() { return call<WorkerDto[]>("workers"); }
+  worker(id: string) { return call<WorkerDetailDto>("worker", { id }); }
+  workerEvents(id: string) { return call<Event[]>("worker_events", { id }); }
+  pools() { return call<PoolMetrics[]>("pools"); }
+  alerts() { return call<Alert[]>("alerts"); }
+  recycle(id: string) { return call<void>("recycle", { id }); }
+  stop(id: string) { return call<void>("stop", { id }); }
+  acknowledge(rule: string, subject: string) { return call<void>("acknowledge", { rule, subject }); }
+  silence(rule: string, subject: string, minutes: number) { return call<void>("silence", { rule, subject, minutes }); }
+  settings() { return call<SettingsDto>("settings"); }
+
+  subscribe(since: number, h: EventStreamHandlers): () => void {
+    let open = true;
+    const ch = new Channel<Event>();
+    ch.onmessage = (e) => { if (open) h.onEvent(e); };
+    call<void>("subscribe", { since, channel: ch }).then(() => h.onStatus(true), () => h.onStatus(false));
+    return () => { open = false; };
+  }
+
+  async history(id: string, metric: string, from: number, to: number, stepMs?: number): Promise<History | null> {
+    try {
+      return await call<History>("history", { id, metric, from: Math.round(from), to: Math.round(to), stepMs: stepMs ? Math.round(stepMs) : null });
+    } catch (e) {
+      if (noStore(e)) return null;
+      throw e;
+    }
+  }
+
+  async recycles(from: number, to: number): Promise<RecycleRow[] | null> {
+    try {
+      return await call<RecycleRow[]>("recycles", { from: Math.round(from), to: Math.round(to) });
+    } catch (e) {
+      if (noStore(e)) return null;
+      throw e;
+    }
+  }
+
+  /** In the desktop app the CSV goes straight to a file (`exportCsvToFile`); a Blob is never built. */
+  async exportCsv(): Promise<Blob | null> {
+    return null;
+  }
+
+  async exportCsvToFile(q: ExportQuery, name: string): Promise<Saved | null | undefined> {
+    try {
+      return await call<Saved | null>("export_csv", { query: { ...q, from: Math.round(q.from), to: Math.round(q.to) }, name });
+    } catch (e) {
+      if (noStore(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async save(name: string, blob: Blob): Promise<Saved | null> {
+    const data = Array.from(new Uint8Array(await blob.arrayBuffer()));
+    return call<Saved | null>("save_file", { name, data });
+  }
+}
+
+/** True inside the Tauri webview. */
+export function inTauri(): boolean {
+  return "__TAURI_INTERNALS__" in window;
+}
