@@ -1638,18 +1638,8 @@ impl Fleet {
             }
         }
         let serving = w.current.as_ref().is_some_and(|c| matches!(c.state(), State::Ready | State::Working));
-        if reason.is_planned() && serving && !manual {
-            let in_flight = self
-                .workers
-                .values()
-                .filter(|o| o.pool == pool && o.recycle.as_ref().is_some_and(|r| r.reason.is_planned()))
-                .count();
-            if in_flight >= spec.recycle.max_unavailable as usize {
-                if let Some(w) = self.workers.get_mut(id) {
-                    w.queued = Some((reason, detail));
-                }
-                return;
-            }
+        if self.queue_over_max_unavailable(id, &spec, reason, &detail, serving && !manual) {
+            return;
         }
         let Some(w) = self.workers.get_mut(id) else { return };
         w.queued = None;
@@ -1711,6 +1701,33 @@ impl Fleet {
             },
         );
         self.observe_storm(id, &pool, restarts, true, now);
+        true
+    }
+
+    /// A planned recycle of a serving worker (not one asked for by hand) waits in the worker's queue
+    /// while `max_unavailable` planned recycles of its pool are under way. True when it was queued.
+    fn queue_over_max_unavailable(
+        &mut self,
+        id: &WorkerId,
+        spec: &PoolSpec,
+        reason: RecycleReason,
+        detail: &str,
+        may_wait: bool,
+    ) -> bool {
+        if !(reason.is_planned() && may_wait) {
+            return false;
+        }
+        let in_flight = self
+            .workers
+            .values()
+            .filter(|o| o.pool == spec.name && o.recycle.as_ref().is_some_and(|r| r.reason.is_planned()))
+            .count();
+        if in_flight < spec.recycle.max_unavailable as usize {
+            return false;
+        }
+        if let Some(w) = self.workers.get_mut(id) {
+            w.queued = Some((reason, detail.to_owned()));
+        }
         true
     }
 

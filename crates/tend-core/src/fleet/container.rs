@@ -627,18 +627,8 @@ impl Fleet {
         let Some(cur) = w.current.as_ref() else { return };
         let Some(container) = cur.container.clone() else { return };
         let serving = matches!(cur.state(), State::Ready | State::Working);
-        if reason.is_planned() && serving && !manual {
-            let in_flight = self
-                .workers
-                .values()
-                .filter(|o| o.pool == pool && o.recycle.as_ref().is_some_and(|r| r.reason.is_planned()))
-                .count();
-            if in_flight >= spec.recycle.max_unavailable as usize {
-                if let Some(w) = self.workers.get_mut(id) {
-                    w.queued = Some((reason, detail));
-                }
-                return;
-            }
+        if self.queue_over_max_unavailable(id, &spec, reason, &detail, serving && !manual) {
+            return;
         }
         let Some(w) = self.workers.get_mut(id) else { return };
         w.queued = None;
