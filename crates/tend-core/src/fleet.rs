@@ -512,6 +512,24 @@ pub struct PoolTotals {
     recent_recycles: VecDeque<Timestamp>,
 }
 
+impl PoolTotals {
+    /// An incarnation ended: completed ones count with their task time, failed and timed-out ones as
+    /// failures; anything else (terminated, still live) is not an outcome.
+    fn count_end(&mut self, outcome: Option<State>, task_time: Option<Duration>) {
+        match outcome {
+            Some(State::Completed) => {
+                self.completed += 1;
+                if let Some(tt) = task_time {
+                    self.task_time_sum_secs += tt.as_secs_f64();
+                    self.task_time_count += 1;
+                }
+            }
+            Some(State::Failed | State::Timeout) => self.failed += 1,
+            _ => {}
+        }
+    }
+}
+
 /// A pool's aggregate figures (the seeds' pool metrics).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, ts_rs::TS)]
 pub struct PoolMetrics {
@@ -1091,17 +1109,7 @@ impl Fleet {
         let task_time = inc.and_then(|i| i.lifecycle.task_time());
         let was_asked = inc.is_some_and(|i| i.ending.is_some());
         if let Some(t) = self.totals.get_mut(&pool) {
-            match outcome {
-                Some(State::Completed) => {
-                    t.completed += 1;
-                    if let Some(tt) = task_time {
-                        t.task_time_sum_secs += tt.as_secs_f64();
-                        t.task_time_count += 1;
-                    }
-                }
-                Some(State::Failed | State::Timeout) => t.failed += 1,
-                _ => {}
-            }
+            t.count_end(outcome, task_time);
         }
         let Some(w) = self.workers.get_mut(id) else { return };
         match role {

@@ -409,7 +409,7 @@ impl Fleet {
             // The same container runs again (a restart): the ended run is cleaned, a new one begins.
             if inc.state() != State::Cleaned {
                 self.transition(&id, n, State::Cleaned, "container restarted".into(), now);
-                self.count_outcome(&id, n, role);
+                self.count_outcome(&id, n);
             }
             if role == Role::Outgoing {
                 return;
@@ -545,23 +545,13 @@ impl Fleet {
     }
 
     /// Count a run's outcome for the pool's totals when it is cleaned outside `after_cleaned`.
-    fn count_outcome(&mut self, id: &WorkerId, n: u32, _role: Role) {
+    fn count_outcome(&mut self, id: &WorkerId, n: u32) {
         let Some(w) = self.workers.get(id) else { return };
         let Some(inc) = w.find_ref(n) else { return };
         let outcome = inc.lifecycle.outcome();
         let task_time = inc.lifecycle.task_time();
         if let Some(t) = self.totals.get_mut(&w.pool) {
-            match outcome {
-                Some(State::Completed) => {
-                    t.completed += 1;
-                    if let Some(tt) = task_time {
-                        t.task_time_sum_secs += tt.as_secs_f64();
-                        t.task_time_count += 1;
-                    }
-                }
-                Some(State::Failed | State::Timeout) => t.failed += 1,
-                _ => {}
-            }
+            t.count_end(outcome, task_time);
         }
     }
 
