@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use tend_engine::config::{self, Config};
+use tend_engine::config::{self, Config, Overrides};
 use tend_engine::{App, AppOptions};
 
 #[derive(Parser, Debug)]
@@ -69,8 +69,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Checks exactly what `serve` would run: the file, the `TEND_*` environment and the server rule.
 fn check_config(file: &std::path::Path) -> ExitCode {
-    match config::load(file) {
+    match config::resolve(Some(file), env_var, &Overrides::default()) {
         Ok(cfg) => {
             println!("{}: ok", file.display());
             println!("  listen {}", cfg.server.listen);
@@ -94,20 +95,13 @@ fn check_config(file: &std::path::Path) -> ExitCode {
     }
 }
 
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 fn load(args: &ServeArgs) -> Result<Config, String> {
-    let mut cfg = match &args.config {
-        Some(path) => config::load(path).map_err(|e| e.to_string())?,
-        None => config::demo(),
-    };
-    cfg.apply_env(|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
-    if let Some(dir) = &args.data_dir {
-        cfg.store.data_dir = Some(dir.clone());
-    }
-    if let Some(listen) = args.listen {
-        cfg.server.listen = listen;
-        cfg.check_server().map_err(|e| e.to_string())?;
-    }
-    Ok(cfg)
+    let overrides = Overrides { listen: args.listen, data_dir: args.data_dir.clone() };
+    config::resolve(args.config.as_deref(), env_var, &overrides).map_err(|e| e.to_string())
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -175,7 +169,11 @@ async fn run_server(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
     });
     let result = tokio::select! {
         r = server_stopped(server) => r,
-        _ = termination() => Ok(()),
+        why = termination(&app) => {
+            tracing::info!(signal = why, "stopping");
+            Ok(())
+        }
+        end = app.engine_ended() => end.map_err(|e| anyhow::anyhow!("the engine failed ({e}); its workers were stopped")),
     };
     tracing::info!("shutting down: stopping workers");
     app.shutdown().await;
@@ -190,25 +188,50 @@ async fn server_stopped(h: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyho
     }
 }
 
-/// Ctrl-C or SIGTERM.
-async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
+/// Waits for a signal that stops `serve` and names it. SIGINT, SIGTERM, SIGQUIT and SIGHUP (a closed
+/// terminal; config reload is not built yet) all drain the workers and exit 0. SIGUSR1 logs a status
+/// line and SIGUSR2 is ignored, both instead of their default (death without draining). SIGPIPE stays
+/// ignored as Rust sets it up: a write to a closed pipe fails with an error instead.
+#[cfg(unix)]
+async fn termination(app: &tend_engine::App) -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::quit(),
+        SignalKind::hangup(),
+        SignalKind::user_defined1(),
+        SignalKind::user_defined2(),
+    ];
+    let mut streams = Vec::new();
+    for kind in kinds {
+        match signal(kind) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot handle signals: stopping");
+                return "none (signal setup failed)";
             }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    let [int, term, quit, hup, usr1, usr2] = &mut streams[..] else { return "none" };
+    loop {
+        tokio::select! {
+            _ = int.recv() => return "SIGINT",
+            _ = term.recv() => return "SIGTERM",
+            _ = quit.recv() => return "SIGQUIT",
+            _ = hup.recv() => return "SIGHUP",
+            _ = usr1.recv() => match app.health().await {
+                Ok(h) => tracing::info!(status = h.status, workers = h.workers, alerts_firing = h.alerts_firing,
+                    degraded = ?h.degraded.keys().collect::<Vec<_>>(), "SIGUSR1: status"),
+                Err(e) => tracing::info!(error = %e, "SIGUSR1: status unavailable"),
+            },
+            _ = usr2.recv() => tracing::info!("SIGUSR2: no action (reserved)"),
+        }
     }
+}
+
+#[cfg(not(unix))]
+async fn termination(_: &tend_engine::App) -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
 }

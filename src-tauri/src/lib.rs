@@ -26,15 +26,9 @@ pub struct Options {
 
 /// The config file, or the embedded demo; then the `TEND_*` overrides and `--data-dir`.
 pub fn load_config(opts: &Options) -> anyhow::Result<Config> {
-    let mut cfg = match &opts.config {
-        Some(path) => config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => config::demo(),
-    };
-    cfg.apply_env(|k| std::env::var(k).ok()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(dir) = &opts.data_dir {
-        cfg.store.data_dir = Some(dir.clone());
-    }
-    Ok(cfg)
+    let overrides = config::Overrides { listen: None, data_dir: opts.data_dir.clone() };
+    config::resolve(opts.config.as_deref(), |k| std::env::var(k).ok(), &overrides)
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Ctrl-C or SIGTERM.
@@ -99,9 +93,19 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             }
             let notify = engine.start_notifications(Arc::new(notifier::DesktopNotifier));
             tauri_app.manage(engine.clone());
+            let failed = engine.clone();
             if let Err(e) = tray::start(tauri_app.handle(), engine, notify) {
                 tracing::warn!(error = %e, "no tray icon");
             }
+            // A failed engine (a defect) has drained its workers: quit with a failure, never a window
+            // that shows a fleet nobody watches any more.
+            let handle = tauri_app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                if let Err(e) = failed.engine_ended().await {
+                    tracing::error!(error = %e, "the engine failed; its workers were stopped: quitting");
+                    handle.exit(1);
+                }
+            });
             // SIGTERM or Ctrl-C quit like the window's close button: workers drained, window state saved.
             let handle = tauri_app.handle().clone();
             tauri::async_runtime::spawn(async move {

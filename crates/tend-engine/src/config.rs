@@ -31,7 +31,8 @@
 //! command = ["python3", "worker.py"] # spawn: argv, required
 //! env = { PYTHONUNBUFFERED = "1" }   # spawn: optional
 //! cwd = "/srv/api"                   # spawn: optional, must be a directory
-//! size = 3                           # spawn: required, >= 1
+//! size = 3                           # spawn: required, 1 to 1024
+//! max_size = 4000                    # spawn: optional, acknowledges a size above 1024 (at most 16384)
 //! restart = "always"                 # spawn: always (default) | on-failure | never
 //! profile = "standard"               # see "Profiles"
 //! interval = "2s"                    # overrides the profile's interval (>= 100ms)
@@ -106,6 +107,27 @@
 //! Durations are strings like `500ms`, `5s`, `2m`, `1h`, `1d` or combinations (`1h30m`, `1.5s`); a bare
 //! TOML number is a number of seconds.
 //!
+//! # Limits
+//! Every value has a range, checked at load with the value's location:
+//!
+//! | key | range |
+//! |---|---|
+//! | `interval`, `TEND_INTERVAL` | 100ms to 1h |
+//! | `stale_after`, a rule's `stale` | above zero, up to 7d |
+//! | `stop_grace` | 0 to 1h |
+//! | `readiness.timeout` | above zero, up to 24h |
+//! | `recycle.ttl` | above zero, up to 365d |
+//! | `recycle.warmup` | 0 to 24h |
+//! | `task_timeout`, `storm_window`, a rule's `within` and `flap_window` | above zero, up to 30d |
+//! | a rule's `for`, `keep_firing_for` | 0 to 30d |
+//! | `[store] retention` tiers | above zero, up to 3650d |
+//! | `[notifications] window` | above zero, up to 7d |
+//! | a webhook's `backoff` / `timeout` | above zero, up to 1h / 10m |
+//! | `recycle.memory_mb` / `retention.max_size_mb` | 1 to 16777216 (16 TiB) / 1 to 1048576 (1 TiB) |
+//! | `size` | 1 to 1024; up to `max_size` (at most 16384) when the pool sets it |
+//! | `command` + `env` of a spawn pool | each string under 128 KiB, all together under 1 MiB (the kernel refuses larger with E2BIG) |
+//! | the file | a regular file of at most 4 MiB |
+//!
 //! # Placeholders in spawn commands
 //! - `$TEND_EXE` as `command[0]` means the running tend executable (so the embedded demo does not depend
 //!   on `PATH`); the validator accepts it and [`SpawnConfig::argv_for_slot`] substitutes it.
@@ -169,6 +191,19 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCA
 const DURATION_HINT: &str =
     "use a number with a unit: 500ms, 5s, 2m, 1h, 1d (combinations like 1h30m are allowed)";
 const DEMO_TOML: &str = include_str!("demo.toml");
+/// The most workers a spawn pool may have without `max_size`.
+pub const MAX_SIZE: u32 = 1024;
+/// The longest single argument or environment entry the kernel accepts (`MAX_ARG_STRLEN`, NUL included).
+const MAX_ARG_BYTES: usize = 128 * 1024;
+/// The most a spawn pool's `command` and `env` may take together: the kernel's whole limit is a quarter
+/// of the stack limit (2 MiB at the usual 8 MiB), and Tend's own environment is passed on as well.
+const MAX_EXEC_BYTES: usize = 1024 * 1024;
+/// `recycle.memory_mb` at most (16 TiB): bytes of it must fit a `u64` with room to spare.
+const MAX_MEMORY_MB: u64 = 16 << 20;
+/// `[store] retention.max_size_mb` at most (1 TiB).
+const MAX_DB_MB: u64 = 1 << 20;
+/// The most workers a spawn pool may have at all (`max_size` included).
+pub const HARD_MAX_SIZE: u32 = 16_384;
 
 // ---------------------------------------------------------------------------------------------------
 // The validated model
@@ -805,9 +840,76 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 pub fn load_with(path: &Path, options: &ParseOptions) -> Result<Config, ConfigError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::single(&origin, format!("cannot read: {e}")))?;
+    let text = read_limited(path).map_err(|e| ConfigError::single(&origin, e))?;
     parse_with(&text, &origin, options)
+}
+
+/// The largest config file Tend reads.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads a config file: a regular file (a device, FIFO or directory is refused before any read, so
+/// `/dev/zero` or a pipe cannot make Tend hang or fill its memory) of at most [`MAX_FILE_BYTES`], in UTF-8.
+fn read_limited(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("cannot read: not a regular file (a config must be a file, not a device, pipe or \
+                    directory)"
+            .into());
+    }
+    let too_big = || format!("cannot read: the file is larger than {} MiB", MAX_FILE_BYTES / (1024 * 1024));
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    // One byte more than allowed: a file that grew since the check is still caught.
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| format!("cannot read: not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// What the command line sets over the file and the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The one validation path of `tend serve` and `tend check-config`: the file (the embedded demo when
+/// there is none), then the `TEND_*` environment read through `vars`, then the command line, then the
+/// server check (a non-loopback `listen` needs a token). Problems of the file and of the environment
+/// are reported together.
+pub fn resolve(
+    file: Option<&Path>,
+    vars: impl Fn(&str) -> Option<String>,
+    overrides: &Overrides,
+) -> Result<Config, ConfigError> {
+    let mut cfg = match file.map(load) {
+        Some(Ok(cfg)) => cfg,
+        Some(Err(mut file_error)) => {
+            // The environment is still checked, on an empty config, so one run names every problem.
+            if let Ok(mut empty) = parse("", "<environment>")
+                && let Err(env_error) = empty.apply_env(&vars)
+            {
+                file_error.problems.extend(env_error.problems);
+            }
+            return Err(file_error);
+        }
+        None => demo(),
+    };
+    cfg.apply_env(vars)?;
+    if let Some(dir) = &overrides.data_dir {
+        cfg.store.data_dir = Some(dir.clone());
+    }
+    if let Some(listen) = overrides.listen {
+        cfg.server.listen = listen;
+        cfg.check_server()?;
+    }
+    Ok(cfg)
 }
 
 /// The embedded demo (`demo.toml`): used when no config is given.
@@ -854,14 +956,14 @@ impl Config {
         }
         if let Some(v) = get("TEND_INTERVAL") {
             match parse_duration(&v) {
-                Ok(d) if d < MIN_INTERVAL => {
-                    problem("TEND_INTERVAL", format!("interval \"{v}\" is too short: the minimum is 100ms"))
-                }
-                Ok(d) => {
-                    for pool in self.pools.iter_mut().filter(|p| p.profile != Profile::Disabled) {
-                        pool.interval = Some(d);
+                Ok(d) => match INTERVAL.refuse(d) {
+                    Some(why) => problem("TEND_INTERVAL", format!("interval \"{v}\" {why}")),
+                    None => {
+                        for pool in self.pools.iter_mut().filter(|p| p.profile != Profile::Disabled) {
+                            pool.interval = Some(d);
+                        }
                     }
-                }
+                },
                 Err(e) => problem("TEND_INTERVAL", e),
             }
         }
@@ -989,6 +1091,7 @@ struct RawPool {
     env: S<BTreeMap<String, String>>,
     cwd: S<String>,
     size: S<i64>,
+    max_size: S<i64>,
     restart: S<String>,
     profile: S<String>,
     interval: S<DurationValue>,
@@ -1117,11 +1220,68 @@ impl<'de> Deserialize<'de> for DurationValue {
 // The checker: turns raw tables into the model, collecting located problems.
 // ---------------------------------------------------------------------------------------------------
 
-/// Whether a duration may be zero.
-#[derive(Copy, Clone, PartialEq)]
-enum Zero {
-    Allowed,
-    Refused,
+/// The range a duration key accepts, both ends included. Every duration of the file has one, so that a
+/// value no deadline arithmetic can hold (`"106751991167300d"`) is refused at load with its location.
+#[derive(Copy, Clone)]
+struct Bounds {
+    min: Duration,
+    max: Duration,
+}
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+const DAY: u64 = 86_400;
+const NONZERO: Duration = Duration::from_millis(1);
+/// `interval`, `TEND_INTERVAL`: 100ms to 1h.
+const INTERVAL: Bounds = Bounds { min: MIN_INTERVAL, max: secs(3600) };
+/// `stale_after`, a rule's `stale`: above zero, up to 7 days.
+const STALE: Bounds = Bounds { min: NONZERO, max: secs(7 * DAY) };
+/// `stop_grace`: zero (SIGKILL at once) to 1h.
+const STOP_GRACE: Bounds = Bounds { min: Duration::ZERO, max: secs(3600) };
+/// `readiness.timeout`: above zero, up to 24h.
+const READY_TIMEOUT: Bounds = Bounds { min: NONZERO, max: secs(DAY) };
+/// `recycle.ttl`: above zero, up to 365 days.
+const TTL: Bounds = Bounds { min: NONZERO, max: secs(365 * DAY) };
+/// `recycle.warmup`: zero to 24h.
+const WARMUP: Bounds = Bounds { min: Duration::ZERO, max: secs(DAY) };
+/// `task_timeout`, `storm_window`, a rule's `within` and `flap_window`: above zero, up to 30 days.
+const LONG: Bounds = Bounds { min: NONZERO, max: secs(30 * DAY) };
+/// A rule's `for` and `keep_firing_for`: zero to 30 days.
+const LONG_OR_ZERO: Bounds = Bounds { min: Duration::ZERO, max: secs(30 * DAY) };
+/// `[store] retention` tiers: above zero, up to 10 years.
+const RETENTION: Bounds = Bounds { min: NONZERO, max: secs(3650 * DAY) };
+/// `[notifications] window`: above zero, up to 7 days.
+const NOTIFY_WINDOW: Bounds = Bounds { min: NONZERO, max: secs(7 * DAY) };
+/// A webhook's `backoff`: above zero, up to 1h.
+const WEBHOOK_BACKOFF: Bounds = Bounds { min: NONZERO, max: secs(3600) };
+/// A webhook's `timeout`: above zero, up to 10 minutes.
+const WEBHOOK_TIMEOUT: Bounds = Bounds { min: NONZERO, max: secs(600) };
+
+impl Bounds {
+    /// Why `d` is out of range ("is too long: the maximum is 1h"); `None` when it fits.
+    fn refuse(self, d: Duration) -> Option<String> {
+        if d < self.min {
+            return Some(if self.min == NONZERO {
+                "must be longer than zero".to_owned()
+            } else {
+                format!("is too short: the minimum is {}", show_duration(self.min))
+            });
+        }
+        (d > self.max).then(|| format!("is too long: the maximum is {}", show_duration(self.max)))
+    }
+}
+
+/// A duration as the file would write it (`100ms`, `5s`, `30d`): for limits in messages.
+pub fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
+    for (size, unit) in units {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 struct Checker<'a> {
@@ -1335,10 +1495,10 @@ impl<'a> Checker<'a> {
                 global: raw.global.unwrap_or(true),
                 retries: self.int(raw.retries, "retries", &ctx, 0, 100).unwrap_or(5),
                 backoff: self
-                    .duration(raw.backoff, "backoff", &ctx, Zero::Refused)
+                    .duration(raw.backoff, "backoff", &ctx, WEBHOOK_BACKOFF)
                     .unwrap_or(Duration::from_millis(500)),
                 timeout: self
-                    .duration(raw.timeout, "timeout", &ctx, Zero::Refused)
+                    .duration(raw.timeout, "timeout", &ctx, WEBHOOK_TIMEOUT)
                     .unwrap_or(Duration::from_secs(5)),
             };
             if let Some((_, first)) = out.iter().find(|(w, _)| w.name == webhook.name && !w.name.is_empty()) {
@@ -1384,10 +1544,10 @@ impl<'a> Checker<'a> {
         if let Some(r) = raw.retention {
             let d = RetentionConfig::default();
             let retention = &mut store.retention;
-            retention.raw = self.duration(r.raw, "raw", ctx, Zero::Refused).unwrap_or(d.raw);
-            retention.minute = self.duration(r.minute, "minute", ctx, Zero::Refused).unwrap_or(d.minute);
-            retention.hour = self.duration(r.hour, "hour", ctx, Zero::Refused).unwrap_or(d.hour);
-            retention.max_size_mb = self.int(r.max_size_mb, "max_size_mb", ctx, 1, u64::MAX);
+            retention.raw = self.duration(r.raw, "raw", ctx, RETENTION).unwrap_or(d.raw);
+            retention.minute = self.duration(r.minute, "minute", ctx, RETENTION).unwrap_or(d.minute);
+            retention.hour = self.duration(r.hour, "hour", ctx, RETENTION).unwrap_or(d.hour);
+            retention.max_size_mb = self.int(r.max_size_mb, "max_size_mb", ctx, 1, MAX_DB_MB);
         }
         store
     }
@@ -1404,7 +1564,7 @@ impl<'a> Checker<'a> {
         }
         b.per_rule = self.int(raw.per_rule, "per_rule", ctx, 1u32, 10_000).unwrap_or(b.per_rule);
         b.overall = self.int(raw.overall, "overall", ctx, 1u32, 10_000).unwrap_or(b.overall);
-        b.window = self.duration(raw.window, "window", ctx, Zero::Refused).unwrap_or(b.window);
+        b.window = self.duration(raw.window, "window", ctx, NOTIFY_WINDOW).unwrap_or(b.window);
         if let Some(q) = raw.quiet_hours {
             let from = self.minute_of_day(&q.from, "from", ctx);
             let to = self.minute_of_day(&q.to, "to", ctx);
@@ -1503,9 +1663,12 @@ impl<'a> Checker<'a> {
                 "source",
                 ctx,
                 &[("spawn", "spawn"), ("attach", "attach"), ("reported", "reported"), ("docker", "docker")],
-            )?,
-            None => "spawn",
+            ),
+            None => Some("spawn"),
         };
+        // An unknown source still has every other key checked; only the source's own keys are not.
+        let checked_source = source_kind;
+        let source_kind = source_kind.unwrap_or("");
 
         // Keys that belong to another source.
         let spawn_only: &[&str] = &["spawn"];
@@ -1514,6 +1677,7 @@ impl<'a> Checker<'a> {
             ("env", raw.env.as_ref().map(|v| v.span()), spawn_only),
             ("cwd", raw.cwd.as_ref().map(|v| v.span()), spawn_only),
             ("size", raw.size.as_ref().map(|v| v.span()), spawn_only),
+            ("max_size", raw.max_size.as_ref().map(|v| v.span()), spawn_only),
             ("requests_log", raw.requests_log.as_ref().map(|v| v.span()), spawn_only),
             ("restart", raw.restart.as_ref().map(|v| v.span()), &["spawn", "docker"]),
             ("cmdline", raw.cmdline.as_ref().map(|v| v.span()), &["attach"]),
@@ -1534,6 +1698,7 @@ impl<'a> Checker<'a> {
         ];
         for (key, span, sources) in owners {
             if let Some(span) = span
+                && checked_source.is_some()
                 && !sources.contains(&source_kind)
             {
                 let allowed = sources.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(" or ");
@@ -1556,10 +1721,11 @@ impl<'a> Checker<'a> {
             );
         }
         let source = match source_kind {
-            "spawn" => SourceConfig::Spawn(self.spawn(&raw, &header, ctx)),
-            "attach" => SourceConfig::Attach(self.attach(&raw, &header, ctx)),
-            "docker" => SourceConfig::Docker(self.docker(&raw, &header, ctx)),
-            _ => SourceConfig::Reported,
+            "spawn" => Some(SourceConfig::Spawn(self.spawn(&raw, &header, ctx))),
+            "attach" => Some(SourceConfig::Attach(self.attach(&raw, &header, ctx))),
+            "docker" => Some(SourceConfig::Docker(self.docker(&raw, &header, ctx))),
+            "reported" => Some(SourceConfig::Reported),
+            _ => None,
         };
 
         let restart = match &raw.restart {
@@ -1572,14 +1738,11 @@ impl<'a> Checker<'a> {
             None => Profile::default(),
         };
         let interval_span = raw.interval.as_ref().map(|i| i.span());
-        let interval = self.duration(raw.interval, "interval", ctx, Zero::Refused);
-        if let (Some(d), Some(span)) = (interval, interval_span.clone()) {
-            if d < MIN_INTERVAL {
-                self.at(span.clone(), ctx, "`interval` is too short: the minimum is 100ms");
-            }
-            if profile == Profile::Disabled {
-                self.at(span, ctx, "`interval` has no effect with profile = \"disabled\"");
-            }
+        let interval = self.duration(raw.interval, "interval", ctx, INTERVAL);
+        if let (Some(_), Some(span)) = (interval, interval_span.clone())
+            && profile == Profile::Disabled
+        {
+            self.at(span, ctx, "`interval` has no effect with profile = \"disabled\"");
         }
 
         let readiness_span = raw.readiness.as_ref().map(|r| r.span());
@@ -1607,9 +1770,9 @@ impl<'a> Checker<'a> {
         });
         let requests_log = raw.requests_log.as_ref().and_then(|p| self.pattern(p, "requests_log", ctx));
         let stop_grace =
-            self.duration(raw.stop_grace, "stop_grace", ctx, Zero::Allowed).unwrap_or(Duration::from_secs(5));
-        let stale_after = self.duration(raw.stale_after, "stale_after", ctx, Zero::Refused);
-        let task_timeout = self.duration(raw.task_timeout, "task_timeout", ctx, Zero::Refused);
+            self.duration(raw.stop_grace, "stop_grace", ctx, STOP_GRACE).unwrap_or(Duration::from_secs(5));
+        let stale_after = self.duration(raw.stale_after, "stale_after", ctx, STALE);
+        let task_timeout = self.duration(raw.task_timeout, "task_timeout", ctx, LONG);
         let recycle = match raw.recycle {
             Some(r) => self.recycle(r.into_inner(), ctx),
             None => RecycleConfig::default(),
@@ -1638,7 +1801,7 @@ impl<'a> Checker<'a> {
 
         let pool = PoolConfig {
             name,
-            source,
+            source: source?,
             restart,
             profile,
             interval,
@@ -1675,6 +1838,7 @@ impl<'a> Checker<'a> {
         };
         let cwd = raw.cwd.as_ref().map(|c| PathBuf::from(c.get_ref()));
         let env = raw.env.as_ref().map(|e| e.get_ref().clone()).unwrap_or_default();
+        self.check_exec_size(raw, &env, ctx);
         if let Some(e) = &raw.env
             && let Some(bad) = e.get_ref().keys().find(|k| k.is_empty() || k.contains('='))
         {
@@ -1701,7 +1865,7 @@ impl<'a> Checker<'a> {
                 self.at(header.clone(), ctx, "missing key \"size\": how many workers to run (>= 1)");
                 0
             }
-            Some(s) => self.int(Some(s.clone()), "size", ctx, 1, u32::MAX).unwrap_or(0),
+            Some(s) => self.size(s, raw.max_size.as_ref(), ctx),
         };
         let port = raw.port.as_ref().and_then(|p| {
             let first = *p.get_ref();
@@ -1724,6 +1888,56 @@ impl<'a> Checker<'a> {
             }
         }
         SpawnConfig { command, env, cwd, size, port }
+    }
+
+    /// What the kernel would refuse with E2BIG at every spawn: one argument or `NAME=value` over
+    /// [`MAX_ARG_BYTES`], or all of them over [`MAX_EXEC_BYTES`].
+    fn check_exec_size(&mut self, raw: &RawPool, env: &BTreeMap<String, String>, ctx: &str) {
+        let args = raw.command.as_ref().map(|c| c.get_ref().as_slice()).unwrap_or_default();
+        let mut total = 0;
+        for a in args {
+            let n = a.get_ref().len() + 1;
+            total += n;
+            if n > MAX_ARG_BYTES {
+                self.at(a.span(), ctx, format!("a `command` argument of {n} bytes is over the kernel's limit of {MAX_ARG_BYTES} bytes for one argument"));
+            }
+        }
+        for (k, v) in env {
+            let n = k.len() + v.len() + 2;
+            total += n;
+            if n > MAX_ARG_BYTES
+                && let Some(e) = &raw.env
+            {
+                self.at(e.span(), ctx, format!("`env` {k} is {n} bytes, over the kernel's limit of {MAX_ARG_BYTES} bytes for one variable"));
+            }
+        }
+        if total > MAX_EXEC_BYTES
+            && let Some(span) = raw.command.as_ref().map(|c| c.span())
+        {
+            self.at(span, ctx, format!("`command` and `env` take {total} bytes: at most {MAX_EXEC_BYTES} (with Tend's own environment the kernel would refuse to start the worker)"));
+        }
+    }
+
+    /// `size`: 1 to [`MAX_SIZE`], or up to the pool's `max_size` (itself at most [`HARD_MAX_SIZE`]), the
+    /// operator's acknowledgement that this many processes are meant.
+    fn size(&mut self, size: &Spanned<i64>, max_size: Option<&Spanned<i64>>, ctx: &str) -> u32 {
+        let limit = match max_size {
+            Some(m) => self.int(Some(m.clone()), "max_size", ctx, 1, HARD_MAX_SIZE).unwrap_or(HARD_MAX_SIZE),
+            None => MAX_SIZE,
+        };
+        let v = *size.get_ref();
+        if max_size.is_none() && v > i64::from(MAX_SIZE) {
+            self.at(
+                size.span(),
+                ctx,
+                format!(
+                    "`size` {v} is over the limit of {MAX_SIZE} workers a pool: set `max_size = {v}` in the \
+                     pool to acknowledge a pool this large (at most {HARD_MAX_SIZE})"
+                ),
+            );
+            return 0;
+        }
+        self.int(Some(size.clone()), "size", ctx, 1, limit).unwrap_or(0)
     }
 
     fn docker(&mut self, raw: &RawPool, header: &Range<usize>, ctx: &str) -> DockerConfig {
@@ -1847,7 +2061,7 @@ impl<'a> Checker<'a> {
         let span = raw.span();
         let r = raw.into_inner();
         let timeout =
-            self.duration(r.timeout, "timeout", ctx, Zero::Refused).unwrap_or(DEFAULT_READY_TIMEOUT);
+            self.duration(r.timeout, "timeout", ctx, READY_TIMEOUT).unwrap_or(DEFAULT_READY_TIMEOUT);
         let kinds: Vec<(&str, Range<usize>)> = [
             ("start_secs", r.start_secs.as_ref().map(|v| v.span())),
             ("tcp", r.tcp.as_ref().map(|v| v.span())),
@@ -1947,18 +2161,16 @@ impl<'a> Checker<'a> {
             None => d.jitter,
         };
         RecycleConfig {
-            memory_mb: self.int(r.memory_mb, "memory_mb", ctx, 1, u64::MAX),
-            ttl: self.duration(r.ttl, "ttl", ctx, Zero::Refused),
+            memory_mb: self.int(r.memory_mb, "memory_mb", ctx, 1, MAX_MEMORY_MB),
+            ttl: self.duration(r.ttl, "ttl", ctx, TTL),
             max_requests: self.int(r.max_requests, "max_requests", ctx, 1, u64::MAX),
             jitter,
-            warmup: self.duration(r.warmup, "warmup", ctx, Zero::Allowed).unwrap_or(d.warmup),
+            warmup: self.duration(r.warmup, "warmup", ctx, WARMUP).unwrap_or(d.warmup),
             max_unavailable: self
                 .int(r.max_unavailable, "max_unavailable", ctx, 1, u32::MAX)
                 .unwrap_or(d.max_unavailable),
             storm_max: self.int(r.storm_max, "storm_max", ctx, 1, u32::MAX).unwrap_or(d.storm_max),
-            storm_window: self
-                .duration(r.storm_window, "storm_window", ctx, Zero::Refused)
-                .unwrap_or(d.storm_window),
+            storm_window: self.duration(r.storm_window, "storm_window", ctx, LONG).unwrap_or(d.storm_window),
             on_death: r.on_death.unwrap_or(d.on_death),
             on_timeout: r.on_timeout.unwrap_or(d.on_timeout),
         }
@@ -2081,9 +2293,8 @@ impl<'a> Checker<'a> {
             self.at(span, ctx, "`recycle = true` applies only to scope = \"worker\"");
         }
         let flap_window_given = r.flap_window.is_some();
-        let flap_window = self
-            .duration(r.flap_window, "flap_window", ctx, Zero::Refused)
-            .unwrap_or(Duration::from_secs(600));
+        let flap_window =
+            self.duration(r.flap_window, "flap_window", ctx, LONG).unwrap_or(Duration::from_secs(600));
         let flap_max = self.int(r.flap_max, "flap_max", ctx, 1, u32::MAX);
         if flap_max.is_none() && flap_window_given {
             self.at(header.clone(), ctx, "`flap_window` needs `flap_max`");
@@ -2101,10 +2312,10 @@ impl<'a> Checker<'a> {
             name,
             scope,
             condition,
-            for_: self.duration(r.for_, "for", ctx, Zero::Allowed).unwrap_or(Duration::ZERO),
+            for_: self.duration(r.for_, "for", ctx, LONG_OR_ZERO).unwrap_or(Duration::ZERO),
             for_samples: self.int(r.for_samples, "for_samples", ctx, 0, u32::MAX).unwrap_or(0),
             keep_firing_for: self
-                .duration(r.keep_firing_for, "keep_firing_for", ctx, Zero::Allowed)
+                .duration(r.keep_firing_for, "keep_firing_for", ctx, LONG_OR_ZERO)
                 .unwrap_or(Duration::ZERO),
             severity,
             flap_max,
@@ -2172,7 +2383,7 @@ impl<'a> Checker<'a> {
                 })
             }
             "stale" => {
-                let after = self.duration_ref(r.stale.as_ref()?, "stale", ctx, Zero::Refused)?;
+                let after = self.duration_ref(r.stale.as_ref()?, "stale", ctx, STALE)?;
                 Some(RuleCondition::Stale { after })
             }
             _ => {
@@ -2186,7 +2397,7 @@ impl<'a> Checker<'a> {
                     );
                     return None;
                 };
-                let within = self.duration_ref(within, "within", ctx, Zero::Refused)?;
+                let within = self.duration_ref(within, "within", ctx, LONG)?;
                 Some(RuleCondition::RestartChurn { max, within })
             }
         }
@@ -2269,8 +2480,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn duration(&mut self, value: S<DurationValue>, key: &str, ctx: &str, zero: Zero) -> Option<Duration> {
-        self.duration_ref(value.as_ref()?, key, ctx, zero)
+    fn duration(
+        &mut self,
+        value: S<DurationValue>,
+        key: &str,
+        ctx: &str,
+        bounds: Bounds,
+    ) -> Option<Duration> {
+        self.duration_ref(value.as_ref()?, key, ctx, bounds)
     }
 
     fn duration_ref(
@@ -2278,37 +2495,26 @@ impl<'a> Checker<'a> {
         value: &Spanned<DurationValue>,
         key: &str,
         ctx: &str,
-        zero: Zero,
+        bounds: Bounds,
     ) -> Option<Duration> {
         let parsed = match value.get_ref() {
-            DurationValue::Text(text) => match parse_duration(text) {
-                Ok(d) => d,
-                Err(_) => {
-                    self.at(
-                        value.span(),
-                        ctx,
-                        format!("invalid duration \"{text}\" for key \"{key}\": {DURATION_HINT}"),
-                    );
-                    return None;
-                }
-            },
-            DurationValue::Seconds(secs) => match Duration::try_from_secs_f64(*secs) {
-                Ok(d) => d,
-                Err(_) => {
-                    self.at(
-                        value.span(),
-                        ctx,
-                        format!("invalid duration {secs} for key \"{key}\": seconds must be >= 0"),
-                    );
-                    return None;
-                }
-            },
+            DurationValue::Text(text) => parse_duration(text)
+                .map_err(|_| format!("invalid duration \"{text}\" for key \"{key}\": {DURATION_HINT}")),
+            DurationValue::Seconds(secs) if *secs < 0.0 => {
+                Err(format!("invalid duration {secs} for key \"{key}\": seconds must be >= 0"))
+            }
+            DurationValue::Seconds(secs) => Duration::try_from_secs_f64(*secs)
+                .map_err(|_| format!("`{key}` is too long: the maximum is {}", show_duration(bounds.max))),
         };
-        if zero == Zero::Refused && parsed.is_zero() {
-            self.at(value.span(), ctx, format!("`{key}` must be longer than zero"));
-            return None;
+        let checked =
+            parsed.and_then(|d| bounds.refuse(d).map_or(Ok(d), |why| Err(format!("`{key}` {why}"))));
+        match checked {
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.at(value.span(), ctx, message);
+                None
+            }
         }
-        Some(parsed)
     }
 
     fn pattern(&mut self, value: &Spanned<String>, key: &str, ctx: &str) -> Option<Pattern> {

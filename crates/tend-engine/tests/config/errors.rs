@@ -23,7 +23,7 @@ fn unknown_keys() {
         problems(&text),
         [
             "tend.toml:5:1: pool \"api\": unknown key \"sise\", expected one of: name, source, command, env, cwd, \
-             size, restart, profile, interval, readiness, busy_cpu_percent, requests_log, stop_grace, stale_after, \
+             size, max_size, restart, profile, interval, readiness, busy_cpu_percent, requests_log, stop_grace, stale_after, \
              task_timeout, recycle, cmdline, process_name, pids, labels, docker_host, container_name, image, \
              recycle_mode, remove_ended, stats, orphans_max, clean_orphans, metrics_url, requests_metric, port, rule"
         ]
@@ -142,7 +142,7 @@ fn spawn_pool_requirements() {
         problems("[[pool]]\nname = \"api\"\ncommand = []\nsize = 0\n"),
         [
             "tend.toml:3:11: pool \"api\": `command` must not be empty: give the program and its arguments",
-            "tend.toml:4:8: pool \"api\": `size` must be at least 1, not 0",
+            "tend.toml:4:8: pool \"api\": `size` must be between 1 and 1024, not 0",
         ]
     );
 }
@@ -249,7 +249,7 @@ fn recycle_ranges() {
         [
             "tend.toml:5:31: pool \"api\": `max_unavailable` must be at least 1, not 0",
             "tend.toml:5:43: pool \"api\": `jitter` must be between 0 and 0.5, not 0.7",
-            "tend.toml:5:60: pool \"api\": `memory_mb` must be at least 1, not -5",
+            "tend.toml:5:60: pool \"api\": `memory_mb` must be between 1 and 16777216, not -5",
         ]
     );
 }
@@ -359,7 +359,7 @@ cmdline = "("
         [
             "tend.toml:2:10: [server]: invalid listen address \"nowhere\": use an IP address and a port, like \
              127.0.0.1:7878 or [::1]:7878",
-            "tend.toml:7:8: pool \"api\": `size` must be at least 1, not 0",
+            "tend.toml:7:8: pool \"api\": `size` must be between 1 and 1024, not 0",
             "tend.toml:8:11: pool \"api\": invalid profile \"turbo\", expected one of: intensive, realtime, \
              standard, batch, minimal, daemon, disabled",
             "tend.toml:9:31: pool \"api\": `max_unavailable` must be at least 1, not 0",
@@ -378,7 +378,7 @@ fn a_type_error_in_one_pool_does_not_hide_the_others() {
         problems(text),
         [
             "tend.toml:3:8: pool \"a\": invalid type: string \"x\", expected an integer for key \"size\"",
-            "tend.toml:6:8: pool \"b\": `size` must be at least 1, not 0",
+            "tend.toml:6:8: pool \"b\": `size` must be between 1 and 1024, not 0",
         ]
     );
 }

@@ -315,7 +315,7 @@ fn load_reads_a_file_and_names_it() {
     let err = tend_engine::config::load(&path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("{}:4:8: pool \"a\": `size` must be at least 1, not 0", path.display())
+        format!("{}:4:8: pool \"a\": `size` must be between 1 and 1024, not 0", path.display())
     );
     let missing = dir.path().join("absent.toml");
     let err = tend_engine::config::load(&missing).unwrap_err();

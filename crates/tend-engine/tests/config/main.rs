@@ -5,6 +5,7 @@ mod demo;
 mod env;
 mod errors;
 mod full;
+mod limits;
 mod notifications;
 mod webhooks;
 
