@@ -319,12 +319,19 @@ struct Stats {
     memory_bytes: AtomicU64,
 }
 
-/// The Prometheus text page served on `/metrics`.
+/// The Prometheus text page served on `/metrics`. Every fourth request counts as a write, the rest
+/// as reads: one labelled counter, so scrapers see series of one name with different labels.
 pub fn metrics_page(requests: u64, memory_bytes: u64) -> String {
+    let writes = requests / 4;
+    let reads = requests - writes;
     format!(
         "# HELP demo_requests_total Requests this demo worker has handled.\n\
          # TYPE demo_requests_total counter\n\
          demo_requests_total {requests}\n\
+         # HELP demo_requests_by_kind_total Requests by kind.\n\
+         # TYPE demo_requests_by_kind_total counter\n\
+         demo_requests_by_kind_total{{kind=\"read\"}} {reads}\n\
+         demo_requests_by_kind_total{{kind=\"write\"}} {writes}\n\
          # HELP demo_memory_bytes Memory this demo worker holds on purpose (base plus leak), in bytes.\n\
          # TYPE demo_memory_bytes gauge\n\
          demo_memory_bytes {memory_bytes}\n"
@@ -524,6 +531,10 @@ mod tests {
             "# HELP demo_requests_total Requests this demo worker has handled.\n\
              # TYPE demo_requests_total counter\n\
              demo_requests_total 7\n\
+             # HELP demo_requests_by_kind_total Requests by kind.\n\
+             # TYPE demo_requests_by_kind_total counter\n\
+             demo_requests_by_kind_total{kind=\"read\"} 6\n\
+             demo_requests_by_kind_total{kind=\"write\"} 1\n\
              # HELP demo_memory_bytes Memory this demo worker holds on purpose (base plus leak), in bytes.\n\
              # TYPE demo_memory_bytes gauge\n\
              demo_memory_bytes 20971520\n"

@@ -155,8 +155,18 @@ impl Tend {
 
     /// SIGTERM and wait for the exit status (at most `secs`).
     pub fn terminate(&mut self, secs: u64) -> std::process::ExitStatus {
+        self.stop_with(libc::SIGTERM, secs)
+    }
+
+    /// Send `sig` and wait for the exit status (at most `secs`).
+    pub fn stop_with(&mut self, sig: i32, secs: u64) -> std::process::ExitStatus {
+        signal(self.child.as_ref().expect("running").id(), sig);
+        self.wait_exit(secs)
+    }
+
+    /// Wait for tend to exit by itself (at most `secs`) and return its status.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        signal(child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(st) = child.try_wait().expect("wait") {
@@ -164,10 +174,15 @@ impl Tend {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("tend did not exit within {secs}s of SIGTERM; stderr:\n{}", self.stderr());
+                panic!("tend did not exit within {secs}s; stderr:\n{}", self.stderr());
             }
             pause(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the tend process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 }
 

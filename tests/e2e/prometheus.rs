@@ -94,6 +94,13 @@ requests_metric = "demo_requests_total"
             !custom.contains_key("demo_requests_total"),
             "the request counter is not kept as custom: {custom:?}"
         );
+        // Series of one name with different labels stay apart; a counter's are also summed by name.
+        let num =
+            |k: &str| custom.get(k).and_then(|v| v.as_f64()).unwrap_or_else(|| panic!("{k} in {custom:?}"));
+        let reads = num("demo_requests_by_kind_total{kind=\"read\"}");
+        let writes = num("demo_requests_by_kind_total{kind=\"write\"}");
+        assert!(reads > writes, "reads {reads} and writes {writes} are separate series");
+        assert_eq!(num("demo_requests_by_kind_total"), reads + writes);
     }
 
     // promtool accepts Tend's page.

@@ -9,10 +9,18 @@ use std::collections::BTreeMap;
 pub struct Scraped {
     /// The value of the counter named by the pool's `requests_metric`, when present.
     pub requests: Option<u64>,
-    /// Every other counter, gauge or untyped metric, by name. Series of one name with different
-    /// labels are summed (a worker's `http_requests_total{code=...}` becomes its total).
+    /// Every other counter, gauge or untyped series. An unlabelled series is kept under its name; a
+    /// labelled one under its name and labels, sorted, as in a PromQL selector
+    /// (`http_total{code="200",method="get"}`), so series of one name are never merged. A counter's
+    /// labelled series are also summed under the bare name (a worker's `http_requests_total{code=...}`
+    /// becomes its total): a sum is what counters mean, while a sum of gauges would be a number nobody
+    /// measured.
     pub custom: BTreeMap<String, f64>,
 }
+
+/// Series kept from one scrape at the most (names and label sets of a worker that exposes thousands
+/// would swell every stored sample); the rest are skipped.
+pub const MAX_SERIES: usize = 200;
 
 /// Parse a scrape. `requests_metric` is taken out of the custom metrics and returned as the request
 /// count. Histogram buckets and summary quantiles are skipped (a single number cannot stand for them);
@@ -21,20 +29,40 @@ pub fn parse(text: &str, requests_metric: Option<&str>) -> Result<Scraped, Strin
     let lines = text.lines().map(|l| Ok(l.to_owned()));
     let scrape =
         prometheus_parse::Scrape::parse(lines).map_err(|e| format!("not a Prometheus text page: {e}"))?;
-    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    let mut series: BTreeMap<String, f64> = BTreeMap::new();
+    let mut totals: BTreeMap<String, f64> = BTreeMap::new();
     for sample in scrape.samples {
-        let v = match sample.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
+        let (v, counter) = match sample.value {
+            prometheus_parse::Value::Counter(v) => (v, true),
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => (v, false),
             prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => continue,
         };
-        if v.is_finite() {
-            *sums.entry(sample.metric).or_default() += v;
+        if !v.is_finite() {
+            continue;
+        }
+        let mut labels: Vec<(&String, &String)> = sample.labels.iter().collect();
+        if labels.is_empty() {
+            series.insert(sample.metric, v);
+            continue;
+        }
+        if counter {
+            *totals.entry(sample.metric.clone()).or_default() += v;
+        }
+        labels.sort();
+        let selector: Vec<String> = labels
+            .iter()
+            .map(|(k, val)| format!("{k}=\"{}\"", val.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        if series.len() < MAX_SERIES {
+            series.insert(format!("{}{{{}}}", sample.metric, selector.join(",")), v);
         }
     }
-    let requests = requests_metric.and_then(|name| sums.remove(name)).map(|v| v.max(0.0) as u64);
-    Ok(Scraped { requests, custom: sums })
+    // An unlabelled series of the same name wins over the sum of labelled ones.
+    for (name, total) in totals {
+        series.entry(name).or_insert(total);
+    }
+    let requests = requests_metric.and_then(|name| series.remove(name)).map(|v| v.max(0.0) as u64);
+    Ok(Scraped { requests, custom: series })
 }
 
 #[cfg(test)]
@@ -63,7 +91,9 @@ latency_count 2
         let s = parse(PAGE, Some("demo_requests_total")).unwrap();
         assert_eq!(s.requests, Some(42));
         assert_eq!(s.custom.get("demo_memory_bytes"), Some(&2.5e6));
-        assert_eq!(s.custom.get("http_total"), Some(&10.0));
+        assert_eq!(s.custom.get("http_total"), Some(&10.0), "a counter's series are summed by name");
+        assert_eq!(s.custom.get("http_total{code=\"200\"}"), Some(&7.0));
+        assert_eq!(s.custom.get("http_total{code=\"500\"}"), Some(&3.0));
         assert!(!s.custom.contains_key("demo_requests_total"));
         assert_eq!(s.custom.get("latency_count"), Some(&2.0));
         assert!(
@@ -71,6 +101,29 @@ latency_count 2
             "{:?}",
             s.custom
         );
+    }
+
+    #[test]
+    fn gauges_with_different_labels_stay_apart_and_are_not_summed() {
+        let page = "# TYPE temp gauge\ntemp{sensor=\"b\",zone=\"x\"} 40\ntemp{zone=\"x\",sensor=\"a\"} 30\n\
+                    # TYPE queue gauge\nqueue 5\n";
+        let s = parse(page, None).unwrap();
+        assert_eq!(
+            s.custom.get("temp{sensor=\"a\",zone=\"x\"}"),
+            Some(&30.0),
+            "labels sorted: {:?}",
+            s.custom
+        );
+        assert_eq!(s.custom.get("temp{sensor=\"b\",zone=\"x\"}"), Some(&40.0));
+        assert_eq!(s.custom.get("temp"), None, "no made-up sum of gauges");
+        assert_eq!(s.custom.get("queue"), Some(&5.0));
+    }
+
+    #[test]
+    fn series_are_capped() {
+        let page: String =
+            (0..MAX_SERIES + 50).map(|i| format!("# TYPE g{i} gauge\ng{i}{{a=\"{i}\"}} 1\n")).collect();
+        assert_eq!(parse(&page, None).unwrap().custom.len(), MAX_SERIES);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use tend_core::event::Event;
 use tend_core::fleet::{CommandError, ErrorRecord, Fleet, PoolMetrics, Report};
@@ -51,6 +51,8 @@ struct Shared {
     retention: tend_store::Retention,
     /// The notification sink, once a shell started one (the desktop app; `tend serve` does not).
     notify: OnceLock<crate::notify::NotifyHandle>,
+    /// How the engine task ended, once it has: `Err` with the panic's message after a defect.
+    ended: watch::Receiver<Option<Result<(), String>>>,
 }
 
 /// A running engine. Cheap to clone.
@@ -86,7 +88,12 @@ impl App {
         if let Some(store) = &store {
             engine = engine.with_store(store.clone());
         }
-        tokio::spawn(engine.run());
+        let run = tokio::spawn(engine.run());
+        let (ended_tx, ended) = watch::channel(None);
+        tokio::spawn(async move {
+            let result = run.await.unwrap_or_else(|e| Err(format!("the engine task ended: {e}")));
+            let _ = ended_tx.send(Some(result));
+        });
         let started = clock.now();
         Ok(App {
             shared: Arc::new(Shared {
@@ -99,6 +106,7 @@ impl App {
                 store,
                 retention,
                 notify: OnceLock::new(),
+                ended,
             }),
         })
     }
@@ -334,6 +342,17 @@ impl App {
     pub async fn error_log(&self, id: &str) -> Result<Option<Vec<ErrorRecord>>, AppError> {
         let id = id.to_owned();
         self.query(move |v| v.fleet.error_log(&id).map(|l| l.iter().cloned().collect())).await
+    }
+
+    /// Resolves when the engine task has ended: `Ok` after [`App::shutdown`], `Err` with the panic's
+    /// message when a defect stopped it (its workers are drained by then). A shell that sees `Err`
+    /// should exit with a failure rather than serve without an engine.
+    pub async fn engine_ended(&self) -> Result<(), String> {
+        let mut rx = self.shared.ended.clone();
+        match rx.wait_for(|e| e.is_some()).await {
+            Ok(end) => end.clone().unwrap_or(Ok(())),
+            Err(_) => Err("the engine task is gone".into()),
+        }
     }
 
     /// Drain every spawned worker (SIGTERM, grace, SIGKILL) and stop the engine. Returns when all

@@ -7,8 +7,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use tend_collect::Sampler;
 use tend_core::event::Event;
@@ -22,6 +24,9 @@ use crate::supervisor::{self, Counters};
 
 /// How often time-based decisions are made (deadlines, TTLs, `for` durations, restarts due).
 pub const TICK: Duration = Duration::from_millis(250);
+/// Worker processes started at most per tick (64 a second): a pool of 1024 is up in 16 s, and the
+/// API and sampling keep their share of the machine meanwhile.
+pub const SPAWNS_PER_TICK: usize = 16;
 /// Events kept in memory for late subscribers and the API.
 pub const EVENT_LOG: usize = 5000;
 
@@ -108,6 +113,12 @@ pub(crate) struct Engine {
     store_watch: crate::history::StoreWatch,
     /// Docker endpoints by pool name.
     docker: crate::docker::Endpoints,
+    /// Spawns not started yet: at most [`SPAWNS_PER_TICK`] start each tick, so a large pool ramps up
+    /// without a fork storm that would starve the API.
+    spawn_queue: VecDeque<Action>,
+    spawn_budget: usize,
+    #[cfg(debug_assertions)]
+    fault_panic_at: Option<Instant>,
 }
 
 impl Engine {
@@ -147,6 +158,10 @@ impl Engine {
             store: None,
             store_watch: Default::default(),
             docker: Default::default(),
+            spawn_queue: VecDeque::new(),
+            spawn_budget: SPAWNS_PER_TICK,
+            #[cfg(debug_assertions)]
+            fault_panic_at: fault::engine_panic_at(),
         };
         (engine, tx)
     }
@@ -157,7 +172,24 @@ impl Engine {
         self
     }
 
-    pub async fn run(mut self) {
+    /// Runs the engine until shutdown. A panic inside it (a defect) never leaves a server without an
+    /// engine: the workers are drained as on a shutdown (SIGTERM, grace, SIGKILL), then the panic's
+    /// message is returned so that the shell exits with a failure.
+    pub async fn run(mut self) -> Result<(), String> {
+        let first = AssertUnwindSafe(self.start_and_loop()).catch_unwind().await;
+        let Err(panic) = first else { return Ok(()) };
+        let message = panic_message(panic.as_ref());
+        error!(panic = %message, "the engine failed: draining the workers, then stopping");
+        let (reply, _) = oneshot::channel();
+        let _ = self.tx.send(Msg::Shutdown { reply });
+        if AssertUnwindSafe(self.main_loop()).catch_unwind().await.is_err() {
+            // The fleet cannot even drain: SIGKILL every process group it knows.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.kill_remaining()));
+        }
+        Err(message)
+    }
+
+    async fn start_and_loop(&mut self) {
         let now = self.clock.now();
         if let Some(store) = &self.store {
             let grace = self.fleet.pools().iter().map(|p| p.stop_grace).max().unwrap_or_default();
@@ -176,6 +208,10 @@ impl Engine {
             }
             self.dispatch(out);
         }
+        self.main_loop().await;
+    }
+
+    async fn main_loop(&mut self) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown: Option<(oneshot::Sender<()>, Instant)> = None;
@@ -188,6 +224,7 @@ impl Engine {
                             info!("stopping: draining spawned workers");
                             let out = self.fleet.shutdown(self.clock.now());
                             self.dispatch(out);
+                            self.cancel_queued();
                             let longest = self.fleet.pools().iter().map(|p| p.stop_grace).max().unwrap_or_default();
                             shutdown = Some((reply, Instant::now() + longest + Duration::from_secs(3)));
                         }
@@ -196,6 +233,9 @@ impl Engine {
                     self.handle(msg);
                 }
                 _ = tick.tick() => {
+                    if shutdown.is_none() {
+                        self.launch_queued();
+                    }
                     let out = self.fleet.observe(Input::Tick, self.clock.now());
                     self.dispatch(out);
                     if let Some(input) = self.store.as_ref().and_then(|s| self.store_watch.check(&s.recorder)) {
@@ -206,6 +246,8 @@ impl Engine {
                         self.sweep_due();
                     }
                     self.sample_self();
+                    #[cfg(debug_assertions)]
+                    fault::engine_panic_due(&mut self.fault_panic_at);
                 }
             }
             if let Some((_, deadline)) = &shutdown
@@ -488,7 +530,9 @@ impl Engine {
 
     fn act(&mut self, action: Action) {
         match action {
+            Action::Spawn { .. } if self.spawn_budget == 0 => self.spawn_queue.push_back(action),
             Action::Spawn { worker, pool, slot, incarnation } => {
+                self.spawn_budget -= 1;
                 let Some(rt) = self.pools.get(&pool).cloned() else { return };
                 let counters = Arc::new(Counters::new(rt.request_pattern.is_some()));
                 self.counters.insert((worker.clone(), incarnation), counters.clone());
@@ -509,10 +553,59 @@ impl Engine {
         }
     }
 
+    /// A new tick's spawn budget, spent first on the spawns that waited.
+    fn launch_queued(&mut self) {
+        self.spawn_budget = SPAWNS_PER_TICK;
+        while self.spawn_budget > 0
+            && let Some(action) = self.spawn_queue.pop_front()
+        {
+            self.act(action);
+        }
+    }
+
+    /// At shutdown, spawns that never started are reported failed, so the fleet does not wait for them.
+    fn cancel_queued(&mut self) {
+        for action in std::mem::take(&mut self.spawn_queue) {
+            if let Action::Spawn { worker, incarnation, .. } = action {
+                let input = Input::SpawnFailed { worker, incarnation, error: "Tend is stopping".into() };
+                let out = self.fleet.observe(input, self.clock.now());
+                self.dispatch(out);
+            }
+        }
+    }
+
     /// Last resort at the end of shutdown: SIGKILL every spawned process group still alive.
     fn kill_remaining(&mut self) {
         for id in self.fleet.owned_processes() {
             let _ = tend_collect::signal::send_group(id, tend_collect::signal::Signal::Kill);
+        }
+    }
+}
+
+/// The text of a panic's payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_owned(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".to_owned(),
+    }
+}
+
+/// Fault injection for the end-to-end tests of a failing engine; compiled into debug builds only.
+#[cfg(debug_assertions)]
+mod fault {
+    use std::time::{Duration, Instant};
+
+    /// `TEND_FAULT_ENGINE_PANIC_SECS=N`: the engine task panics N seconds after it started.
+    pub(super) fn engine_panic_at() -> Option<Instant> {
+        let secs: f64 = std::env::var("TEND_FAULT_ENGINE_PANIC_SECS").ok()?.parse().ok()?;
+        Some(Instant::now() + Duration::try_from_secs_f64(secs).ok()?)
+    }
+
+    pub(super) fn engine_panic_due(at: &mut Option<Instant>) {
+        if at.is_some_and(|t| Instant::now() >= t) {
+            *at = None;
+            panic!("injected fault (TEND_FAULT_ENGINE_PANIC_SECS)");
         }
     }
 }
