@@ -86,3 +86,39 @@ fn a_panic_in_the_engine_drains_the_workers_and_exits_with_a_failure() {
     assert!(err.contains("the engine failed"), "says why:\n{err}");
     assert!(err.contains("injected fault"), "names the panic:\n{err}");
 }
+
+#[test]
+fn a_closed_stdout_ends_the_event_lines_not_tend() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_file(&dir, "tend.toml", POOL);
+    let mut child = Command::new(TEND)
+        .args(["serve", "--config", path.to_str().unwrap(), "--listen", "127.0.0.1:0", "--events-jsonl"])
+        .env("TEND_DATA_DIR", dir.path().join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader of the event lines goes away at once
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let mut base = None;
+    let mut closed = false;
+    for line in lines.by_ref() {
+        if let Some(a) = line.strip_prefix("tend: listening on ") {
+            base = Some(a.to_owned());
+        }
+        closed |= line.contains("stdout closed");
+        if closed && base.is_some() {
+            break;
+        }
+    }
+    assert!(closed, "the failed write is logged");
+    let health = reqwest::blocking::get(format!("{}/api/v1/health", base.unwrap())).unwrap();
+    assert_eq!(health.status(), 200, "still serving after its stdout closed");
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    signal(child.id(), libc::SIGTERM);
+    std::thread::spawn(move || lines.for_each(drop)); // keep stderr drained while it stops
+    assert!(child.wait().unwrap().success());
+}

@@ -509,7 +509,12 @@ impl Engine {
             if self.jsonl
                 && let Ok(line) = serde_json::to_string(&ev)
             {
-                println!("{line}");
+                use std::io::Write;
+                // A reader that went away (a closed pipe) ends the lines, not the engine.
+                if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+                    warn!(error = %e, "stdout closed: no more --events-jsonl lines");
+                    self.jsonl = false;
+                }
             }
             if let tend_core::EventKind::Recycled { worker, reason, detail, .. } = &ev.kind {
                 info!(worker = %worker, reason = %reason, detail = %detail, "recycled");
