@@ -18,4 +18,5 @@ mod recycle;
 mod reports;
 mod rules;
 mod shutdown;
+mod store_faults;
 mod webhooks;

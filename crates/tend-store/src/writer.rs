@@ -1,8 +1,12 @@
 //! The batched writer: one task that owns every write of samples and events. The engine hands records to
 //! a [`Recorder`] (a bounded channel; `record` never waits); the task commits them in transactions every
-//! second or every `batch_rows` records. When the disk fails it keeps what it holds (up to a bound,
-//! dropping the oldest samples first), retries with backoff and says so through [`StoreStatus`]; on
-//! [`StoreHandle::close`] it flushes. It never blocks its callers and never decides anything.
+//! second or every `batch_rows` records, on a connection of its own. When the disk fails it keeps what it
+//! holds (up to a bound, dropping the oldest samples first), throws the connection away (so no
+//! transaction or lock outlives the failure), retries with backoff and says so through [`StoreStatus`]
+//! until a commit succeeds again. Before each flush it checks that the path still leads to the open file,
+//! and opens a fresh database there if it was deleted or replaced. Under a size cap it keeps the WAL
+//! within its budget and prunes as soon as the files outgrow the cap. On [`StoreHandle::close`] it
+//! flushes. It never blocks its callers and never decides anything.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -11,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -68,6 +72,9 @@ struct Health {
     dropped: AtomicU64,
     written_samples: AtomicU64,
     written_events: AtomicU64,
+    /// Times the database file was found deleted or replaced (a fresh one opened), and why, last.
+    reopened: AtomicU64,
+    reopen_reason: Mutex<Option<String>>,
     /// Records in the channel (a sweep's batch counts each of its samples): bounded by `capacity`.
     queued: AtomicU64,
     capacity: u64,
@@ -173,7 +180,15 @@ impl Recorder {
         self.health.written_samples.load(Ordering::Relaxed)
     }
 
-    /// Degraded while writes fail (with the error); the engine adds drops it has seen.
+    /// How many times the database file was found deleted or replaced and a fresh one opened, and the
+    /// last reason.
+    pub fn reopened(&self) -> (u64, Option<String>) {
+        let why = self.health.reopen_reason.lock().ok().and_then(|r| r.clone());
+        (self.health.reopened.load(Ordering::Relaxed), why)
+    }
+
+    /// Degraded from the first failed write until a commit succeeds (with the error); the engine adds
+    /// drops it has seen.
     pub fn status(&self) -> StoreStatus {
         match self.health.failing() {
             Some(e) => StoreStatus::Degraded(e),
@@ -221,7 +236,12 @@ impl StoreHandle {
 
 /// Start the writer task (and its maintenance task) on the current tokio runtime. The database is opened
 /// by the task, so a missing or read-only directory shows as a degraded status, retried, never a crash.
-pub fn spawn(config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
+pub fn spawn(mut config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
+    if let Some(cap) = config.retention.max_size_bytes {
+        // One transaction's WAL frames (~250 bytes a sample) must fit the WAL's budget.
+        let fits = usize::try_from(crate::db::wal_budget(cap) / 256).unwrap_or(usize::MAX).max(500);
+        config.batch_rows = config.batch_rows.min(fits);
+    }
     let (tx, rx) = mpsc::channel(config.capacity.max(1));
     let health = Arc::new(Health { capacity: config.capacity.max(1) as u64, ..Health::default() });
     let (open_tx, opened) = watch::channel(None);
@@ -239,6 +259,9 @@ pub fn spawn(config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
         custom_seen: HashSet::new(),
         spawned: HashSet::new(),
         maintainer: None,
+        conn: None,
+        reopen: None,
+        warned: None,
     };
     tokio::spawn(writer.run());
     StoreHandle { recorder, opened }
@@ -258,6 +281,12 @@ struct Writer {
     /// Workers known to be spawned (their processes are recorded for recovery).
     spawned: HashSet<String>,
     maintainer: Option<tokio::task::JoinHandle<()>>,
+    /// The writer's own connection: thrown away after any failed write, opened again on the next try.
+    conn: Option<SqliteConnection>,
+    /// Why the database must be opened afresh (it was deleted or replaced), until that is done.
+    reopen: Option<String>,
+    /// The last failure logged as a warning, and when: the same one is repeated at most every 30 s.
+    warned: Option<(String, Instant)>,
 }
 
 struct Step {
@@ -266,7 +295,10 @@ struct Step {
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Retries stay frequent: writing resumes within ~2 s of the disk coming back. A failed try costs one
+/// connection and one transaction.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const WARN_EVERY: Duration = Duration::from_secs(30);
 
 impl Writer {
     async fn run(mut self) {
@@ -304,18 +336,27 @@ impl Writer {
             if due && may_try {
                 next_flush = now + self.config.flush_every;
                 match self.flush().await {
-                    Ok(()) => {
+                    Ok(committed) => {
                         retry_at = None;
                         backoff = MIN_BACKOFF;
-                        if self.health.failing().is_some() {
+                        // Only a commit is news: a flush with nothing to write proves nothing.
+                        if committed && self.health.failing().is_some() {
                             info!("history store writes again");
                             self.health.set_failing(None);
+                            self.warned = None;
                         }
                     }
                     Err(e) => {
                         let msg = format!("{e:#}");
-                        warn!(error = %msg, buffered = self.buf.len(), retry_in_ms = backoff.as_millis() as u64,
-                            "history store write failed; keeping the buffer and retrying");
+                        let repeat = self
+                            .warned
+                            .as_ref()
+                            .is_some_and(|(m, at)| *m == msg && now.duration_since(*at) < WARN_EVERY);
+                        if !repeat {
+                            warn!(error = %msg, buffered = self.buf.len(), retry_in_ms = backoff.as_millis() as u64,
+                                "history store write failed; keeping the buffer and retrying");
+                            self.warned = Some((msg.clone(), now));
+                        }
                         self.health.set_failing(Some(msg));
                         retry_at = Some(now + backoff);
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -335,6 +376,9 @@ impl Writer {
                 }
                 if let Some(m) = self.maintainer.take() {
                     m.abort();
+                }
+                if let Some(c) = self.conn.take() {
+                    let _ = c.close().await;
                 }
                 if let Some(store) = &self.store {
                     if let Err(e) = store.checkpoint().await {
@@ -384,9 +428,16 @@ impl Writer {
 
     async fn ensure_open(&mut self) -> anyhow::Result<Store> {
         if let Some(s) = &self.store {
-            return Ok(s.clone());
+            match s.replaced() {
+                None => return Ok(s.clone()),
+                Some(why) => {
+                    warn!(reason = %why, "the history database is gone from under Tend; opening a fresh one");
+                    self.reopen = Some(why);
+                    self.close_store().await;
+                }
+            }
         }
-        let store = Store::open_dir(&self.config.dir).await?;
+        let store = Store::open_dir_capped(&self.config.dir, self.config.retention.max_size_bytes).await?;
         self.run = store.begin_run(self.clock.now()).await?;
         self.spawned = sqlx::query_scalar::<_, String>("SELECT id FROM workers WHERE source = 'spawned'")
             .fetch_all(&store.pool)
@@ -402,25 +453,104 @@ impl Writer {
             self.config.retention.clone(),
             self.config.maintain_every,
         )));
+        if let Some(why) = self.reopen.take() {
+            let message =
+                format!("{why}: opened a fresh history database; what was written before is not in it");
+            warn!(path = %store.path().display(), "{message}");
+            if let Ok(mut r) = self.health.reopen_reason.lock() {
+                *r = Some(message.clone());
+            }
+            self.health.reopened.fetch_add(1, Ordering::Relaxed);
+            // The new database's first record says what happened.
+            self.buf.push_front(Record::Problem(Box::new(Problem {
+                at: self.clock.now(),
+                level: "error",
+                worker: None,
+                pool: None,
+                source: Some("store".into()),
+                message,
+            })));
+        }
         Ok(store)
     }
 
-    /// Commit everything buffered in transactions of at most `batch_rows` records. Records leave the
-    /// buffer only once their transaction committed.
-    async fn flush(&mut self) -> anyhow::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
+    /// Let go of the open database: its maintenance, the writer's connection, the pool (waiting a little
+    /// for readers to finish). When the file is gone, its leftover WAL and shared-memory files go too: a
+    /// fresh database at the same path must not replay them.
+    async fn close_store(&mut self) {
+        if let Some(m) = self.maintainer.take() {
+            m.abort();
+        }
+        if let Some(c) = self.conn.take() {
+            let _ = c.close().await;
+        }
+        let _ = self.open_tx.send(None);
+        self.wids.clear();
+        self.custom_seen.clear();
+        let Some(old) = self.store.take() else { return };
+        let _ = tokio::time::timeout(Duration::from_secs(2), old.close()).await;
+        if !old.path().exists() {
+            for f in old.side_files() {
+                if let Err(e) = std::fs::remove_file(&f)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    warn!(file = %f.display(), error = %e, "cannot remove a deleted database's leftover file");
+                }
+            }
+        }
+    }
+
+    /// Commit everything buffered in transactions of at most `batch_rows` records; while the store is
+    /// failing with nothing buffered, commit a probe instead. Records leave the buffer only once their
+    /// transaction committed. True when something was committed.
+    async fn flush(&mut self) -> anyhow::Result<bool> {
+        let failing = self.health.failing().is_some();
+        if self.buf.is_empty() && !failing {
+            return Ok(false);
         }
         let store = self.ensure_open().await?;
-        while !self.buf.is_empty() {
-            let n = self.buf.len().min(self.config.batch_rows.max(1));
-            let result = self.write_batch(&store, n).await;
-            if let Err(e) = result {
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => (store.options.connect().await)
+                .with_context(|| format!("cannot open {}", store.path().display()))?,
+        };
+        match self.write_all(&store, &mut conn).await {
+            Ok(()) => {
+                self.conn = Some(conn);
+                Ok(true)
+            }
+            Err(e) => {
+                // SQLite may have rolled the transaction back itself or not (a full disk, an I/O error):
+                // roll back in any case and close the connection, so no transaction, lock or read
+                // snapshot outlives the failure. The next try opens a fresh connection.
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                let _ = conn.close().await;
                 // Interned keys may come from the rolled-back transaction.
                 self.wids.clear();
                 self.custom_seen.clear();
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    async fn write_all(&mut self, store: &Store, conn: &mut SqliteConnection) -> anyhow::Result<()> {
+        if self.buf.is_empty() {
+            // A probe: a real commit, so "writes again" is said only once writing works.
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.context("cannot begin a transaction")?;
+            sqlx::query(
+                "INSERT INTO meta(key, value) VALUES ('last_write', ?)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(self.clock.now().as_millis())
+            .execute(&mut *conn)
+            .await
+            .context("cannot write to the history store")?;
+            sqlx::query("COMMIT").execute(&mut *conn).await.context("cannot commit to the history store")?;
+            return Ok(());
+        }
+        while !self.buf.is_empty() {
+            let n = self.buf.len().min(self.config.batch_rows.max(1));
+            self.write_batch(conn, n).await?;
             let (mut samples, mut events) = (0u64, 0u64);
             for r in self.buf.drain(..n) {
                 match r {
@@ -430,12 +560,16 @@ impl Writer {
             }
             self.health.written_samples.fetch_add(samples, Ordering::Relaxed);
             self.health.written_events.fetch_add(events, Ordering::Relaxed);
+            keep_under_cap(store).await;
         }
         Ok(())
     }
 
-    async fn write_batch(&mut self, store: &Store, n: usize) -> anyhow::Result<()> {
-        let mut tx = store.pool.begin().await.context("cannot begin a transaction")?;
+    /// One transaction of the buffer's first `n` records. BEGIN and COMMIT are plain statements: sqlx's
+    /// own transaction bookkeeping goes wrong when SQLite rolls back by itself (a full disk), and would
+    /// leave a transaction open on the connection.
+    async fn write_batch(&mut self, tx: &mut SqliteConnection, n: usize) -> anyhow::Result<()> {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await.context("cannot begin a transaction")?;
         // Split borrows: the buffer is read while the interning maps change.
         let buf = std::mem::take(&mut self.buf);
         let result = async {
@@ -444,7 +578,7 @@ impl Writer {
             for r in buf.iter().take(n) {
                 match r {
                     Record::Sample(s) => {
-                        let wid = self.wid(&mut tx, &s.worker.0, &s.pool, None, s.at.as_millis()).await?;
+                        let wid = self.wid(&mut *tx, &s.worker.0, &s.pool, None, s.at.as_millis()).await?;
                         for name in s.metrics.custom.keys() {
                             if self.custom_seen.insert((wid, name.clone())) {
                                 sqlx::query("INSERT OR IGNORE INTO custom_metrics(wid, name) VALUES (?, ?)")
@@ -458,14 +592,14 @@ impl Writer {
                         *e = (*e).max(s.at.as_millis());
                         samples.push((wid, s));
                     }
-                    Record::Event(ev) => self.write_event(&mut tx, ev).await?,
-                    Record::Problem(p) => write_problem(&mut tx, p).await?,
+                    Record::Event(ev) => self.write_event(&mut *tx, ev).await?,
+                    Record::Problem(p) => write_problem(&mut *tx, p).await?,
                 }
             }
             // In key order: a sweep's samples are one per worker, so in arrival order every insert seeks
             // another leaf of the (wid, at) tree; sorted, consecutive rows land on the same page.
             samples.sort_unstable_by_key(|(wid, s)| (*wid, s.at, s.incarnation));
-            insert_samples(&mut tx, &samples).await?;
+            insert_samples(&mut *tx, &samples).await?;
             if !last_seen.is_empty() {
                 // One statement for every worker of the batch: a round trip per worker costs more than
                 // the batch's inserts.
@@ -483,14 +617,14 @@ impl Writer {
         .await;
         self.buf = buf;
         result.context("cannot write to the history store")?;
-        tx.commit().await.context("cannot commit to the history store")?;
+        sqlx::query("COMMIT").execute(&mut *tx).await.context("cannot commit to the history store")?;
         Ok(())
     }
 
     /// The interned key of a worker, creating its row on first sight.
     async fn wid(
         &mut self,
-        tx: &mut Transaction<'static, Sqlite>,
+        tx: &mut SqliteConnection,
         id: &str,
         pool: &str,
         source: Option<&str>,
@@ -513,13 +647,13 @@ impl Writer {
         .bind(source)
         .bind(at)
         .bind(at)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         self.wids.insert(id.to_owned(), wid);
         Ok(wid)
     }
 
-    async fn write_event(&mut self, tx: &mut Transaction<'static, Sqlite>, ev: &Event) -> anyhow::Result<()> {
+    async fn write_event(&mut self, tx: &mut SqliteConnection, ev: &Event) -> anyhow::Result<()> {
         let at = ev.at.as_millis();
         let payload = serde_json::to_string(ev)?;
         let mut row = EventRow { kind: ev.kind.name(), ..Default::default() };
@@ -542,7 +676,7 @@ impl Writer {
                 sqlx::query("UPDATE workers SET removed_at = ? WHERE id = ?")
                     .bind(at)
                     .bind(&worker.0)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                 row.worker = Some(worker.0.clone());
                 row.pool = Some(pool.clone());
@@ -565,7 +699,7 @@ impl Writer {
                         .bind(at)
                         .bind(i64::from(p.pid))
                         .bind(p.start_ticks as i64)
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     } else if to.is_live() {
                         sqlx::query(
@@ -579,7 +713,7 @@ impl Writer {
                         .bind(pool)
                         .bind(i64::from(*incarnation))
                         .bind(at)
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     }
                 }
@@ -620,7 +754,7 @@ impl Writer {
                 .bind(*uptime_secs)
                 .bind(i64::try_from(*requests).unwrap_or(i64::MAX))
                 .bind(metrics)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             }
             EventKind::RecycleFailed { worker, pool, reason, error } => {
@@ -635,7 +769,7 @@ impl Writer {
                 .bind(pool)
                 .bind(reason.as_str())
                 .bind(error)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
                 let p = Problem {
                     at: ev.at,
@@ -681,7 +815,7 @@ impl Writer {
                 .bind(alert.started.map(|t| t.as_millis()))
                 .bind(&alert.message)
                 .bind(serde_json::to_string(alert)?)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             }
             EventKind::SourceStatus { source, degraded, detail } => {
@@ -713,7 +847,7 @@ impl Writer {
         .bind(row.to_state)
         .bind(row.cause)
         .bind(payload)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         Ok(())
     }
@@ -742,7 +876,7 @@ struct EventRow {
     cause: Option<String>,
 }
 
-async fn write_problem(tx: &mut Transaction<'static, Sqlite>, p: &Problem) -> anyhow::Result<()> {
+async fn write_problem(tx: &mut SqliteConnection, p: &Problem) -> anyhow::Result<()> {
     sqlx::query("INSERT INTO errors(at, level, worker, pool, source, message) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(p.at.as_millis())
         .bind(p.level)
@@ -750,7 +884,7 @@ async fn write_problem(tx: &mut Transaction<'static, Sqlite>, p: &Problem) -> an
         .bind(&p.pool)
         .bind(&p.source)
         .bind(&p.message)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -777,10 +911,7 @@ fn chunk_sql(rows: usize) -> &'static str {
     &all[rows.trailing_zeros() as usize]
 }
 
-async fn insert_samples(
-    tx: &mut Transaction<'static, Sqlite>,
-    mut rows: &[(i64, &SampleRecord)],
-) -> anyhow::Result<()> {
+async fn insert_samples(tx: &mut SqliteConnection, mut rows: &[(i64, &SampleRecord)]) -> anyhow::Result<()> {
     while !rows.is_empty() {
         // The largest power of two that fits.
         let n = 1usize << (usize::BITS - 1 - rows.len().min(CHUNK).leading_zeros());
@@ -789,7 +920,7 @@ async fn insert_samples(
         for (wid, s) in now {
             q = bind_sample(q, *wid, s);
         }
-        q.execute(&mut **tx).await?;
+        q.execute(&mut *tx).await?;
         rows = rest;
     }
     Ok(())
@@ -818,6 +949,29 @@ fn bind_sample<'q>(q: Q<'q>, wid: i64, s: &SampleRecord) -> Q<'q> {
         .bind(m.fds.map(i64::from))
         .bind(u(s.requests))
         .bind(custom)
+}
+
+/// Under a size cap, after each commit: cut the WAL back once it outgrows its budget and, when the files
+/// are over the cap, prune the oldest data before writing more (so the cap holds whatever the ingest
+/// rate; the maintenance task alone would trail a fast writer).
+async fn keep_under_cap(store: &Store) {
+    let Some(cap) = store.cap() else { return };
+    if store.wal_bytes() > crate::db::wal_budget(cap)
+        && let Err(e) = store.checkpoint_now().await
+    {
+        tracing::debug!(error = %format!("{e:#}"), "WAL checkpoint failed");
+    }
+    if store.file_bytes() > cap {
+        let mut r = tiers::MaintainReport::default();
+        match tiers::enforce_size(store, cap, &mut r).await {
+            Ok(()) => tracing::debug!(
+                pruned = r.size_pruned,
+                bytes = store.file_bytes(),
+                "over the size cap: pruned"
+            ),
+            Err(e) => warn!(error = %format!("{e:#}"), "cannot prune the history down to its size cap"),
+        }
+    }
 }
 
 async fn maintain_loop(store: Store, clock: Arc<dyn Clock>, retention: Retention, every: Duration) {
