@@ -1,11 +1,11 @@
 //! The history store under disk faults, end to end: a full disk (a real 16 MB tmpfs filled to the last
 //! byte), a file system remounted read-only, the database files deleted under a running Tend, an export
-//! whose database breaks mid-way, and the size cap with the WAL counted.
+//! whose database breaks mid-way, the size cap with the WAL counted, and a `tend export` killed mid-way.
 //! Each time the store shows as degraded for as long as nothing is persisted, writes again within
 //! seconds of the fault going away, and what it buffered meanwhile reaches the file.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -367,4 +367,64 @@ fn the_size_cap_counts_the_wal_and_holds() {
     eprintln!("size cap {cap}: database + WAL + shm peaked at {max} bytes");
     // The bound: the cap, plus at most one transaction's WAL frames over the WAL's budget.
     assert!(max <= cap + cap / 5, "database + WAL + shm peaked at {max} bytes under a {cap}-byte cap");
+}
+
+#[test]
+fn a_killed_or_failed_export_never_leaves_a_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    prefill(&data, 50, 6000);
+    let out = tempfile::tempdir().unwrap();
+    let f = out.path().join("samples.csv");
+    std::fs::write(&f, "old\n").unwrap();
+    let export = |args: &[&str]| {
+        std::process::Command::new(TEND)
+            .arg("export")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .arg("--out")
+            .arg(&f)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Killed mid-way: the old file is untouched.
+    let mut child = export(&[]);
+    let others = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p).unwrap().flatten().map(|e| e.path()).filter(|x| *x != f).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let partial = others(out.path()).iter().any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+        let changed = std::fs::read(&f).map(|b| b != b"old\n").unwrap_or(true);
+        if partial || changed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the export never started writing");
+        assert!(child.try_wait().unwrap().is_none(), "the export ended before it could be killed");
+        pause(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "old\n", "a killed export left a partial file");
+    // Failed (no such worker): no file at all where there was none.
+    std::fs::remove_file(&f).unwrap();
+    let o = export(&["--worker", "nobody"]).wait_with_output().unwrap();
+    assert!(!o.status.success());
+    assert!(!f.exists(), "a failed export left {}", f.display());
+    assert!(
+        others(out.path()).iter().all(|p| p
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".samples.partial-")),
+        "only a killed export's hidden temporary file may be left: {:?}",
+        others(out.path())
+    );
+    // A complete export replaces the file whole.
+    let o = export(&["--pool", "big", "--from", "-10m"]).wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut rd = csv::Reader::from_path(&f).unwrap();
+    assert!(rd.records().count() > 1000);
 }
