@@ -160,6 +160,10 @@ fn fault_then_recovery(data: &Path, on: impl FnOnce(), off: impl FnOnce(), what:
     let expected = (cleared_at - fault_at - 2000) / 500;
     for w in ["sf-0", "sf-9"] {
         let n = stored(&tend, w, fault_at + 1000, cleared_at - 1000);
+        eprintln!(
+            "{what}: {n} samples of {w} stored from the fault's {} s (about {expected} taken)",
+            (cleared_at - fault_at) / 1000
+        );
         assert!(
             n * 10 >= expected * 6,
             "{what}: {n} samples of {w} kept from {}s of fault (about {expected} taken); reason was: {reason}\n{}",
@@ -216,6 +220,7 @@ fn a_read_only_file_system_degrades_the_store_until_it_is_writable_and_the_backl
     let expected = (writable_at - start_at - 6000) / 500;
     for w in ["sf-0", "sf-9"] {
         let n = stored(&tend, w, start_at, writable_at);
+        eprintln!("read-only: {n} samples of {w} stored from the read-only time (about {expected} taken)");
         assert!(
             n * 10 >= expected * 6,
             "{n} samples of {w} kept from the read-only time (about {expected} taken)"
