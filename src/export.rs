@@ -1,6 +1,8 @@
 //! `tend export`: CSV (samples, events, alerts, recycles) and charts (PNG, SVG) straight from the history
 //! database, with no server running. It parses arguments and hands over to `tend_store`; it holds no
-//! logic of its own and never writes to the database.
+//! logic of its own and never writes to the database. `--out F` is written under a temporary name in F's
+//! directory and renamed to F only once complete: an export that fails or is killed never leaves a
+//! partial F, and an existing F stays as it was.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -129,7 +131,9 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         }
         let data = store.chart_data(&workers, &metrics, from, to, args.width, now, &retention).await?;
         let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("tend-chart.{}", args.format)));
-        chart::render(&data, format, &out, args.width, args.height)?;
+        let partial = Partial::new(&out)?;
+        chart::render(&data, format, partial.path(), args.width, args.height)?;
+        partial.finish()?;
         eprintln!(
             "tend export: wrote {} ({} workers, {} panels)",
             out.display(),
@@ -149,10 +153,9 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         to: time("to", &args.to, now)?,
         metrics: args.metrics.clone(),
     };
-    let mut sink: Box<dyn Write> = match &args.out {
-        Some(p) => {
-            Box::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
-        }
+    let partial = args.out.as_deref().map(Partial::new).transpose()?;
+    let mut sink: Box<dyn Write> = match &partial {
+        Some(p) => Box::new(std::io::BufWriter::new(p.create()?)),
         None => Box::new(std::io::stdout().lock()),
     };
     let stats = store
@@ -162,8 +165,64 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
         })
         .await?;
     sink.flush()?;
+    drop(sink);
+    if let Some(p) = partial {
+        p.finish()?;
+    }
     if let Some(p) = &args.out {
         eprintln!("tend export: wrote {} rows ({} bytes) to {}", stats.rows, stats.bytes, p.display());
     }
     Ok(())
+}
+
+/// A file being exported: written at a temporary path next to its destination (same directory, so the
+/// rename is atomic; same extension, which the PNG encoder goes by), renamed over it by
+/// [`Partial::finish`], removed if dropped before. A `kill -9` can leave the hidden temporary file, never
+/// a partial destination.
+struct Partial {
+    tmp: PathBuf,
+    dest: PathBuf,
+    done: bool,
+}
+
+impl Partial {
+    fn new(dest: &std::path::Path) -> anyhow::Result<Partial> {
+        let name = dest
+            .file_name()
+            .with_context(|| format!("--out {}: not a file name", dest.display()))?
+            .to_string_lossy();
+        let (stem, ext) = match name.rsplit_once('.') {
+            Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
+            _ => (name.to_string(), String::new()),
+        };
+        let tmp = dest.with_file_name(format!(".{stem}.partial-{}{ext}", std::process::id()));
+        Ok(Partial { tmp, dest: dest.to_path_buf(), done: false })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.tmp
+    }
+
+    fn create(&self) -> anyhow::Result<std::fs::File> {
+        std::fs::File::create(&self.tmp).with_context(|| format!("cannot create {}", self.tmp.display()))
+    }
+
+    /// Make the file durable, then give it its name.
+    fn finish(mut self) -> anyhow::Result<()> {
+        std::fs::File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("cannot rename {} to {}", self.tmp.display(), self.dest.display()))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }

@@ -20,4 +20,5 @@ mod reports;
 mod rules;
 mod shutdown;
 mod signals;
+mod store_faults;
 mod webhooks;

@@ -75,12 +75,15 @@ pub(crate) fn record_report(recorder: &Recorder, fleet: &Fleet, report: &Report,
     }
 }
 
-/// Turns the writer's health and the drop counter into `SourceStatus` inputs, only on change.
+/// Turns the writer's health, the drop counter and the reopen counter into `SourceStatus` inputs, only on
+/// change.
 #[derive(Debug, Default)]
 pub(crate) struct StoreWatch {
     reported: Option<String>,
     dropped: u64,
     last_drop: Option<Instant>,
+    reopened: u64,
+    last_reopen: Option<(Instant, String)>,
 }
 
 impl StoreWatch {
@@ -92,9 +95,20 @@ impl StoreWatch {
         }
         let lost = dropped - self.dropped.min(dropped);
         self.dropped = dropped;
+        let (reopened, why) = recorder.reopened();
+        if reopened > self.reopened {
+            self.reopened = reopened;
+            self.last_reopen = Some((now, why.unwrap_or_default()));
+        }
+        let recent_reopen =
+            self.last_reopen.as_ref().filter(|(t, _)| now.duration_since(*t) < DROP_HOLD).map(|(_, w)| w);
         let detail = match recorder.status() {
             StoreStatus::Degraded(e) => {
                 Some(format!("history not written: {e} ({dropped} records dropped so far)"))
+            }
+            // The file was deleted or replaced: history goes on in a fresh file, the old one is lost.
+            StoreStatus::Ok if recent_reopen.is_some() => {
+                recent_reopen.map(|why| format!("history database replaced: {why}"))
             }
             StoreStatus::Ok if self.last_drop.is_some_and(|t| now.duration_since(t) < DROP_HOLD) => {
                 Some(format!("history writer behind: {dropped} records dropped so far (+{lost})"))

@@ -284,8 +284,14 @@ async fn export_csv(State(ctx): State<Ctx>, Query(q): Params) -> ApiResult<Respo
             })
             .await;
         if let Err(e) = r {
+            let e = match e {
+                QueryError::Db(e) => format!("{e:#}"),
+                e => e.to_string(),
+            };
             tracing::warn!(error = %e, "CSV export cut short");
-            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            // An error item aborts the chunked body (no final chunk): the client sees a failed read, not
+            // a clean end of a truncated CSV.
+            let _ = tx.send(Err(std::io::Error::other(e))).await;
         }
     });
     let name = match kind {

@@ -282,9 +282,9 @@ impl Store {
         let columns = Columns { builtin, with_requests, custom };
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
         let header_chunk = out.csv.take_chunk(true)?;
-        let (path, from, to) = (self.path().to_path_buf(), req.from.as_millis(), req.to.as_millis());
+        let (store, from, to) = (self.clone(), req.from.as_millis(), req.to.as_millis());
         let reader =
-            tokio::task::spawn_blocking(move || read_samples(&path, &workers, &columns, from, to, &tx));
+            tokio::task::spawn_blocking(move || read_samples(&store, &workers, &columns, from, to, &tx));
         if let Some(chunk) = header_chunk {
             (out.emit)(chunk).await.context("cannot write the export")?;
         }
@@ -434,7 +434,7 @@ struct Columns {
 /// Read the samples of `workers` between `from` and `to` and send them as CSV chunks (no header).
 /// Returns the rows written; stops early, without error, when the receiver is gone.
 fn read_samples(
-    path: &std::path::Path,
+    store: &Store,
     workers: &[(i64, String, String)],
     cols: &Columns,
     from: i64,
@@ -443,8 +443,13 @@ fn read_samples(
 ) -> anyhow::Result<u64> {
     use rusqlite::types::ValueRef;
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let path = store.path();
     let conn = rusqlite::Connection::open_with_flags(path, flags)
         .with_context(|| format!("cannot open {} for reading", path.display()))?;
+    // The path must still lead to the file the rest of the export read (workers, columns).
+    if !store.same_file(path) {
+        anyhow::bail!("{} was deleted or replaced under Tend", path.display());
+    }
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("BEGIN")?;
     let sql = format!(

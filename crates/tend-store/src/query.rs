@@ -278,6 +278,27 @@ impl Store {
         Ok(rows.into_iter().filter_map(|(p,)| serde_json::from_str(&p).ok()).collect())
     }
 
+    /// Stored errors and warnings (failed recycles, storms, degraded sources, reports, the store's own),
+    /// oldest first, as `{at, level, worker, pool, source, message}`.
+    pub async fn errors(&self, f: &Filter) -> anyhow::Result<Vec<serde_json::Value>> {
+        type Row = (i64, String, Option<String>, Option<String>, Option<String>, String);
+        let rows: Vec<Row> = self
+            .filtered(
+                "SELECT at, level, worker, pool, source, message FROM errors WHERE (?1 IS NULL OR worker = ?1)
+                 AND (?2 IS NULL OR pool = ?2) AND at >= ?3 AND at < ?4 ORDER BY at, id LIMIT ?5",
+                f,
+            )
+            .await
+            .context("cannot read errors")?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, level, worker, pool, source, message)| {
+                serde_json::json!({"at": at, "level": level, "worker": worker, "pool": pool, "source": source,
+                    "message": message})
+            })
+            .collect())
+    }
+
     /// Rows of `sql`, whose parameters are the filter's: ?1 worker, ?2 pool, ?3 from, ?4 to, ?5 limit.
     async fn filtered<T>(&self, sql: &'static str, f: &Filter) -> Result<Vec<T>, sqlx::Error>
     where

@@ -271,10 +271,12 @@ async fn prune_age(
 }
 
 /// Over the cap: drop the oldest quarter of the oldest tier that still has data (raw first: it is
-/// already rolled up), until under the cap or nothing is left to drop.
-async fn enforce_size(store: &Store, cap: u64, r: &mut MaintainReport) -> anyhow::Result<()> {
+/// already rolled up), until the data fits the cap less the WAL's budget and the shared-memory index's
+/// room (the cap counts all three files), or nothing is left to drop.
+pub(crate) async fn enforce_size(store: &Store, cap: u64, r: &mut MaintainReport) -> anyhow::Result<()> {
+    let target = cap.saturating_sub(crate::db::wal_budget(cap) + crate::db::SHM_ALLOWANCE);
     for _ in 0..64 {
-        if store.used_bytes().await? <= cap {
+        if store.used_bytes().await? <= target {
             break;
         }
         let mut dropped = 0;
@@ -321,7 +323,8 @@ async fn enforce_size(store: &Store, cap: u64, r: &mut MaintainReport) -> anyhow
     }
     // Give freed pages back to the file system.
     sqlx::query("PRAGMA incremental_vacuum").execute(&store.pool).await.context("incremental vacuum")?;
-    // And keep the WAL from holding the freed space (best effort: readers may hold it a while).
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&store.pool).await.context("checkpoint")?;
+    // And cut the WAL back, without waiting: a waiting TRUNCATE checkpoint would hold off the writer while
+    // a reader (an export) keeps its snapshot. The writer tries again as the WAL outgrows its budget.
+    store.checkpoint_now().await.context("checkpoint")?;
     Ok(())
 }

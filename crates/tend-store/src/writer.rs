@@ -1,8 +1,12 @@
 //! The batched writer: one task that owns every write of samples and events. The engine hands records to
 //! a [`Recorder`] (a bounded channel; `record` never waits); the task commits them in transactions every
-//! second or every `batch_rows` records. When the disk fails it keeps what it holds (up to a bound,
-//! dropping the oldest samples first), retries with backoff and says so through [`StoreStatus`]; on
-//! [`StoreHandle::close`] it flushes. It never blocks its callers and never decides anything.
+//! second or every `batch_rows` records, on a connection of its own. When the disk fails it keeps what it
+//! holds (up to a bound, dropping the oldest samples first), throws the connection away (so no
+//! transaction or lock outlives the failure), retries with backoff and says so through [`StoreStatus`]
+//! until a commit succeeds again. Before each flush it checks that the path still leads to the open file,
+//! and opens a fresh database there if it was deleted or replaced. Under a size cap it keeps the WAL
+//! within its budget and prunes as soon as the files outgrow the cap. On [`StoreHandle::close`] it
+//! flushes. It never blocks its callers and never decides anything.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -11,17 +15,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use tend_core::event::{Event, EventKind};
+use tend_core::event::Event;
 use tend_core::time::Clock;
 
 use crate::db::{Retention, Store};
 use crate::record::{Problem, Record, SampleRecord};
 use crate::tiers;
+
+mod rows;
+use rows::{insert_samples, write_problem};
 
 /// How the writer is set up.
 #[derive(Clone, Debug)]
@@ -68,6 +75,9 @@ struct Health {
     dropped: AtomicU64,
     written_samples: AtomicU64,
     written_events: AtomicU64,
+    /// Times the database file was found deleted or replaced (a fresh one opened), and why, last.
+    reopened: AtomicU64,
+    reopen_reason: Mutex<Option<String>>,
     /// Records in the channel (a sweep's batch counts each of its samples): bounded by `capacity`.
     queued: AtomicU64,
     capacity: u64,
@@ -173,7 +183,15 @@ impl Recorder {
         self.health.written_samples.load(Ordering::Relaxed)
     }
 
-    /// Degraded while writes fail (with the error); the engine adds drops it has seen.
+    /// How many times the database file was found deleted or replaced and a fresh one opened, and the
+    /// last reason.
+    pub fn reopened(&self) -> (u64, Option<String>) {
+        let why = self.health.reopen_reason.lock().ok().and_then(|r| r.clone());
+        (self.health.reopened.load(Ordering::Relaxed), why)
+    }
+
+    /// Degraded from the first failed write until a commit succeeds (with the error); the engine adds
+    /// drops it has seen.
     pub fn status(&self) -> StoreStatus {
         match self.health.failing() {
             Some(e) => StoreStatus::Degraded(e),
@@ -221,7 +239,12 @@ impl StoreHandle {
 
 /// Start the writer task (and its maintenance task) on the current tokio runtime. The database is opened
 /// by the task, so a missing or read-only directory shows as a degraded status, retried, never a crash.
-pub fn spawn(config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
+pub fn spawn(mut config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
+    if let Some(cap) = config.retention.max_size_bytes {
+        // One transaction's WAL frames (~250 bytes a sample) must fit the WAL's budget.
+        let fits = usize::try_from(crate::db::wal_budget(cap) / 256).unwrap_or(usize::MAX).max(500);
+        config.batch_rows = config.batch_rows.min(fits);
+    }
     let (tx, rx) = mpsc::channel(config.capacity.max(1));
     let health = Arc::new(Health { capacity: config.capacity.max(1) as u64, ..Health::default() });
     let (open_tx, opened) = watch::channel(None);
@@ -239,6 +262,9 @@ pub fn spawn(config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
         custom_seen: HashSet::new(),
         spawned: HashSet::new(),
         maintainer: None,
+        conn: None,
+        reopen: None,
+        warned: None,
     };
     tokio::spawn(writer.run());
     StoreHandle { recorder, opened }
@@ -258,6 +284,12 @@ struct Writer {
     /// Workers known to be spawned (their processes are recorded for recovery).
     spawned: HashSet<String>,
     maintainer: Option<tokio::task::JoinHandle<()>>,
+    /// The writer's own connection: thrown away after any failed write, opened again on the next try.
+    conn: Option<SqliteConnection>,
+    /// Why the database must be opened afresh (it was deleted or replaced), until that is done.
+    reopen: Option<String>,
+    /// The last failure logged as a warning, and when: the same one is repeated at most every 30 s.
+    warned: Option<(String, Instant)>,
 }
 
 struct Step {
@@ -266,7 +298,10 @@ struct Step {
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Retries stay frequent: writing resumes within ~2 s of the disk coming back. A failed try costs one
+/// connection and one transaction.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const WARN_EVERY: Duration = Duration::from_secs(30);
 
 impl Writer {
     async fn run(mut self) {
@@ -304,18 +339,27 @@ impl Writer {
             if due && may_try {
                 next_flush = now + self.config.flush_every;
                 match self.flush().await {
-                    Ok(()) => {
+                    Ok(committed) => {
                         retry_at = None;
                         backoff = MIN_BACKOFF;
-                        if self.health.failing().is_some() {
+                        // Only a commit is news: a flush with nothing to write proves nothing.
+                        if committed && self.health.failing().is_some() {
                             info!("history store writes again");
                             self.health.set_failing(None);
+                            self.warned = None;
                         }
                     }
                     Err(e) => {
                         let msg = format!("{e:#}");
-                        warn!(error = %msg, buffered = self.buf.len(), retry_in_ms = backoff.as_millis() as u64,
-                            "history store write failed; keeping the buffer and retrying");
+                        let repeat = self
+                            .warned
+                            .as_ref()
+                            .is_some_and(|(m, at)| *m == msg && now.duration_since(*at) < WARN_EVERY);
+                        if !repeat {
+                            warn!(error = %msg, buffered = self.buf.len(), retry_in_ms = backoff.as_millis() as u64,
+                                "history store write failed; keeping the buffer and retrying");
+                            self.warned = Some((msg.clone(), now));
+                        }
                         self.health.set_failing(Some(msg));
                         retry_at = Some(now + backoff);
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -335,6 +379,9 @@ impl Writer {
                 }
                 if let Some(m) = self.maintainer.take() {
                     m.abort();
+                }
+                if let Some(c) = self.conn.take() {
+                    let _ = c.close().await;
                 }
                 if let Some(store) = &self.store {
                     if let Err(e) = store.checkpoint().await {
@@ -384,9 +431,16 @@ impl Writer {
 
     async fn ensure_open(&mut self) -> anyhow::Result<Store> {
         if let Some(s) = &self.store {
-            return Ok(s.clone());
+            match s.replaced() {
+                None => return Ok(s.clone()),
+                Some(why) => {
+                    warn!(reason = %why, "the history database is gone from under Tend; opening a fresh one");
+                    self.reopen = Some(why);
+                    self.close_store().await;
+                }
+            }
         }
-        let store = Store::open_dir(&self.config.dir).await?;
+        let store = Store::open_dir_capped(&self.config.dir, self.config.retention.max_size_bytes).await?;
         self.run = store.begin_run(self.clock.now()).await?;
         self.spawned = sqlx::query_scalar::<_, String>("SELECT id FROM workers WHERE source = 'spawned'")
             .fetch_all(&store.pool)
@@ -402,25 +456,104 @@ impl Writer {
             self.config.retention.clone(),
             self.config.maintain_every,
         )));
+        if let Some(why) = self.reopen.take() {
+            let message =
+                format!("{why}: opened a fresh history database; what was written before is not in it");
+            warn!(path = %store.path().display(), "{message}");
+            if let Ok(mut r) = self.health.reopen_reason.lock() {
+                *r = Some(message.clone());
+            }
+            self.health.reopened.fetch_add(1, Ordering::Relaxed);
+            // The new database's first record says what happened.
+            self.buf.push_front(Record::Problem(Box::new(Problem {
+                at: self.clock.now(),
+                level: "error",
+                worker: None,
+                pool: None,
+                source: Some("store".into()),
+                message,
+            })));
+        }
         Ok(store)
     }
 
-    /// Commit everything buffered in transactions of at most `batch_rows` records. Records leave the
-    /// buffer only once their transaction committed.
-    async fn flush(&mut self) -> anyhow::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
+    /// Let go of the open database: its maintenance, the writer's connection, the pool (waiting a little
+    /// for readers to finish). When the file is gone, its leftover WAL and shared-memory files go too: a
+    /// fresh database at the same path must not replay them.
+    async fn close_store(&mut self) {
+        if let Some(m) = self.maintainer.take() {
+            m.abort();
+        }
+        if let Some(c) = self.conn.take() {
+            let _ = c.close().await;
+        }
+        let _ = self.open_tx.send(None);
+        self.wids.clear();
+        self.custom_seen.clear();
+        let Some(old) = self.store.take() else { return };
+        let _ = tokio::time::timeout(Duration::from_secs(2), old.close()).await;
+        if !old.path().exists() {
+            for f in old.side_files() {
+                if let Err(e) = std::fs::remove_file(&f)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    warn!(file = %f.display(), error = %e, "cannot remove a deleted database's leftover file");
+                }
+            }
+        }
+    }
+
+    /// Commit everything buffered in transactions of at most `batch_rows` records; while the store is
+    /// failing with nothing buffered, commit a probe instead. Records leave the buffer only once their
+    /// transaction committed. True when something was committed.
+    async fn flush(&mut self) -> anyhow::Result<bool> {
+        let failing = self.health.failing().is_some();
+        if self.buf.is_empty() && !failing {
+            return Ok(false);
         }
         let store = self.ensure_open().await?;
-        while !self.buf.is_empty() {
-            let n = self.buf.len().min(self.config.batch_rows.max(1));
-            let result = self.write_batch(&store, n).await;
-            if let Err(e) = result {
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => (store.options.connect().await)
+                .with_context(|| format!("cannot open {}", store.path().display()))?,
+        };
+        match self.write_all(&store, &mut conn).await {
+            Ok(()) => {
+                self.conn = Some(conn);
+                Ok(true)
+            }
+            Err(e) => {
+                // SQLite may have rolled the transaction back itself or not (a full disk, an I/O error):
+                // roll back in any case and close the connection, so no transaction, lock or read
+                // snapshot outlives the failure. The next try opens a fresh connection.
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                let _ = conn.close().await;
                 // Interned keys may come from the rolled-back transaction.
                 self.wids.clear();
                 self.custom_seen.clear();
-                return Err(e);
+                Err(e)
             }
+        }
+    }
+
+    async fn write_all(&mut self, store: &Store, conn: &mut SqliteConnection) -> anyhow::Result<()> {
+        if self.buf.is_empty() {
+            // A probe: a real commit, so "writes again" is said only once writing works.
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.context("cannot begin a transaction")?;
+            sqlx::query(
+                "INSERT INTO meta(key, value) VALUES ('last_write', ?)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(self.clock.now().as_millis())
+            .execute(&mut *conn)
+            .await
+            .context("cannot write to the history store")?;
+            sqlx::query("COMMIT").execute(&mut *conn).await.context("cannot commit to the history store")?;
+            return Ok(());
+        }
+        while !self.buf.is_empty() {
+            let n = self.buf.len().min(self.config.batch_rows.max(1));
+            self.write_batch(conn, n).await?;
             let (mut samples, mut events) = (0u64, 0u64);
             for r in self.buf.drain(..n) {
                 match r {
@@ -430,12 +563,16 @@ impl Writer {
             }
             self.health.written_samples.fetch_add(samples, Ordering::Relaxed);
             self.health.written_events.fetch_add(events, Ordering::Relaxed);
+            keep_under_cap(store).await;
         }
         Ok(())
     }
 
-    async fn write_batch(&mut self, store: &Store, n: usize) -> anyhow::Result<()> {
-        let mut tx = store.pool.begin().await.context("cannot begin a transaction")?;
+    /// One transaction of the buffer's first `n` records. BEGIN and COMMIT are plain statements: sqlx's
+    /// own transaction bookkeeping goes wrong when SQLite rolls back by itself (a full disk), and would
+    /// leave a transaction open on the connection.
+    async fn write_batch(&mut self, tx: &mut SqliteConnection, n: usize) -> anyhow::Result<()> {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await.context("cannot begin a transaction")?;
         // Split borrows: the buffer is read while the interning maps change.
         let buf = std::mem::take(&mut self.buf);
         let result = async {
@@ -444,7 +581,7 @@ impl Writer {
             for r in buf.iter().take(n) {
                 match r {
                     Record::Sample(s) => {
-                        let wid = self.wid(&mut tx, &s.worker.0, &s.pool, None, s.at.as_millis()).await?;
+                        let wid = self.wid(&mut *tx, &s.worker.0, &s.pool, None, s.at.as_millis()).await?;
                         for name in s.metrics.custom.keys() {
                             if self.custom_seen.insert((wid, name.clone())) {
                                 sqlx::query("INSERT OR IGNORE INTO custom_metrics(wid, name) VALUES (?, ?)")
@@ -458,14 +595,14 @@ impl Writer {
                         *e = (*e).max(s.at.as_millis());
                         samples.push((wid, s));
                     }
-                    Record::Event(ev) => self.write_event(&mut tx, ev).await?,
-                    Record::Problem(p) => write_problem(&mut tx, p).await?,
+                    Record::Event(ev) => self.write_event(&mut *tx, ev).await?,
+                    Record::Problem(p) => write_problem(&mut *tx, p).await?,
                 }
             }
             // In key order: a sweep's samples are one per worker, so in arrival order every insert seeks
             // another leaf of the (wid, at) tree; sorted, consecutive rows land on the same page.
             samples.sort_unstable_by_key(|(wid, s)| (*wid, s.at, s.incarnation));
-            insert_samples(&mut tx, &samples).await?;
+            insert_samples(&mut *tx, &samples).await?;
             if !last_seen.is_empty() {
                 // One statement for every worker of the batch: a round trip per worker costs more than
                 // the batch's inserts.
@@ -483,341 +620,32 @@ impl Writer {
         .await;
         self.buf = buf;
         result.context("cannot write to the history store")?;
-        tx.commit().await.context("cannot commit to the history store")?;
-        Ok(())
-    }
-
-    /// The interned key of a worker, creating its row on first sight.
-    async fn wid(
-        &mut self,
-        tx: &mut Transaction<'static, Sqlite>,
-        id: &str,
-        pool: &str,
-        source: Option<&str>,
-        at: i64,
-    ) -> anyhow::Result<i64> {
-        if source.is_none()
-            && let Some(w) = self.wids.get(id)
-        {
-            return Ok(*w);
-        }
-        let wid: i64 = sqlx::query_scalar(
-            "INSERT INTO workers(id, pool, source, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT(id) DO UPDATE SET pool = excluded.pool,
-                source = coalesce(excluded.source, workers.source), removed_at = NULL,
-                last_seen = max(workers.last_seen, excluded.last_seen)
-             RETURNING wid",
-        )
-        .bind(id)
-        .bind(pool)
-        .bind(source)
-        .bind(at)
-        .bind(at)
-        .fetch_one(&mut **tx)
-        .await?;
-        self.wids.insert(id.to_owned(), wid);
-        Ok(wid)
-    }
-
-    async fn write_event(&mut self, tx: &mut Transaction<'static, Sqlite>, ev: &Event) -> anyhow::Result<()> {
-        let at = ev.at.as_millis();
-        let payload = serde_json::to_string(ev)?;
-        let mut row = EventRow { kind: ev.kind.name(), ..Default::default() };
-        match &ev.kind {
-            EventKind::WorkerAdded { worker, pool, source } => {
-                let src = match source {
-                    tend_core::Source::Spawned => "spawned",
-                    tend_core::Source::Attached => "attached",
-                    tend_core::Source::Container => "container",
-                    tend_core::Source::Reported => "reported",
-                };
-                if *source == tend_core::Source::Spawned {
-                    self.spawned.insert(worker.0.clone());
-                }
-                self.wid(tx, &worker.0, pool, Some(src), at).await?;
-                row.worker = Some(worker.0.clone());
-                row.pool = Some(pool.clone());
-            }
-            EventKind::WorkerRemoved { worker, pool } => {
-                sqlx::query("UPDATE workers SET removed_at = ? WHERE id = ?")
-                    .bind(at)
-                    .bind(&worker.0)
-                    .execute(&mut **tx)
-                    .await?;
-                row.worker = Some(worker.0.clone());
-                row.pool = Some(pool.clone());
-            }
-            EventKind::StateChanged { worker, pool, incarnation, process, from, to, cause } => {
-                row.worker = Some(worker.0.clone());
-                row.pool = Some(pool.clone());
-                row.incarnation = Some(i64::from(*incarnation));
-                row.pid = process.map(|p| i64::from(p.pid));
-                row.from_state = from.map(|s| s.as_str());
-                row.to_state = Some(to.as_str());
-                row.cause = Some(cause.clone());
-                if let Some(p) = process
-                    && self.spawned.contains(&worker.0)
-                {
-                    if *to == tend_core::State::Cleaned {
-                        sqlx::query(
-                            "UPDATE processes SET ended_at = ? WHERE pid = ? AND start_ticks = ? AND ended_at IS NULL",
-                        )
-                        .bind(at)
-                        .bind(i64::from(p.pid))
-                        .bind(p.start_ticks as i64)
-                        .execute(&mut **tx)
-                        .await?;
-                    } else if to.is_live() {
-                        sqlx::query(
-                            "INSERT OR IGNORE INTO processes(pid, start_ticks, run, worker, pool, incarnation, started_at)
-                             VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        )
-                        .bind(i64::from(p.pid))
-                        .bind(p.start_ticks as i64)
-                        .bind(self.run)
-                        .bind(&worker.0)
-                        .bind(pool)
-                        .bind(i64::from(*incarnation))
-                        .bind(at)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                }
-            }
-            EventKind::RecycleStarted { worker, pool, reason, detail, old_process } => {
-                row.worker = Some(worker.0.clone());
-                row.pool = Some(pool.clone());
-                row.pid = old_process.map(|p| i64::from(p.pid));
-                row.cause = Some(format!("{}: {detail}", reason.as_str()));
-            }
-            EventKind::Recycled {
-                worker,
-                pool,
-                reason,
-                detail,
-                old_process,
-                new_process,
-                uptime_secs,
-                requests,
-                last_metrics,
-            } => {
-                row.worker = Some(worker.0.clone());
-                row.pool = Some(pool.clone());
-                row.pid = new_process.map(|p| i64::from(p.pid));
-                row.cause = Some(format!("{}: {detail}", reason.as_str()));
-                let metrics = last_metrics.as_ref().map(serde_json::to_string).transpose()?;
-                sqlx::query(
-                    "INSERT INTO recycles(at, worker, pool, reason, detail, outcome, old_pid, new_pid,
-                        uptime_secs, requests, last_metrics) VALUES (?, ?, ?, ?, ?, 'recycled', ?, ?, ?, ?, ?)",
-                )
-                .bind(at)
-                .bind(&worker.0)
-                .bind(pool)
-                .bind(reason.as_str())
-                .bind(detail)
-                .bind(old_process.map(|p| i64::from(p.pid)))
-                .bind(new_process.map(|p| i64::from(p.pid)))
-                .bind(*uptime_secs)
-                .bind(i64::try_from(*requests).unwrap_or(i64::MAX))
-                .bind(metrics)
-                .execute(&mut **tx)
-                .await?;
-            }
-            EventKind::RecycleFailed { worker, pool, reason, error } => {
-                row.worker = Some(worker.0.clone());
-                row.pool = Some(pool.clone());
-                row.cause = Some(format!("{}: {error}", reason.as_str()));
-                sqlx::query(
-                    "INSERT INTO recycles(at, worker, pool, reason, detail, outcome) VALUES (?, ?, ?, ?, ?, 'failed')",
-                )
-                .bind(at)
-                .bind(&worker.0)
-                .bind(pool)
-                .bind(reason.as_str())
-                .bind(error)
-                .execute(&mut **tx)
-                .await?;
-                let p = Problem {
-                    at: ev.at,
-                    level: "error",
-                    worker: Some(worker.0.clone()),
-                    pool: Some(pool.clone()),
-                    source: Some("recycle".into()),
-                    message: format!("recycle ({}) failed: {error}", reason.as_str()),
-                };
-                write_problem(tx, &p).await?;
-            }
-            EventKind::StormTripped { worker, pool, restarts, window_secs } => {
-                row.worker = Some(worker.0.clone());
-                row.pool = Some(pool.clone());
-                let p = Problem {
-                    at: ev.at,
-                    level: "error",
-                    worker: Some(worker.0.clone()),
-                    pool: Some(pool.clone()),
-                    source: Some("fleet".into()),
-                    message: format!("{restarts} restarts in {window_secs}s: held in FAILED"),
-                };
-                write_problem(tx, &p).await?;
-            }
-            EventKind::AlertChanged { alert } => {
-                row.worker = Some(alert.subject.clone());
-                row.pool = Some(alert.pool.clone());
-                row.to_state = Some(alert_state(alert.state));
-                row.cause = Some(alert.rule.clone());
-                sqlx::query(
-                    "INSERT INTO alerts(at, rule, subject, pool, severity, state, value, threshold, since, started,
-                        message, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(at)
-                .bind(&alert.rule)
-                .bind(&alert.subject)
-                .bind(&alert.pool)
-                .bind(alert.severity.as_str())
-                .bind(alert_state(alert.state))
-                .bind(alert.value)
-                .bind(alert.threshold)
-                .bind(alert.since.as_millis())
-                .bind(alert.started.map(|t| t.as_millis()))
-                .bind(&alert.message)
-                .bind(serde_json::to_string(alert)?)
-                .execute(&mut **tx)
-                .await?;
-            }
-            EventKind::SourceStatus { source, degraded, detail } => {
-                row.cause = Some(format!("{source}: {detail}"));
-                let p = Problem {
-                    at: ev.at,
-                    level: if *degraded { "warning" } else { "info" },
-                    worker: None,
-                    pool: None,
-                    source: Some(source.clone()),
-                    message: if *degraded { detail.clone() } else { format!("recovered: {detail}") },
-                };
-                write_problem(tx, &p).await?;
-            }
-        }
-        sqlx::query(
-            "INSERT INTO events(run, seq, at, kind, worker, pool, incarnation, pid, from_state, to_state, cause,
-                payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(self.run)
-        .bind(i64::try_from(ev.seq).unwrap_or(i64::MAX))
-        .bind(at)
-        .bind(row.kind)
-        .bind(row.worker)
-        .bind(row.pool)
-        .bind(row.incarnation)
-        .bind(row.pid)
-        .bind(row.from_state)
-        .bind(row.to_state)
-        .bind(row.cause)
-        .bind(payload)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("COMMIT").execute(&mut *tx).await.context("cannot commit to the history store")?;
         Ok(())
     }
 }
 
-pub(crate) fn alert_state(s: tend_core::rules::AlertState) -> &'static str {
-    use tend_core::rules::AlertState::*;
-    match s {
-        Inactive => "inactive",
-        Pending => "pending",
-        Firing => "firing",
-        Flapping => "flapping",
-        Resolved => "resolved",
+/// Under a size cap, after each commit: cut the WAL back once it outgrows its budget and, when the files
+/// are over the cap, prune the oldest data before writing more (so the cap holds whatever the ingest
+/// rate; the maintenance task alone would trail a fast writer).
+async fn keep_under_cap(store: &Store) {
+    let Some(cap) = store.cap() else { return };
+    if store.wal_bytes() > crate::db::wal_budget(cap)
+        && let Err(e) = store.checkpoint_now().await
+    {
+        tracing::debug!(error = %format!("{e:#}"), "WAL checkpoint failed");
     }
-}
-
-#[derive(Default)]
-struct EventRow {
-    kind: &'static str,
-    worker: Option<String>,
-    pool: Option<String>,
-    incarnation: Option<i64>,
-    pid: Option<i64>,
-    from_state: Option<&'static str>,
-    to_state: Option<&'static str>,
-    cause: Option<String>,
-}
-
-async fn write_problem(tx: &mut Transaction<'static, Sqlite>, p: &Problem) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO errors(at, level, worker, pool, source, message) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(p.at.as_millis())
-        .bind(p.level)
-        .bind(&p.worker)
-        .bind(&p.pool)
-        .bind(&p.source)
-        .bind(&p.message)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Rows per multi-row INSERT, a power of two (17 columns each: well under SQLite's 32766 parameters).
-const CHUNK: usize = 512;
-const SAMPLE_COLS: usize = 17;
-
-fn insert_sql(rows: usize) -> String {
-    let one = format!("({})", vec!["?"; SAMPLE_COLS].join(","));
-    format!(
-        "INSERT OR IGNORE INTO samples(wid, at, incarnation, pid, state, cpu_percent, cpu_host_percent,
-            memory_bytes, memory_percent, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes,
-            threads, fds, requests, custom) VALUES {}",
-        vec![one; rows].join(",")
-    )
-}
-
-/// The INSERT for `2^k` rows (k = 0..=9): a remainder goes in at most ten statements, and only ten
-/// statements are ever prepared.
-fn chunk_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| (0..=CHUNK.trailing_zeros()).map(|k| insert_sql(1 << k)).collect());
-    &all[rows.trailing_zeros() as usize]
-}
-
-async fn insert_samples(
-    tx: &mut Transaction<'static, Sqlite>,
-    mut rows: &[(i64, &SampleRecord)],
-) -> anyhow::Result<()> {
-    while !rows.is_empty() {
-        // The largest power of two that fits.
-        let n = 1usize << (usize::BITS - 1 - rows.len().min(CHUNK).leading_zeros());
-        let (now, rest) = rows.split_at(n);
-        let mut q = sqlx::query(chunk_sql(n));
-        for (wid, s) in now {
-            q = bind_sample(q, *wid, s);
+    if store.file_bytes() > cap {
+        let mut r = tiers::MaintainReport::default();
+        match tiers::enforce_size(store, cap, &mut r).await {
+            Ok(()) => tracing::debug!(
+                pruned = r.size_pruned,
+                bytes = store.file_bytes(),
+                "over the size cap: pruned"
+            ),
+            Err(e) => warn!(error = %format!("{e:#}"), "cannot prune the history down to its size cap"),
         }
-        q.execute(&mut **tx).await?;
-        rows = rest;
     }
-    Ok(())
-}
-
-type Q<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
-
-fn bind_sample<'q>(q: Q<'q>, wid: i64, s: &SampleRecord) -> Q<'q> {
-    let m = &s.metrics;
-    let u = |v: Option<u64>| v.map(|x| i64::try_from(x).unwrap_or(i64::MAX));
-    let custom = if m.custom.is_empty() { None } else { serde_json::to_string(&m.custom).ok() };
-    q.bind(wid)
-        .bind(s.at.as_millis())
-        .bind(i64::from(s.incarnation))
-        .bind(s.process.map(|p| i64::from(p.pid)))
-        .bind(s.state)
-        .bind(m.cpu_percent)
-        .bind(m.cpu_host_percent)
-        .bind(u(m.memory_bytes))
-        .bind(m.memory_percent)
-        .bind(u(m.disk_read_bytes))
-        .bind(u(m.disk_write_bytes))
-        .bind(u(m.net_rx_bytes))
-        .bind(u(m.net_tx_bytes))
-        .bind(m.threads.map(i64::from))
-        .bind(m.fds.map(i64::from))
-        .bind(u(s.requests))
-        .bind(custom)
 }
 
 async fn maintain_loop(store: Store, clock: Arc<dyn Clock>, retention: Retention, every: Duration) {

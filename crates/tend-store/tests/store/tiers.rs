@@ -116,18 +116,17 @@ async fn over_the_size_cap_the_oldest_samples_go_first() {
     }
     h.recorder.flush().await;
     let store = h.store().unwrap();
-    let before = store.used_bytes().await.unwrap();
-    assert!(before > 2 << 20, "the test needs more than the cap: {before}");
     clock.set(Timestamp(T0 + 20_000_000));
     let r = maintain(&store, clock.now(), &ret).await.unwrap();
-    assert!(r.size_pruned > 0);
     assert!(r.used_bytes <= 2 << 20, "{r:?}");
+    // The writer pruned as the files outgrew the cap; maintenance keeps them under it.
     let (n, lo, hi) = store.tier_span(Tier::Raw).await.unwrap();
-    assert!(n > 0 && n < 80_000);
+    assert!(n > 0 && n < 80_000, "{n} of 80 000 samples kept");
     assert!(lo.unwrap() > T0, "the oldest samples went");
     assert_eq!(hi, Some(T0 + 19_999_000), "the newest stayed");
-    // The file itself shrank too (incremental vacuum).
-    assert!(store.file_bytes() < before + (4 << 20));
+    // The files themselves (database, WAL, shared memory) stay within the cap (incremental vacuum,
+    // checkpoints), give or take one transaction.
+    assert!(store.file_bytes() < (2 << 20) + (1 << 20), "{} bytes on disk", store.file_bytes());
     h.close().await;
 }
 
