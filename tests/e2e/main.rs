@@ -12,6 +12,7 @@ mod demo;
 mod docker;
 mod history;
 mod lifecycle;
+mod ownership;
 mod prometheus;
 mod readiness;
 mod recycle;

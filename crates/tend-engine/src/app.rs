@@ -71,6 +71,9 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<App> {
         let (specs, runtimes) = convert::pools(&config)?;
+        // First the data directory's lock: a second Tend on it stops here, before it starts anything.
+        let retention = crate::history::retention(&config.store.retention);
+        let store = crate::history::open(&config, &options, retention.clone(), clock.clone())?;
         let fleet = Fleet::new(specs);
         let (events, _) = broadcast::channel(4096);
         let exe = match &options.exe {
@@ -81,8 +84,6 @@ impl App {
         crate::webhooks::start(&config, events.subscribe());
         let (mut engine, tx) =
             Engine::new(fleet, runtimes, clock.clone(), events.clone(), exe, options.events_jsonl);
-        let retention = crate::history::retention(&config.store.retention);
-        let store = crate::history::open(&config, &options, retention.clone(), clock.clone());
         if let Some(store) = &store {
             engine = engine.with_store(store.clone());
         }

@@ -2,7 +2,8 @@
 //! a [`Recorder`] (a bounded channel; `record` never waits); the task commits them in transactions every
 //! second or every `batch_rows` records. When the disk fails it keeps what it holds (up to a bound,
 //! dropping the oldest samples first), retries with backoff and says so through [`StoreStatus`]; on
-//! [`StoreHandle::close`] it flushes. It never blocks its callers and never decides anything.
+//! [`StoreHandle::close`] it flushes. It never blocks its callers and never decides anything. It opens the
+//! database only while it holds the data directory's lock ([`crate::lock`]), and keeps it to its end.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use tend_core::event::{Event, EventKind};
 use tend_core::time::Clock;
 
 use crate::db::{Retention, Store};
+use crate::lock::DirLock;
 use crate::record::{Problem, Record, SampleRecord};
 use crate::tiers;
 
@@ -38,6 +40,10 @@ pub struct WriterConfig {
     pub buffer_limit: usize,
     /// How often rollups and pruning run.
     pub maintain_every: Duration,
+    /// The data directory's lock, when the caller took it already (to refuse to start while another
+    /// Tend holds it). Without it the writer takes the lock itself before opening the database, and
+    /// treats a lock held elsewhere like any other reason it cannot open (degraded, retried).
+    pub lock: Option<Arc<DirLock>>,
 }
 
 impl WriterConfig {
@@ -50,6 +56,7 @@ impl WriterConfig {
             flush_every: Duration::from_secs(1),
             buffer_limit: 500_000,
             maintain_every: Duration::from_secs(60),
+            lock: None,
         }
     }
 }
@@ -226,7 +233,9 @@ pub fn spawn(config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
     let health = Arc::new(Health { capacity: config.capacity.max(1) as u64, ..Health::default() });
     let (open_tx, opened) = watch::channel(None);
     let recorder = Recorder { tx, health: health.clone() };
+    let lock = config.lock.clone();
     let writer = Writer {
+        lock,
         config,
         clock,
         health,
@@ -245,6 +254,8 @@ pub fn spawn(config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
 }
 
 struct Writer {
+    /// Held from the first open to the writer's end: only the lock holder ever opens the database.
+    lock: Option<Arc<DirLock>>,
     config: WriterConfig,
     clock: Arc<dyn Clock>,
     health: Arc<Health>,
@@ -385,6 +396,9 @@ impl Writer {
     async fn ensure_open(&mut self) -> anyhow::Result<Store> {
         if let Some(s) = &self.store {
             return Ok(s.clone());
+        }
+        if self.lock.is_none() {
+            self.lock = Some(Arc::new(DirLock::acquire(&self.config.dir)?));
         }
         let store = Store::open_dir(&self.config.dir).await?;
         self.run = store.begin_run(self.clock.now()).await?;
