@@ -10,6 +10,7 @@ mod attach;
 mod bad_input;
 mod demo;
 mod docker;
+mod grandchildren;
 mod history;
 mod lifecycle;
 mod ownership;

@@ -51,6 +51,10 @@ struct Shared {
     retention: tend_store::Retention,
     /// The notification sink, once a shell started one (the desktop app; `tend serve` does not).
     notify: OnceLock<crate::notify::NotifyHandle>,
+    /// Processes adopted as a child subreaper; None where Tend cannot be one.
+    adoption: Option<crate::supervisor::Adoption>,
+    /// The longest `stop_grace` of the pools: what escaped processes get at shutdown.
+    longest_grace: std::time::Duration,
 }
 
 /// A running engine. Cheap to clone.
@@ -74,6 +78,7 @@ impl App {
         // First the data directory's lock: a second Tend on it stops here, before it starts anything.
         let retention = crate::history::retention(&config.store.retention);
         let store = crate::history::open(&config, &options, retention.clone(), clock.clone())?;
+        let longest_grace = specs.iter().map(|p| p.stop_grace).max().unwrap_or_default();
         let fleet = Fleet::new(specs);
         let (events, _) = broadcast::channel(4096);
         let exe = match &options.exe {
@@ -87,6 +92,8 @@ impl App {
         if let Some(store) = &store {
             engine = engine.with_store(store.clone());
         }
+        // Before the first worker starts: what a worker leaves behind comes back to Tend.
+        let adoption = crate::supervisor::adopt(tx.clone());
         tokio::spawn(engine.run());
         let started = clock.now();
         Ok(App {
@@ -100,6 +107,8 @@ impl App {
                 store,
                 retention,
                 notify: OnceLock::new(),
+                adoption,
+                longest_grace,
             }),
         })
     }
@@ -337,12 +346,16 @@ impl App {
         self.query(move |v| v.fleet.error_log(&id).map(|l| l.iter().cloned().collect())).await
     }
 
-    /// Drain every spawned worker (SIGTERM, grace, SIGKILL) and stop the engine. Returns when all
-    /// spawned processes are gone.
+    /// Drain every spawned worker (SIGTERM, grace, SIGKILL) and stop the engine, then stop the processes
+    /// that escaped their worker's group. Returns when all spawned processes are gone.
     pub async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
         if self.shared.tx.send(Msg::Shutdown { reply }).is_ok() {
             let _ = rx.await;
+        }
+        // The workers are gone; now whatever escaped their groups.
+        if let Some(adoption) = &self.shared.adoption {
+            adoption.shutdown(self.shared.longest_grace).await;
         }
         // The engine's last events are queued by now: write them and close the database.
         if let Some(store) = &self.shared.store {

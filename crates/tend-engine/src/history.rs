@@ -121,7 +121,7 @@ impl StoreWatch {
 
 /// Spawned workers of an earlier run that was killed (kill -9, crash) and could not stop them: every one
 /// still alive with the same pid and start time has its process group stopped (SIGTERM, `grace`,
-/// SIGKILL). Runs in its own task; marks each as
+/// SIGKILL), and what is left of the group after it is drained. Runs in its own task; marks each as
 /// ended in the store.
 ///
 /// Only ever the workers of a dead Tend: the writer opens the database only while it holds the data
@@ -152,6 +152,9 @@ pub(crate) fn clean_orphans(store: StoreHandle, grace: Duration, now: Timestamp)
                     "a spawned worker of an earlier run is still running: stopping its process group");
                 stops.push(tokio::spawn(async move {
                     let r = signal::terminate(p.process, Target::Group, grace, signal::gone(p.process)).await;
+                    if let Err(e) = signal::drain_group(p.process, grace).await {
+                        warn!(worker = %p.worker, pid = p.process.pid, error = %e, "cannot drain the orphan's group");
+                    }
                     (p, r)
                 }));
             } else if let Err(e) = db.mark_process_ended(p.process, now).await {
