@@ -11,12 +11,16 @@
 //! - [`readiness`] waits until a worker is ready (alive for a while, port open, HTTP 2xx, log line);
 //! - [`Sampler`] ([`proc_stat::ProcSampler`] on Linux, [`sysinfo_sampler::SysinfoSampler`] elsewhere)
 //!   reads CPU, memory, threads, fds and disk I/O of exactly the watched processes each sweep;
-//! - [`signal`] stops them: identity-checked signals and SIGTERM → grace → SIGKILL.
+//! - [`signal`] stops them: identity-checked signals and SIGTERM → grace → SIGKILL, and drains what is
+//!   left of a worker's process group after it exited;
+//! - [`reaper`] makes Tend a child subreaper, reaps what it adopts and names processes that escaped
+//!   their worker's group.
 
 pub mod discover;
 pub mod docker;
 pub mod proc_stat;
 pub mod readiness;
+pub mod reaper;
 pub mod scrape;
 pub mod signal;
 pub mod spawn;

@@ -383,8 +383,12 @@ pub(crate) struct Stat<'a> {
     pub comm: &'a [u8],
     /// (3) R, S, D, Z, T, t, X, I …
     pub state: u8,
+    /// (4) parent process.
+    pub ppid: u32,
     /// (5) process group.
     pub pgrp: u32,
+    /// (6) session.
+    pub session: u32,
     /// (9) kernel flags; `PF_KTHREAD` marks kernel threads.
     pub flags: u64,
     /// (14, 15) CPU time in clock ticks, all threads together.
@@ -410,8 +414,10 @@ pub(crate) fn parse_stat(line: &[u8]) -> Option<Stat<'_>> {
     // One forward pass from field 3: `nth(k)` skips k fields; each comment names the field taken.
     let mut rest = line[close + 1..].split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
     let state = *rest.next()?.first()?; // 3
-    let pgrp = parse_u64(rest.nth(1)?)?; // 5
-    let flags = parse_u64(rest.nth(3)?)?; // 9
+    let ppid = parse_u64(rest.next()?)?; // 4
+    let pgrp = parse_u64(rest.next()?)?; // 5
+    let session = parse_u64(rest.next()?)?; // 6
+    let flags = parse_u64(rest.nth(2)?)?; // 9
     let utime = parse_u64(rest.nth(4)?)?; // 14
     let stime = parse_u64(rest.next()?)?; // 15
     let threads = parse_u64(rest.nth(4)?)?; // 20
@@ -419,7 +425,9 @@ pub(crate) fn parse_stat(line: &[u8]) -> Option<Stat<'_>> {
     Some(Stat {
         comm,
         state,
+        ppid: u32::try_from(ppid).ok()?,
         pgrp: u32::try_from(pgrp).ok()?,
+        session: u32::try_from(session).ok()?,
         flags,
         utime,
         stime,
@@ -538,7 +546,7 @@ mod tests {
         let s = parse_stat(CAT).unwrap();
         assert_eq!(s.comm, b"cat");
         assert_eq!(s.state, b'R');
-        assert_eq!(s.pgrp, 4166);
+        assert_eq!((s.ppid, s.pgrp, s.session), (4166, 4166, 2344));
         assert_eq!(s.flags, 4194304);
         assert_eq!((s.utime, s.stime), (7, 3));
         assert_eq!(s.threads, 1);
@@ -551,7 +559,7 @@ mod tests {
         let s = parse_stat(line).unwrap();
         assert_eq!(s.comm, b"a) R 1 (b) c");
         assert_eq!(s.state, b'S');
-        assert_eq!(s.pgrp, 77);
+        assert_eq!((s.ppid, s.pgrp, s.session), (1, 77, 77));
         assert_eq!((s.utime, s.stime), (11, 22));
         assert_eq!(s.threads, 3);
         assert_eq!(s.start_ticks, 555);

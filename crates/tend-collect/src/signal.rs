@@ -6,9 +6,13 @@
 //! *before* the identity check, which makes check-then-signal free of races.
 //!
 //! Process groups: spawned workers lead their own group (pgid = their pid), so signalling the group
-//! reaches the worker's own children too. A pid number is never reused while a process group of that
-//! number still has members, which is why the group of an exited (and reaped) leader can still be
-//! signalled safely: whoever is left in it descends from our worker.
+//! reaches the worker's own children too. The group is signalled as a whole (`kill(-pgid)`) only while
+//! its leader is provably there — alive, or a zombie we have not reaped yet — because the leader pins
+//! the number: a pid is not reused while its process, or a process group of that number, exists (POSIX
+//! "process ID reuse"; Linux frees a pid number only when no task uses it as pid, group or session id).
+//! What is left of a group after its leader exited is drained with [`drain_group`], which lists the
+//! members in `/proc` and signals each one by identity (pid *and* start time); the supervisor runs it
+//! before it reaps the leader, so the group id cannot change owner while it is drained.
 
 use std::fmt;
 use std::future::Future;
@@ -116,9 +120,10 @@ pub fn send(id: ProcessId, sig: Signal) -> io::Result<bool> {
 }
 
 /// Sends `sig` to the process group led by `id` (the worker and every descendant that stayed in its
-/// group). `Ok(false)` when no process received it. Refused (`Ok(false)`) when the pid now belongs to
-/// another process. If the leader has exited and been reaped, its leftover group members are still
-/// signalled (see the module doc for why that is safe). An error when `id` runs but leads no group.
+/// group). `Ok(false)` when no process received it. Refused (`Ok(false)`) when the leader is gone
+/// (reaped) or its pid now belongs to another process: without the leader the number is not pinned,
+/// and what is left of the group is [`drain_group`]'s job. A zombie leader still pins it. An error when
+/// `id` runs but leads no group.
 pub fn send_group(id: ProcessId, sig: Signal) -> io::Result<bool> {
     let pgid = pid_t(id.pid)?;
     match read_stat_with(id.pid, |s| (s.start_ticks == id.start_ticks, s.pgrp)) {
@@ -128,8 +133,108 @@ pub fn send_group(id: ProcessId, sig: Signal) -> io::Result<bool> {
             format!("process {id} does not lead a process group (its group is {pgrp})"),
         )),
         Ok((true, _)) => kill(-pgid, sig.number()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => kill(-pgid, sig.number()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// The members of process group `pgid` that have not exited (zombies left out), from one pass over
+/// `/proc`. Processes that vanish mid-scan are skipped.
+pub fn group_members(pgid: u32) -> io::Result<Vec<ProcessId>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        if let Ok(Some(id)) = read_stat_with(pid, |s| {
+            (s.pgrp == pgid && !s.has_exited()).then_some(ProcessId { pid, start_ticks: s.start_ticks })
+        }) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// How a [`drain_group`] ended; the counts are processes of the group other than the leader.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// Nobody was left in the group.
+    Empty,
+    /// This many were left; SIGTERM ended them within the grace period.
+    Terminated(usize),
+    /// This many were left; some outlived the grace period and SIGKILL ended them.
+    Killed(usize),
+    /// This many still run after SIGKILL and [`KILL_WAIT`] (uninterruptible sleep).
+    Stuck(usize),
+}
+
+impl fmt::Display for Drain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Drain::Empty => f.write_str("nothing left in the group"),
+            Drain::Terminated(n) => write!(f, "{n} left in the group, stopped by SIGTERM"),
+            Drain::Killed(n) => write!(f, "{n} left in the group, killed by SIGKILL after the grace period"),
+            Drain::Stuck(n) => write!(f, "{n} still in the group after SIGKILL"),
+        }
+    }
+}
+
+/// After the leader `leader` exited: SIGTERM to every process still in its group, up to `grace` for
+/// them to go, then SIGKILL, and up to [`KILL_WAIT`] more. Members are listed in `/proc` and signalled
+/// one by one by identity, again each round, so children forked meanwhile are caught too.
+///
+/// The group id is the leader's pid. Call this before reaping the leader (its zombie pins the number,
+/// so no unrelated process can start a group of that number meanwhile); for a leader that is not our
+/// child (an orphan of a killed Tend), the members left pin it, and the one window left is a group that
+/// empties and whose number is reused by a new group leader within one poll.
+pub async fn drain_group(leader: ProcessId, grace: Duration) -> io::Result<Drain> {
+    let deadline = Instant::now() + grace;
+    let mut members = others(leader)?;
+    let left = members.len();
+    if left == 0 {
+        return Ok(Drain::Empty);
+    }
+    let mut termed = std::collections::HashSet::new();
+    loop {
+        for m in &members {
+            if termed.insert(*m) {
+                signal_member(*m, Signal::Term);
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
+        members = others(leader)?;
+        if members.is_empty() {
+            return Ok(Drain::Terminated(left));
+        }
+    }
+    let kill_deadline = Instant::now() + KILL_WAIT;
+    tracing::debug!(process = %leader, left = members.len(), "group outlived its grace period; SIGKILL");
+    loop {
+        for m in &members {
+            signal_member(*m, Signal::Kill);
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+        members = others(leader)?;
+        if members.is_empty() {
+            return Ok(Drain::Killed(left));
+        }
+        if Instant::now() >= kill_deadline {
+            return Ok(Drain::Stuck(members.len()));
+        }
+    }
+}
+
+/// The group's members other than the leader itself.
+fn others(leader: ProcessId) -> io::Result<Vec<ProcessId>> {
+    Ok(group_members(leader.pid)?.into_iter().filter(|m| *m != leader).collect())
+}
+
+fn signal_member(m: ProcessId, sig: Signal) {
+    if let Err(e) = send(m, sig) {
+        tracing::warn!(process = %m, signal = %sig, error = %e, "cannot signal a process of a worker's group");
     }
 }
 
@@ -170,8 +275,9 @@ impl fmt::Display for Termination {
 /// process has exited: for a spawned worker `async { child.wait().await; }` (which also reaps it), for
 /// an attached process [`gone`]`(id)`.
 ///
-/// With [`Target::Group`], members of the group that outlive the leader get the rest of the grace
-/// period, then SIGKILL; the result still describes the leader.
+/// With [`Target::Group`] the whole group is signalled while its leader is there; members that outlive
+/// the leader are left to [`drain_group`], which the caller runs where the group id is pinned (the
+/// supervisor, before it reaps the leader). The result describes the leader.
 pub async fn terminate(
     id: ProcessId,
     target: Target,
@@ -188,9 +294,6 @@ pub async fn terminate(
         return Ok(Termination::AlreadyGone);
     }
     if tokio::time::timeout_at(deadline, &mut exited).await.is_ok() {
-        if target == Target::Group {
-            sweep_group(id, deadline).await?;
-        }
         return Ok(Termination::Terminated);
     }
     tracing::debug!(process = %id, ?grace, "grace period over; sending SIGKILL");
@@ -209,24 +312,6 @@ pub async fn gone(id: ProcessId) {
     }
 }
 
-/// After the leader exited: wait until the rest of its group is gone or `deadline` passes, then
-/// SIGKILL what is left. Zombies count as members until their new parent reaps them, so this may
-/// wait out the deadline needlessly under an init that does not reap; SIGKILL is harmless then.
-async fn sweep_group(leader: ProcessId, deadline: Instant) -> io::Result<()> {
-    let pgid = pid_t(leader.pid)?;
-    loop {
-        if !kill(-pgid, 0)? {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            tracing::debug!(process = %leader, "group members outlived the leader; sending SIGKILL");
-            send_group(leader, Signal::Kill)?;
-            return Ok(());
-        }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - Instant::now())).await;
-    }
-}
-
 /// True when `id` is the process holding its pid and it has not exited. Unreadable `/proc` entries
 /// other than "no such process" are errors: better to fail loudly than to signal on a guess.
 fn is_ours_and_alive(id: ProcessId) -> io::Result<bool> {
@@ -237,7 +322,7 @@ fn is_ours_and_alive(id: ProcessId) -> io::Result<bool> {
     }
 }
 
-fn pid_t(pid: u32) -> io::Result<libc::pid_t> {
+pub(crate) fn pid_t(pid: u32) -> io::Result<libc::pid_t> {
     match libc::pid_t::try_from(pid) {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid pid {pid}"))),
@@ -260,7 +345,7 @@ fn kill(pid: libc::pid_t, sig: i32) -> io::Result<bool> {
 }
 
 #[cfg(target_os = "linux")]
-mod pidfd {
+pub(crate) mod pidfd {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 

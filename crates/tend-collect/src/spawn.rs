@@ -3,7 +3,9 @@
 //! This module owns `fork/exec` and the worker's pipes. It must never block or slow a worker because
 //! nobody reads its output (lines go to an unbounded channel, and are drained and dropped once the
 //! receiver is gone), and never let a terminal's Ctrl-C reach workers directly: each worker leads its
-//! own process group, so only Tend gets the SIGINT and stops its workers in order.
+//! own process group, so only Tend gets the SIGINT and stops its workers in order. Every worker it
+//! starts is registered with [`crate::reaper`] until reaped, and its exit can be awaited without
+//! reaping it ([`Child::exited`]), so that its group can be drained while its pid is still pinned.
 
 use std::fmt;
 use std::io;
@@ -105,11 +107,52 @@ pub struct Child {
     id: ProcessId,
     readers: Vec<JoinHandle<()>>,
     exit: Option<Exit>,
+    /// Readable once the worker has exited (Linux ≥ 5.3); polled without reaping.
+    #[cfg(target_os = "linux")]
+    pidfd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // Reaped: no longer a leader the reaper must leave alone. Not reaped: tokio's orphan queue reaps
+        // it, and it stays registered so the reaper never takes its status.
+        if self.exit.is_some() {
+            crate::reaper::unregister(self.id);
+        }
+    }
 }
 
 impl Child {
     pub fn id(&self) -> ProcessId {
         self.id
+    }
+
+    /// Resolves once the worker has exited, *without* reaping it: until [`Child::wait`], its zombie
+    /// keeps its pid, and so its process group id, from being reused, which is what makes draining what
+    /// is left of its group safe ([`crate::signal::drain_group`]). Cancel-safe.
+    pub async fn exited(&mut self) {
+        if self.exit.is_some() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd {
+            match fd.readable().await {
+                // Level-triggered: a pidfd stays readable once the process has exited.
+                Ok(_guard) => return,
+                Err(e) => tracing::debug!(process = %self.id, error = %e, "pidfd unusable; polling"),
+            }
+        }
+        loop {
+            match crate::reaper::exited_unreaped(self.id.pid) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(process = %self.id, error = %e, "cannot poll for the exit");
+                    return;
+                }
+            }
+            tokio::time::sleep(crate::signal::POLL_INTERVAL).await;
+        }
     }
 
     /// Waits for the worker to exit and reaps it, then gives the output readers a moment to deliver
@@ -127,6 +170,7 @@ impl Child {
                     }
                 };
                 self.exit = Some(exit);
+                crate::reaper::unregister(self.id);
                 exit
             }
         };
@@ -146,7 +190,10 @@ impl Child {
     pub fn try_exit(&mut self) -> Option<Exit> {
         if self.exit.is_none() {
             match self.child.try_wait() {
-                Ok(Some(status)) => self.exit = Some(Exit::from_status(status)),
+                Ok(Some(status)) => {
+                    self.exit = Some(Exit::from_status(status));
+                    crate::reaper::unregister(self.id);
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(process = %self.id, error = %e, "cannot collect exit status");
@@ -185,6 +232,9 @@ pub async fn spawn(spec: &SpawnSpec, lines: UnboundedSender<LogLine>) -> Result<
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
+    // Started and registered under the reaper's lock: a child of ours that is not registered yet must
+    // never look adopted to it.
+    let mut leaders = crate::reaper::leaders();
     let mut child = cmd.spawn().map_err(|error| SpawnError::Start { program: program.clone(), error })?;
     // `spawn` returns after a successful exec, and the child stays at least a zombie until reaped
     // (only `wait` reaps it), so its /proc entry is there to read.
@@ -195,6 +245,10 @@ pub async fn spawn(spec: &SpawnSpec, lines: UnboundedSender<LogLine>) -> Result<
     })?;
     let id =
         process_id(pid).map_err(|error| SpawnError::Identity { program: program.clone(), pid, error })?;
+    crate::reaper::register(&mut leaders, id);
+    drop(leaders);
+    #[cfg(target_os = "linux")]
+    let pidfd = open_pidfd(id);
 
     let mut readers = Vec::with_capacity(2);
     if let Some(out) = child.stdout.take() {
@@ -203,7 +257,28 @@ pub async fn spawn(spec: &SpawnSpec, lines: UnboundedSender<LogLine>) -> Result<
     if let Some(err) = child.stderr.take() {
         readers.push(tokio::spawn(pump(err, Stream::Stderr, lines)));
     }
-    Ok(Child { child, id, readers, exit: None })
+    Ok(Child {
+        child,
+        id,
+        readers,
+        exit: None,
+        #[cfg(target_os = "linux")]
+        pidfd,
+    })
+}
+
+/// A pidfd for our unreaped child, registered with tokio; None on kernels without pidfds.
+#[cfg(target_os = "linux")]
+fn open_pidfd(id: ProcessId) -> Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // Our child is not reaped before `wait`, so the pid still names it (alive or a zombie).
+    let fd = crate::signal::pidfd::open(id.pid)
+        .map_err(|e| tracing::debug!(process = %id, error = %e, "no pidfd; exits are polled"))
+        .ok()?;
+    // SAFETY: `fd` is an OwnedFd, moved into the AsyncFd: it stays open and names the same
+    // descriptor until the AsyncFd drops it, and OwnedFd::as_raw_fd always returns that descriptor.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| tracing::debug!(process = %id, error = %e, "pidfd not pollable; exits are polled"))
+        .ok()
 }
 
 /// Reads `r` to the end, one line at a time, sending each to `tx`. Lines past [`MAX_LINE_BYTES`] are

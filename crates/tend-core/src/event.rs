@@ -83,6 +83,16 @@ pub enum EventKind {
         degraded: bool,
         detail: String,
     },
+    /// A process left its worker's process group (`setsid`, double fork) and was found re-parented to
+    /// Tend; it is stopped when Tend stops. `worker` is the one its environment names; `pool` is None
+    /// when the fleet does not know that worker (any more).
+    ProcessEscaped {
+        worker: WorkerId,
+        pool: Option<String>,
+        incarnation: Option<u32>,
+        process: ProcessId,
+        detail: String,
+    },
 }
 
 impl EventKind {
@@ -95,7 +105,8 @@ impl EventKind {
             | EventKind::RecycleStarted { worker, .. }
             | EventKind::Recycled { worker, .. }
             | EventKind::RecycleFailed { worker, .. }
-            | EventKind::StormTripped { worker, .. } => Some(worker),
+            | EventKind::StormTripped { worker, .. }
+            | EventKind::ProcessEscaped { worker, .. } => Some(worker),
             EventKind::AlertChanged { .. } | EventKind::SourceStatus { .. } => None,
         }
     }
@@ -112,6 +123,7 @@ impl EventKind {
             EventKind::StormTripped { .. } => "storm_tripped",
             EventKind::AlertChanged { .. } => "alert_changed",
             EventKind::SourceStatus { .. } => "source_status",
+            EventKind::ProcessEscaped { .. } => "process_escaped",
         }
     }
 }

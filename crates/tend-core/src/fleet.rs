@@ -251,6 +251,14 @@ pub enum Input {
         degraded: bool,
         detail: String,
     },
+    /// A process left its worker's process group (a daemon: `setsid`, double fork) and was found
+    /// re-parented to Tend. The worker is the one its environment names (`TEND_WORKER_ID`).
+    Escaped {
+        worker: WorkerId,
+        incarnation: Option<u32>,
+        process: ProcessId,
+        detail: String,
+    },
 }
 
 /// An operator's command that was refused.
@@ -940,6 +948,9 @@ impl Fleet {
                 if changed {
                     self.emit(now, EventKind::SourceStatus { source, degraded, detail });
                 }
+            }
+            Input::Escaped { worker, incarnation, process, detail } => {
+                self.on_escaped(worker, incarnation, process, detail, now)
             }
         }
         self.take()

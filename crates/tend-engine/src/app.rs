@@ -53,6 +53,10 @@ struct Shared {
     notify: OnceLock<crate::notify::NotifyHandle>,
     /// How the engine task ended, once it has: `Err` with the panic's message after a defect.
     ended: watch::Receiver<Option<Result<(), String>>>,
+    /// Processes adopted as a child subreaper; None where Tend cannot be one.
+    adoption: Option<crate::supervisor::Adoption>,
+    /// The longest `stop_grace` of the pools: what escaped processes get at shutdown.
+    longest_grace: std::time::Duration,
 }
 
 /// A running engine. Cheap to clone.
@@ -73,6 +77,10 @@ impl App {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<App> {
         let (specs, runtimes) = convert::pools(&config)?;
+        // First the data directory's lock: a second Tend on it stops here, before it starts anything.
+        let retention = crate::history::retention(&config.store.retention);
+        let store = crate::history::open(&config, &options, retention.clone(), clock.clone())?;
+        let longest_grace = specs.iter().map(|p| p.stop_grace).max().unwrap_or_default();
         let fleet = Fleet::new(specs);
         let (events, _) = broadcast::channel(4096);
         let exe = match &options.exe {
@@ -83,11 +91,11 @@ impl App {
         crate::webhooks::start(&config, events.subscribe());
         let (mut engine, tx) =
             Engine::new(fleet, runtimes, clock.clone(), events.clone(), exe, options.events_jsonl);
-        let retention = crate::history::retention(&config.store.retention);
-        let store = crate::history::open(&config, &options, retention.clone(), clock.clone());
         if let Some(store) = &store {
             engine = engine.with_store(store.clone());
         }
+        // Before the first worker starts: what a worker leaves behind comes back to Tend.
+        let adoption = crate::supervisor::adopt(tx.clone());
         let run = tokio::spawn(engine.run());
         let (ended_tx, ended) = watch::channel(None);
         tokio::spawn(async move {
@@ -107,6 +115,8 @@ impl App {
                 retention,
                 notify: OnceLock::new(),
                 ended,
+                adoption,
+                longest_grace,
             }),
         })
     }
@@ -355,12 +365,16 @@ impl App {
         }
     }
 
-    /// Drain every spawned worker (SIGTERM, grace, SIGKILL) and stop the engine. Returns when all
-    /// spawned processes are gone.
+    /// Drain every spawned worker (SIGTERM, grace, SIGKILL) and stop the engine, then stop the processes
+    /// that escaped their worker's group. Returns when all spawned processes are gone.
     pub async fn shutdown(&self) {
         let (reply, rx) = oneshot::channel();
         if self.shared.tx.send(Msg::Shutdown { reply }).is_ok() {
             let _ = rx.await;
+        }
+        // The workers are gone; now whatever escaped their groups.
+        if let Some(adoption) = &self.shared.adoption {
+            adoption.shutdown(self.shared.longest_grace).await;
         }
         // The engine's last events are queued by now: write them and close the database.
         if let Some(store) = &self.shared.store {

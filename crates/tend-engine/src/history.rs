@@ -11,6 +11,7 @@ use tend_collect::signal::{self, Target};
 use tend_core::fleet::{ErrorKind, Fleet, Input, Report};
 use tend_core::model::{Metrics, ProcessId, WorkerId};
 use tend_core::time::Timestamp;
+use tend_store::lock::{DirLock, LockError};
 use tend_store::record::Problem;
 use tend_store::{Recorder, SampleRecord, StoreHandle, StoreStatus};
 
@@ -134,7 +135,12 @@ impl StoreWatch {
 
 /// Spawned workers of an earlier run that was killed (kill -9, crash) and could not stop them: every one
 /// still alive with the same pid and start time has its process group stopped (SIGTERM, `grace`,
-/// SIGKILL). Runs in its own task; marks each as ended in the store.
+/// SIGKILL), and what is left of the group after it is drained. Runs in its own task; marks each as
+/// ended in the store.
+///
+/// Only ever the workers of a dead Tend: the writer opens the database only while it holds the data
+/// directory's lock, and this runs only once the database is open, so the Tend that recorded any earlier
+/// run has released the lock — it exited, or was killed and the kernel released it.
 pub(crate) fn clean_orphans(store: StoreHandle, grace: Duration, now: Timestamp) {
     tokio::spawn(async move {
         let Some(db) = store.wait_open(Duration::from_secs(5)).await else { return };
@@ -160,6 +166,9 @@ pub(crate) fn clean_orphans(store: StoreHandle, grace: Duration, now: Timestamp)
                     "a spawned worker of an earlier run is still running: stopping its process group");
                 stops.push(tokio::spawn(async move {
                     let r = signal::terminate(p.process, Target::Group, grace, signal::gone(p.process)).await;
+                    if let Err(e) = signal::drain_group(p.process, grace).await {
+                        warn!(worker = %p.worker, pid = p.process.pid, error = %e, "cannot drain the orphan's group");
+                    }
                     (p, r)
                 }));
             } else if let Err(e) = db.mark_process_ended(p.process, now).await {
@@ -194,22 +203,35 @@ pub(crate) fn retention(r: &crate::config::RetentionConfig) -> tend_store::Reten
 
 /// Start the store's writer on `[store] data_dir` (or `TEND_DATA_DIR`, `--data-dir`, all applied to the
 /// config before this), else the platform's data directory. None when history is off or there is no
-/// directory to use.
+/// directory to use. An error when another Tend holds the directory's lock: two Tends on one directory
+/// would write one database and take each other's workers for orphans. A directory that cannot be locked
+/// for another reason (missing, read-only) is left to the writer, which shows it as degraded and retries
+/// (taking the lock before it opens anything).
 pub(crate) fn open(
     config: &crate::config::Config,
     options: &crate::AppOptions,
     retention: tend_store::Retention,
     clock: std::sync::Arc<dyn tend_core::time::Clock>,
-) -> Option<StoreHandle> {
+) -> anyhow::Result<Option<StoreHandle>> {
     if options.no_history {
-        return None;
+        return Ok(None);
     }
     let Some(dir) = config.store.data_dir.clone().or_else(tend_store::default_data_dir) else {
         warn!("no data directory (set [store] data_dir or TEND_DATA_DIR): history is off");
-        return None;
+        return Ok(None);
+    };
+    let lock = match DirLock::acquire(&dir) {
+        Ok(lock) => Some(std::sync::Arc::new(lock)),
+        Err(e @ LockError::Held { .. }) => return Err(e.into()),
+        Err(e) => {
+            warn!(error = %e, "data directory not usable yet; the history store will retry");
+            None
+        }
     };
     info!(dir = %dir.display(), "history store");
-    Some(tend_store::writer::spawn(tend_store::WriterConfig::new(dir, retention), clock))
+    let mut writer = tend_store::WriterConfig::new(dir, retention);
+    writer.lock = lock;
+    Ok(Some(tend_store::writer::spawn(writer, clock)))
 }
 
 /// The alerts an earlier run left open, once the store is open (waiting at most 2 s; none on failure).

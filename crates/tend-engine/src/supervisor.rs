@@ -1,16 +1,21 @@
 //! The supervisor: carries out the fleet's actions on real processes. One task per spawned incarnation
 //! starts it, pumps its output (counting lines and requests, watching for a readiness line), runs the
-//! readiness probe, and reports `Spawned`, `Ready`/`NotReady` and `Exited` back to the engine. It decides
+//! readiness probe, and reports `Spawned`, `Ready`/`NotReady` and `Exited` back to the engine. When the
+//! worker exits, whatever is left in its process group is drained (SIGTERM, the pool's `stop_grace`,
+//! SIGKILL) before the exit is reported, so a replacement never starts beside the old one's children.
+//! It also runs the adoption task ([`adopt`]): Tend as a child subreaper, reaping what it adopts,
+//! reporting processes that escaped their worker's group and stopping them when Tend stops. It decides
 //! nothing: whether to restart, recycle or give up is the fleet's call.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-use tracing::{debug, warn};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
 
 use tend_collect::readiness::{self, Probe};
+use tend_collect::reaper::{self, Escaped, Reaper};
 use tend_collect::signal::{self, Target};
 use tend_collect::spawn::{self, SpawnSpec};
 use tend_core::fleet::{ExitInfo, Input};
@@ -133,9 +138,21 @@ async fn run(job: Job) {
         report(&probe_tx, input);
     });
 
-    let exit = child.wait().await;
+    // The leader's exit, seen without reaping it: its zombie pins the group id while what is left of
+    // the group (children it did not take with it) is drained, before the fleet hears of the exit and
+    // starts a replacement.
+    child.exited().await;
     alive.store(false, Ordering::Relaxed);
     probe_task.abort();
+    match signal::drain_group(id, pool.spec.stop_grace).await {
+        Ok(signal::Drain::Empty) => {}
+        Ok(how @ signal::Drain::Terminated(_)) => {
+            info!(worker = %worker, pid = id.pid, %how, "the worker's children outlived it")
+        }
+        Ok(how) => warn!(worker = %worker, pid = id.pid, %how, "the worker's children outlived it"),
+        Err(e) => warn!(worker = %worker, pid = id.pid, error = %e, "cannot drain the worker's group"),
+    }
+    let exit = child.wait().await;
     debug!(worker = %worker, pid = id.pid, %exit, "exited");
     report(
         &tx,
@@ -179,4 +196,127 @@ pub(crate) fn terminate(
             Err(e) => warn!(worker = %worker, pid = process.pid, error = %e, "terminate failed"),
         }
     });
+}
+
+/// The adoption task's handle: stops the escaped processes at shutdown.
+pub(crate) struct Adoption {
+    stop: mpsc::UnboundedSender<(Duration, oneshot::Sender<()>)>,
+}
+
+impl Adoption {
+    /// A last pass, then SIGTERM, `grace`, SIGKILL to every escaped process still running. Returns when
+    /// they are gone (or after the grace and the kill wait).
+    pub async fn shutdown(&self, grace: Duration) {
+        let (done, rx) = oneshot::channel();
+        if self.stop.send((grace, done)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// How often Tend's children are looked over besides on SIGCHLD.
+const ADOPTION_PASS: Duration = Duration::from_secs(1);
+
+/// Become a child subreaper and start the adoption task. None where the platform cannot (then a
+/// process that leaves its worker's group is not caught; its worker's group is still drained).
+pub(crate) fn adopt(tx: mpsc::UnboundedSender<Msg>) -> Option<Adoption> {
+    match reaper::become_subreaper() {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => {
+            warn!(error = %e, "cannot become a child subreaper: processes that leave their worker's group are not caught");
+            return None;
+        }
+    }
+    let (stop, mut stop_rx) = mpsc::unbounded_channel::<(Duration, oneshot::Sender<()>)>();
+    tokio::spawn(async move {
+        let mut reaper = Reaper::new();
+        let mut sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
+            .map_err(|e| warn!(error = %e, "no SIGCHLD stream; adopted processes are looked at every second"))
+            .ok();
+        let mut tick = tokio::time::interval(ADOPTION_PASS);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(()) = async {
+                    match sigchld.as_mut() {
+                        Some(s) => s.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+                req = stop_rx.recv() => {
+                    let Some((grace, done)) = req else { return };
+                    reaper = pass(reaper, &tx).await;
+                    stop_escaped(reaper.escaped(), grace).await;
+                    let _ = pass(reaper, &tx).await;
+                    let _ = done.send(());
+                    return;
+                }
+            }
+            reaper = pass(reaper, &tx).await;
+        }
+    });
+    Some(Adoption { stop })
+}
+
+/// One pass off the async threads; reports each newly escaped process to the fleet.
+async fn pass(mut reaper: Reaper, tx: &mpsc::UnboundedSender<Msg>) -> Reaper {
+    let (reaper, found) = match tokio::task::spawn_blocking(move || {
+        let found = reaper.pass();
+        (reaper, found)
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "adoption pass failed");
+            return Reaper::new();
+        }
+    };
+    for e in found {
+        let whose = match e.incarnation {
+            Some(n) => format!("worker {} (incarnation {n})", e.worker),
+            None => format!("worker {}", e.worker),
+        };
+        let detail = format!(
+            "process {} ({}) left the process group of {whose} and outlived its parent; it will be stopped when Tend stops",
+            e.id.pid, e.name
+        );
+        warn!(pid = e.id.pid, name = %e.name, worker = %e.worker, "a process escaped its worker's process group");
+        report(
+            tx,
+            Input::Escaped {
+                worker: WorkerId::new(e.worker),
+                incarnation: e.incarnation,
+                process: e.id,
+                detail,
+            },
+        );
+    }
+    reaper
+}
+
+async fn stop_escaped(escaped: &[Escaped], grace: Duration) {
+    let stops: Vec<_> = escaped
+        .iter()
+        .cloned()
+        .map(|e| {
+            tokio::spawn(async move {
+                let target = if e.leads_group { Target::Group } else { Target::Process };
+                let r = signal::terminate(e.id, target, grace, signal::gone(e.id)).await;
+                if e.leads_group {
+                    let _ = signal::drain_group(e.id, grace).await;
+                }
+                (e, r)
+            })
+        })
+        .collect();
+    for s in stops {
+        match s.await {
+            Ok((e, Ok(how))) => info!(pid = e.id.pid, name = %e.name, %how, "escaped process stopped"),
+            Ok((e, Err(err))) => warn!(pid = e.id.pid, error = %err, "cannot stop an escaped process"),
+            Err(_) => {}
+        }
+    }
 }

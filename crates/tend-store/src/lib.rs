@@ -9,6 +9,7 @@
 pub mod chart;
 pub mod db;
 pub mod export;
+pub mod lock;
 pub mod query;
 pub mod record;
 pub mod tiers;

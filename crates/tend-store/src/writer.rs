@@ -6,7 +6,8 @@
 //! until a commit succeeds again. Before each flush it checks that the path still leads to the open file,
 //! and opens a fresh database there if it was deleted or replaced. Under a size cap it keeps the WAL
 //! within its budget and prunes as soon as the files outgrow the cap. On [`StoreHandle::close`] it
-//! flushes. It never blocks its callers and never decides anything.
+//! flushes. It never blocks its callers and never decides anything. It opens the database only while it
+//! holds the data directory's lock ([`crate::lock`]), and keeps it to its end.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use tend_core::event::Event;
 use tend_core::time::Clock;
 
 use crate::db::{Retention, Store};
+use crate::lock::DirLock;
 use crate::record::{Problem, Record, SampleRecord};
 use crate::tiers;
 
@@ -45,6 +47,10 @@ pub struct WriterConfig {
     pub buffer_limit: usize,
     /// How often rollups and pruning run.
     pub maintain_every: Duration,
+    /// The data directory's lock, when the caller took it already (to refuse to start while another
+    /// Tend holds it). Without it the writer takes the lock itself before opening the database, and
+    /// treats a lock held elsewhere like any other reason it cannot open (degraded, retried).
+    pub lock: Option<Arc<DirLock>>,
 }
 
 impl WriterConfig {
@@ -57,6 +63,7 @@ impl WriterConfig {
             flush_every: Duration::from_secs(1),
             buffer_limit: 500_000,
             maintain_every: Duration::from_secs(60),
+            lock: None,
         }
     }
 }
@@ -249,7 +256,9 @@ pub fn spawn(mut config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
     let health = Arc::new(Health { capacity: config.capacity.max(1) as u64, ..Health::default() });
     let (open_tx, opened) = watch::channel(None);
     let recorder = Recorder { tx, health: health.clone() };
+    let lock = config.lock.clone();
     let writer = Writer {
+        lock,
         config,
         clock,
         health,
@@ -271,6 +280,8 @@ pub fn spawn(mut config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
 }
 
 struct Writer {
+    /// Held from the first open to the writer's end: only the lock holder ever opens the database.
+    lock: Option<Arc<DirLock>>,
     config: WriterConfig,
     clock: Arc<dyn Clock>,
     health: Arc<Health>,
@@ -439,6 +450,9 @@ impl Writer {
                     self.close_store().await;
                 }
             }
+        }
+        if self.lock.is_none() {
+            self.lock = Some(Arc::new(DirLock::acquire(&self.config.dir)?));
         }
         let store = Store::open_dir_capped(&self.config.dir, self.config.retention.max_size_bytes).await?;
         self.run = store.begin_run(self.clock.now()).await?;

@@ -6,7 +6,7 @@ import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./trans
 
 const EVENT_TYPES: Event["type"][] = [
   "worker_added", "worker_removed", "state_changed", "recycle_started", "recycled", "recycle_failed",
-  "storm_tripped", "alert_changed", "source_status",
+  "storm_tripped", "alert_changed", "source_status", "process_escaped",
 ];
 
 async function apiError(res: Response): Promise<ApiError> {

@@ -285,6 +285,7 @@ export function describe(e: Event): string {
     case "worker_removed": return `removed from pool ${e.pool}`;
     case "alert_changed": return `${e.alert.rule} ${e.alert.state}: ${e.alert.message}`;
     case "source_status": return `${e.source} ${e.degraded ? "degraded" : "recovered"}: ${e.detail}`;
+    case "process_escaped": return e.detail;
   }
 }
 

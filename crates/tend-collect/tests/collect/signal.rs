@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use tend_collect::is_running;
-use tend_collect::signal::{Signal, Target, Termination, gone, send, send_group, terminate};
+use tend_collect::signal::{
+    Drain, Signal, Target, Termination, drain_group, gone, group_members, send, send_group, terminate,
+};
 use tend_core::ProcessId;
 
 use crate::support::{DEADLINE, Kid, next_line, start, until};
@@ -70,20 +72,43 @@ async fn a_group_signal_reaches_the_grandchildren() {
 }
 
 #[tokio::test]
-async fn group_members_outliving_the_leader_are_killed_after_the_grace() {
+async fn group_members_outliving_the_leader_are_drained_before_it_is_reaped() {
     // The grandchild ignores SIGTERM; the shell leading the group does not.
     let (mut child, _rx, grandchild) = with_grandchild("trap \"\" TERM; echo $$; exec sleep 60").await;
+    let id = child.id();
+    // As the supervisor does it: the leader's exit seen without reaping it (its zombie pins the group
+    // id), then what is left of the group drained, then the leader reaped.
     let how = tokio::time::timeout(
         DEADLINE,
-        terminate(child.id(), Target::Group, Duration::from_secs(2), async {
-            child.wait().await;
+        terminate(id, Target::Group, Duration::from_secs(2), async {
+            child.exited().await;
         }),
     )
     .await
     .unwrap()
     .unwrap();
     assert_eq!(how, Termination::Terminated, "the leader itself obeyed SIGTERM");
-    until("the leftover grandchild is killed", || !is_running(grandchild)).await;
+    assert!(is_running(grandchild), "terminate leaves the rest of the group to drain_group");
+    assert_eq!(group_members(id.pid).unwrap(), vec![grandchild], "the zombie leader is not a member");
+    let drained = tokio::time::timeout(DEADLINE, drain_group(id, Duration::from_millis(300))).await.unwrap();
+    assert_eq!(drained.unwrap(), Drain::Killed(1));
+    assert!(!is_running(grandchild));
+    assert_eq!(child.wait().await.signal, Some(libc::SIGTERM));
+    // Nothing left: draining again finds nobody.
+    assert_eq!(drain_group(id, Duration::from_secs(1)).await.unwrap(), Drain::Empty);
+}
+
+#[tokio::test]
+async fn children_of_a_leader_that_exits_on_its_own_are_stopped_by_sigterm() {
+    let (mut child, mut rx) = start(&["sh", "-c", "sleep 60 & sleep 60 & echo started; exit 0"]).await;
+    assert_eq!(next_line(&mut rx).await.text, "started");
+    let id = child.id();
+    tokio::time::timeout(DEADLINE, child.exited()).await.unwrap();
+    assert_eq!(group_members(id.pid).unwrap().len(), 2, "two sleeps left in the group");
+    let drained = tokio::time::timeout(DEADLINE, drain_group(id, Duration::from_secs(10))).await.unwrap();
+    assert_eq!(drained.unwrap(), Drain::Terminated(2));
+    assert!(group_members(id.pid).unwrap().is_empty());
+    assert_eq!(child.wait().await.code, Some(0));
 }
 
 #[tokio::test]

@@ -163,6 +163,34 @@ pub fn metrics_from_named(named: &BTreeMap<String, f64>) -> Result<Metrics, Stri
 }
 
 impl Fleet {
+    /// A process escaped its worker's group: an event, and an error in the worker's log when the fleet
+    /// knows the worker.
+    pub(super) fn on_escaped(
+        &mut self,
+        worker: WorkerId,
+        incarnation: Option<u32>,
+        process: ProcessId,
+        detail: String,
+        now: Timestamp,
+    ) {
+        let known = self.workers.get_mut(&worker);
+        let pool = known.as_ref().map(|w| w.pool.clone());
+        if let Some(w) = known {
+            let n = incarnation.or(w.current.as_ref().map(|c| c.n)).unwrap_or(0);
+            let message = detail.clone();
+            w.reports.errors.push_back(ErrorRecord {
+                at: now,
+                incarnation: n,
+                kind: ErrorKind::Error,
+                message,
+            });
+            while w.reports.errors.len() > ERROR_LOG {
+                w.reports.errors.pop_front();
+            }
+        }
+        self.emit(now, EventKind::ProcessEscaped { worker, pool, incarnation, process, detail });
+    }
+
     /// Apply one orchestrator report. Refusals change nothing.
     pub fn report(&mut self, report: Report, now: Timestamp) -> Result<Output, CommandError> {
         if self.shutting_down {
@@ -642,6 +670,42 @@ mod tests {
         assert_eq!(last.memory_bytes, Some(256 * MB));
         assert_eq!(last.custom.get("khipu_updates"), Some(&3.0));
         assert_eq!(f.pool_metrics("loom").unwrap().total_memory_bytes, 256 * MB);
+    }
+
+    #[test]
+    fn an_escaped_process_is_an_event_and_an_error_in_its_workers_log() {
+        let mut f = fleet(vec![]);
+        f.report(reg("w1"), t(0)).unwrap();
+        let process = ProcessId { pid: 4321, start_ticks: 9 };
+        let escaped = |worker: &str| crate::fleet::Input::Escaped {
+            worker: WorkerId::new(worker),
+            incarnation: Some(1),
+            process,
+            detail: "process 4321 (sleep) left the process group".into(),
+        };
+        let out = f.observe(escaped("w1"), t(5));
+        let [ev] = out.events.as_slice() else { panic!("one event: {:?}", out.events) };
+        assert_eq!(
+            ev.kind,
+            EventKind::ProcessEscaped {
+                worker: "w1".into(),
+                pool: Some("loom".into()),
+                incarnation: Some(1),
+                process,
+                detail: "process 4321 (sleep) left the process group".into(),
+            }
+        );
+        let log = f.error_log("w1").unwrap();
+        let last = log.back().unwrap();
+        assert_eq!((last.kind, last.incarnation, last.at), (ErrorKind::Error, 1, t(5)));
+        assert!(last.message.contains("4321"));
+        // A worker the fleet does not know: the event still says what escaped, without a pool.
+        let out = f.observe(escaped("nobody"), t(6));
+        assert!(
+            matches!(&out.events[0].kind, EventKind::ProcessEscaped { pool: None, .. }),
+            "{:?}",
+            out.events
+        );
     }
 
     #[test]

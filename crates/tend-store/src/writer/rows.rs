@@ -219,6 +219,22 @@ impl Writer {
                 };
                 write_problem(tx, &p).await?;
             }
+            EventKind::ProcessEscaped { worker, pool, incarnation, process, detail } => {
+                row.worker = Some(worker.0.clone());
+                row.pool = pool.clone();
+                row.incarnation = incarnation.map(i64::from);
+                row.pid = Some(i64::from(process.pid));
+                row.cause = Some(detail.clone());
+                let p = Problem {
+                    at: ev.at,
+                    level: "error",
+                    worker: row.worker.clone(),
+                    pool: pool.clone(),
+                    source: Some("processes".into()),
+                    message: detail.clone(),
+                };
+                write_problem(tx, &p).await?;
+            }
         }
         sqlx::query(
             "INSERT INTO events(run, seq, at, kind, worker, pool, incarnation, pid, from_state, to_state, cause,
