@@ -11,6 +11,7 @@ mod bad_input;
 mod demo;
 mod docker;
 mod history;
+mod http_limits;
 mod lifecycle;
 mod prometheus;
 mod readiness;
