@@ -1,7 +1,9 @@
-//! The edges of the HTTP server's input against a real `tend serve`: the bearer scheme in any case, a
-//! JSON body with garbage after it, and a UI directory with symlinks planted in it.
+//! The HTTP server's limits against a real `tend serve`: a client that stalls in the middle of its
+//! request head is cut off, idle connections cannot exhaust the descriptors (the health probe is still
+//! answered), event streams are not idle; and the edges of the API's input: the bearer scheme in any
+//! case, a JSON body with garbage after it, and a UI directory with symlinks planted in it.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -43,11 +45,123 @@ fn read_to_close(s: &mut TcpStream, secs: u64) -> Result<String, String> {
     }
 }
 
+/// Whether the server has closed `s` (a read sees the end or a reset rather than waiting).
+fn is_closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+    }
+}
+
 /// One raw request on `s`; the whole answer (the server is asked to close after it).
 fn raw_get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     read_to_close(&mut s, 10).expect("an answer and a close")
+}
+
+#[test]
+fn a_client_that_stalls_in_its_request_head_is_disconnected_after_the_header_timeout() {
+    let tend =
+        start_env(REPORTED, &[("TEND_HTTP_HEADER_TIMEOUT_MS", "500"), ("TEND_HTTP_IDLE_TIMEOUT_MS", "1500")]);
+    let addr = addr(&tend);
+    let mut slow = TcpStream::connect(&addr).unwrap();
+    write!(slow, "GET /api/v1/health HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ").unwrap();
+    let sent = Instant::now();
+    let got = read_to_close(&mut slow, 15).expect("the stalled connection is closed by the server");
+    assert!(got.is_empty(), "no answer to half a head: {got:?}");
+    eprintln!("half a head: closed after {:?}", sent.elapsed());
+    // A kept-alive connection is closed once idle for the idle timeout.
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    write!(kept, "GET /api/v1/health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let got = read_to_close(&mut kept, 15).expect("the idle connection is closed by the server");
+    assert!(got.starts_with("HTTP/1.1 200"), "answered first: {got}");
+    assert_eq!(tend.json("/api/v1/health")["status"], "ok");
+}
+
+#[test]
+fn idle_connections_beyond_the_cap_leave_the_health_probe_answered() {
+    // Tend gets 256 descriptors: without a cap, 400 idle connections would take them all.
+    const NOFILE: libc::rlim_t = 256;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(&dir, "tend.toml", REPORTED);
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let tend = Tend::start_with(dir, &["serve", "--config", &cfg], &[], |cmd| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit { rlim_cur: NOFILE, rlim_max: NOFILE };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let pid = tend.child.as_ref().unwrap().id();
+    let addr = addr(&tend);
+    let sock: std::net::SocketAddr = addr.parse().unwrap();
+    let mut idle = Vec::new();
+    for i in 0..400 {
+        let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("connection {i}: Tend no longer accepts connections: {e}"));
+        if i % 2 == 0 {
+            s.write_all(b"GET /api/v1/health HTTP/1.1\r\n").unwrap(); // half a head, then nothing
+        }
+        idle.push(s);
+    }
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    // At a cap of 64, the 400 connections reach Tend and the longest-waiting ones make room: the 301st
+    // is closed once some 365 have been accepted.
+    tend.wait_for(30, "the oldest idle connections to be closed for newer ones", |_| {
+        is_closed(&mut idle[300]).then_some(())
+    });
+    let during = fds();
+    let started = Instant::now();
+    let http = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let r = http.get(tend.url("/api/v1/health")).send().expect("health answers during the flood");
+    assert_eq!(r.status().as_u16(), 200);
+    eprintln!("health during 400 idle connections: {:?}; tend holds {during} descriptors", started.elapsed());
+    assert!(during < NOFILE as usize - 16, "descriptors stay well below the limit: {during}");
+    assert!(!is_closed(idle.last_mut().unwrap()), "the newest idle connection stays open");
+    let log = tend.stderr();
+    // Without the colour codes: everything after an ESC up to its `m`.
+    let mut parts = log.split('\x1b');
+    let first = parts.next().unwrap_or("").to_owned();
+    let plain = parts.fold(first, |acc, p| acc + p.split_once('m').map_or(p, |(_, rest)| rest));
+    assert!(plain.contains("max_connections=64"), "the cap is a quarter of 256 descriptors:\n{plain}");
+}
+
+#[test]
+fn an_event_stream_is_not_idle_however_long_it_streams() {
+    let tend =
+        start_env(REPORTED, &[("TEND_HTTP_HEADER_TIMEOUT_MS", "300"), ("TEND_HTTP_IDLE_TIMEOUT_MS", "300")]);
+    let addr = addr(&tend);
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(s, "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    r.read_line(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Five idle timeouts without an event: the stream must still be there.
+    pause(Duration::from_millis(1500));
+    let (status, v) = tend.post("/api/v1/workers", json!({"id": "w-sse", "pool": "loom"}));
+    assert_eq!(status, 201, "{v}");
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = r.read_line(&mut line).expect("the stream is still open");
+        assert!(n > 0, "the stream was closed; got {lines:?}");
+        if line.starts_with("data: ") && line.contains("w-sse") {
+            break;
+        }
+        lines.push(line);
+    }
 }
 
 #[test]

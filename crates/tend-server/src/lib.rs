@@ -22,6 +22,7 @@ use tend_core::fleet::CommandError;
 use tend_core::time::Timestamp;
 use tend_engine::{App, AppError};
 
+pub mod conn;
 mod history;
 mod metrics;
 pub mod openapi;
@@ -86,11 +87,24 @@ pub async fn serve(
             "refusing to listen on {listen} without a token: set [server] token or TEND_TOKEN, or listen on 127.0.0.1"
         );
     }
+    // Idle connections cost a descriptor each: take the whole allowance, then keep a share of it.
+    let nofile = tend_collect::fd_limit::raise_nofile_to_hard()
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot raise the descriptor limit to its hard limit"))
+        .ok()
+        .or_else(tend_collect::fd_limit::nofile_soft_limit);
+    let limits = conn::Limits::from_env(|k| std::env::var(k).ok(), nofile).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     bound(listener.local_addr()?);
-    axum::serve(listener, router(app, token)).with_graceful_shutdown(shutdown).await?;
+    tracing::info!(
+        header_timeout = ?limits.header_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        max_connections = limits.max_connections,
+        descriptor_limit = ?nofile,
+        "HTTP connection limits"
+    );
+    conn::serve(listener, router(app, token), limits, shutdown).await;
     Ok(())
 }
 
