@@ -40,18 +40,28 @@ impl Tend {
     /// Like [`Tend::start_args`] with extra environment variables (set after the defaults, so a test
     /// can point `TEND_DATA_DIR` elsewhere).
     pub fn start_env(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Tend {
+        Self::start_with(dir, args, env, |_| {})
+    }
+
+    /// Like [`Tend::start_env`], with a last say on the command (e.g. a `pre_exec` setting limits).
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Tend {
         let data_dir = dir.path().join("data");
-        let mut child = Command::new(TEND)
-            .args(args)
+        let mut cmd = Command::new(TEND);
+        cmd.args(args)
             .args(["--listen", "127.0.0.1:0", "--events-jsonl"])
             .env("TEND_LOG", "info,tend_engine=debug")
             .env("TEND_DATA_DIR", &data_dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tend");
+            .stderr(Stdio::piped());
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().expect("start tend");
         let events = Arc::new(Mutex::new(Vec::new()));
         let stderr_lines = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().expect("stdout");

@@ -12,6 +12,7 @@ mod demo;
 mod docker;
 mod grandchildren;
 mod history;
+mod http_limits;
 mod lifecycle;
 mod limits;
 mod ownership;

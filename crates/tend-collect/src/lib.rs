@@ -18,6 +18,7 @@
 
 pub mod discover;
 pub mod docker;
+pub mod fd_limit;
 pub mod proc_stat;
 pub mod readiness;
 pub mod reaper;

@@ -115,7 +115,7 @@ impl ProcSampler {
         // Keep at most half of our own descriptor limit for the sampler; the rest of Tend (sockets,
         // SQLite, pipes of spawned workers) needs the other half. Past the budget a pid is read by
         // path each sweep: slower, still correct.
-        let fd_budget = nofile_soft_limit().map(|n| (n / 2) as usize).unwrap_or(512);
+        let fd_budget = crate::fd_limit::nofile_soft_limit().map(|n| (n / 2) as usize).unwrap_or(512);
         Ok(ProcSampler {
             fields,
             host: Host {
@@ -513,13 +513,6 @@ pub(crate) fn sysconf(name: libc::c_int) -> Option<u64> {
     // returns -1, which is mapped to None.
     let v = unsafe { libc::sysconf(name) };
     u64::try_from(v).ok().filter(|&v| v > 0)
-}
-
-fn nofile_soft_limit() -> Option<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes one `rlimit` into the struct we pass by exclusive reference.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    (rc == 0).then_some(lim.rlim_cur)
 }
 
 /// Time since boot including suspend: the clock `/proc/PID/stat` start times count in.

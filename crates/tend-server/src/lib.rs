@@ -22,6 +22,7 @@ use tend_core::fleet::CommandError;
 use tend_core::time::Timestamp;
 use tend_engine::{App, AppError};
 
+pub mod conn;
 mod history;
 mod metrics;
 pub mod openapi;
@@ -86,11 +87,24 @@ pub async fn serve(
             "refusing to listen on {listen} without a token: set [server] token or TEND_TOKEN, or listen on 127.0.0.1"
         );
     }
+    // Idle connections cost a descriptor each: take the whole allowance, then keep a share of it.
+    let nofile = tend_collect::fd_limit::raise_nofile_to_hard()
+        .inspect_err(|e| tracing::warn!(error = %e, "cannot raise the descriptor limit to its hard limit"))
+        .ok()
+        .or_else(tend_collect::fd_limit::nofile_soft_limit);
+    let limits = conn::Limits::from_env(|k| std::env::var(k).ok(), nofile).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     bound(listener.local_addr()?);
-    axum::serve(listener, router(app, token)).with_graceful_shutdown(shutdown).await?;
+    tracing::info!(
+        header_timeout = ?limits.header_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        max_connections = limits.max_connections,
+        descriptor_limit = ?nofile,
+        "HTTP connection limits"
+    );
+    conn::serve(listener, router(app, token), limits, shutdown).await;
     Ok(())
 }
 
@@ -161,16 +175,31 @@ async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Ne
     if let Some(token) = &ctx.token
         && req.uri().path() != "/health"
     {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| bearer(v.as_bytes()));
+        if !given.is_some_and(|g| same_secret(g, token.as_bytes())) {
             return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
                 .into_response();
         }
     }
     next.run(req).await
+}
+
+/// The credentials of an `Authorization: Bearer <token>` header. The scheme is case-insensitive (RFC
+/// 7235): `bearer`, `BEARER` and `Bearer` are the same.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let space = value.iter().position(|b| *b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Equal secrets, compared in time that does not depend on where they differ (only on the length).
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && std::hint::black_box(given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b))) == 0
 }
 
 /// Outside the API, paths belong to the web UI (its files, or `index.html` for its routes).
@@ -332,9 +361,10 @@ async fn prometheus_metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> ApiRe
 }
 
 /// Parse a JSON body, naming the field at fault: `field "rule": invalid type: integer, expected a string`.
+/// The body must be that one JSON value: anything but whitespace after it is refused.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let message = if path == "." {
             format!("invalid request body: {}", e.inner())
@@ -342,7 +372,12 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
             format!("field {path:?}: {}", e.inner())
         };
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    })
+    })?;
+    de.end().map_err(|e| {
+        let message = format!("invalid request body: {e} (after the JSON value; send exactly one)");
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    })?;
+    Ok(value)
 }
 
 async fn ack(
@@ -449,4 +484,37 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(f(tx));
     futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok::<_, Infallible>)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for h in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR   abc  "] {
+            assert_eq!(bearer(h.as_bytes()), Some(&b"abc"[..]), "{h:?}");
+        }
+        for h in ["Basic abc", "Bearerabc", "Bearer ", "Bearer", "abc", "Bearers abc"] {
+            assert_eq!(bearer(h.as_bytes()), None, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+        assert!(!same_secret(b"s3cret-", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
+
+    #[test]
+    fn a_json_body_is_one_value_and_nothing_after_it() {
+        let ok: serde_json::Value = json_body(b" {\"a\": 1} \n").map_err(|e| e.message).unwrap();
+        assert_eq!(ok, json!({"a": 1}));
+        let e = json_body::<serde_json::Value>(b"{\"a\":1} xyz").err().unwrap();
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_request"));
+        assert!(e.message.contains("trailing characters at line 1 column 9"), "{}", e.message);
+        assert!(json_body::<serde_json::Value>(b"{\"a\":1}{\"b\":2}").is_err());
+    }
 }

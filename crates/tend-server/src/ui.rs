@@ -1,6 +1,8 @@
 //! The web UI, served from disk at `/`: the files `npm run build` wrote to `ui/dist`. This module only
 //! maps a path to a file of that directory (or to `index.html`, for the UI's own routes); it never
-//! touches `/api/v1`, and it never serves anything outside the directory.
+//! touches `/api/v1`, and it never serves anything outside the directory: a path is made only of normal
+//! components (no `..`, no dot-files), and what it names must be a regular file whose canonical path
+//! (symlinks resolved) is inside the directory's own canonical path.
 //!
 //! The directory is looked up on every request, so a UI built while `tend serve` runs is picked up:
 //! `TEND_UI_DIR` when set, else `ui/dist` of the workspace this binary was built from. Without either, a
@@ -43,15 +45,51 @@ pub async fn serve(method: Method, uri: Uri) -> Response {
     let Some(rel) = safe_relative(uri.path()) else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };
-    let file = dir.join(&rel);
-    if !rel.as_os_str().is_empty() && file.is_file() {
-        return send(&file, rel.starts_with("assets")).await;
+    if !rel.as_os_str().is_empty() {
+        match inside(&dir, &rel) {
+            Found::File(file) => return send(&file, rel.starts_with("assets")).await,
+            // Something is there, but not a regular file of the directory (a symlink out of it, a
+            // directory, a device): refused, never followed and never replaced by index.html.
+            Found::Refused => return (StatusCode::NOT_FOUND, "not found").into_response(),
+            Found::Nothing => {}
+        }
     }
     // A path with a file extension that is not there is a missing file, not a client route.
     if rel.extension().is_some() {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     }
-    send(&dir.join("index.html"), false).await
+    match inside(&dir, Path::new("index.html")) {
+        Found::File(index) => send(&index, false).await,
+        Found::Refused | Found::Nothing => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+enum Found {
+    /// A regular file whose canonical path is inside the directory: this path may be read.
+    File(PathBuf),
+    /// The path exists but leads out of the directory, or to something that is not a regular file.
+    Refused,
+    /// Nothing there (or a directory of the UI): the path may be one of the UI's client routes.
+    Nothing,
+}
+
+/// `rel` under `dir`, only if it resolves (symlinks and all) to a regular file inside `dir`'s own
+/// canonical path. A symlink planted in the UI directory that points elsewhere is `Refused`.
+fn inside(dir: &Path, rel: &Path) -> Found {
+    let path = dir.join(rel);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Found::Nothing;
+    }
+    let (Ok(root), Ok(real)) = (dir.canonicalize(), path.canonicalize()) else { return Found::Refused };
+    if !real.starts_with(&root) {
+        return Found::Refused;
+    }
+    match std::fs::metadata(&real) {
+        Ok(m) if m.is_file() => Found::File(real),
+        // A directory of the UI is no file to send; its path may be one of the UI's routes.
+        Ok(m) if m.is_dir() => Found::Nothing,
+        _ => Found::Refused,
+    }
 }
 
 /// The path as a relative path made only of normal components, or `None` when it tries to leave.
@@ -113,6 +151,36 @@ mod tests {
         assert_eq!(safe_relative("/assets/../../x"), None);
         assert_eq!(safe_relative("/.git/config"), None);
         assert_eq!(safe_relative("/a\\..\\b"), None);
+    }
+
+    #[test]
+    fn only_regular_files_inside_the_directory_are_found() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+        let ui = tempfile::tempdir().unwrap();
+        let dir = ui.path();
+        std::fs::create_dir(dir.join("assets")).unwrap();
+        std::fs::write(dir.join("assets/app.js"), "js").unwrap();
+        std::fs::write(dir.join("index.html"), "<html>").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.txt"), dir.join("leak.txt")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.join("out")).unwrap();
+        std::os::unix::fs::symlink("assets/app.js", dir.join("alias.js")).unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("dangling.txt")).unwrap();
+        let found = |rel: &str| match inside(dir, Path::new(rel)) {
+            Found::File(p) => {
+                format!("file {}", p.strip_prefix(dir.canonicalize().unwrap()).unwrap().display())
+            }
+            Found::Refused => "refused".to_owned(),
+            Found::Nothing => "nothing".to_owned(),
+        };
+        assert_eq!(found("assets/app.js"), "file assets/app.js");
+        assert_eq!(found("alias.js"), "file assets/app.js", "a link within the directory is fine");
+        assert_eq!(found("leak.txt"), "refused");
+        assert_eq!(found("out/secret.txt"), "refused");
+        assert_eq!(found("dangling.txt"), "refused");
+        assert_eq!(found("assets"), "nothing", "a directory is not a file");
+        assert_eq!(found("out"), "refused", "a directory outside is refused");
+        assert_eq!(found("missing.js"), "nothing");
     }
 
     #[test]
