@@ -28,7 +28,7 @@ demo: setup ui
 	$(CARGO) run --release --bin tend -- serve
 
 ## Set up and pass every check and test. The UI is built first: the desktop app embeds ui/dist.
-test: setup ui lint unit ui-test desktop-test bench-smoke
+test: setup ui lint unit ui-test desktop-test bench-smoke http-fuzz
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -36,6 +36,13 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --no-fail-fast
+
+## HTTP fuzzing of a live `tend serve` (127.0.0.1, a token, a small pool of demo-workers): schemathesis
+## (pinned, installed into target/fuzz-venv on first use) sends generated requests to every operation of
+## the served OpenAPI document, with a fixed seed and 60 examples per operation (~40 s); any 5xx fails.
+http-fuzz:
+	$(CARGO) build --bin tend
+	tests/http_fuzz.sh
 
 ## The web UI (ui/, TypeScript + Vite): dependencies at the versions of package-lock.json, then ui/dist,
 ## which `tend serve` serves at /. `npm install`, not `npm ci`: npm 11 leaves other platforms' optional

@@ -196,3 +196,35 @@ pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(block: Block, title: &str) -> Report {
+        let mut r = Report::new(Machine::read(), "make bench".into(), "make soak SOAK_SECS=60".into());
+        let mut s = Section::new(title, &["a"]).in_block(block);
+        s.row(vec!["1".into()]);
+        r.push(s);
+        r
+    }
+
+    #[test]
+    fn each_block_rewrites_only_its_own_markers() {
+        let dir = std::env::temp_dir().join(format!("tend-bench-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("PERF.md");
+        std::fs::write(&path, "# Perf\n\nhand-written\n").unwrap();
+        report(Block::Bench, "1. Sweep").write_into(&path).unwrap();
+        report(Block::Soak, "7. Soak").write_into(&path).unwrap();
+        report(Block::Bench, "1. Sweep again").write_into(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.starts_with("# Perf\n\nhand-written\n"), "{text}");
+        assert!(text.contains("### 1. Sweep again") && !text.contains("### 1. Sweep\n"), "{text}");
+        assert!(text.contains("### 7. Soak") && text.contains("`make soak SOAK_SECS=60`"), "{text}");
+        assert_eq!(text.matches(BEGIN).count(), 1);
+        assert_eq!(text.matches(SOAK_BEGIN).count(), 1);
+        assert!(text.find(END).unwrap() < text.find(SOAK_BEGIN).unwrap(), "{text}");
+    }
+}

@@ -272,7 +272,7 @@ fn summarize(
     let minutes = last.secs / 60.0;
     let mut s = Section::new(TITLE, &["measure", "value", "detail"]).in_block(Block::Soak);
     s.note(format!(
-        "`tend serve` (release) for {minutes:.1} min with: a spawn pool of {} `demo-worker`s leaking {LEAK_MB_PER_SEC} MiB/s \
+        "`tend serve` for {minutes:.1} min with: a spawn pool of {} `demo-worker`s leaking {LEAK_MB_PER_SEC} MiB/s \
          from 10 MiB, recycled at memory_mb = {LIMIT_MB} (every ~4-5 s each); an attach pool watching {} sleeping \
          processes (cmdline regex); both at profile intensive (1 s samples); raw history kept 10 min. A client polls \
          `GET /api/v1/workers` {POLLS_PER_SEC}×/s and one reads `GET /api/v1/events` (SSE). Tend is sampled every \

@@ -33,7 +33,7 @@ fn cases() -> Vec<(String, String)> {
         pool(&format!("recycle = {{ memory_mb = {MAX_SECS} }}")),
         pool(&format!("recycle = {{ ttl = {MAX_SECS} }}")),
         pool(&format!("recycle = {{ ttl = \"1h\", warmup = {MAX_SECS} }}")),
-        pool(&format!("recycle = {{ ttl = \"1h\", jitter = 1e300 }}")),
+        pool("recycle = { ttl = \"1h\", jitter = 1e300 }"),
         pool(&format!("recycle = {{ storm_window = {MAX_SECS} }}")),
         pool(&format!("recycle = {{ max_requests = {MAX_SECS} }}")),
         rule(&format!("for = {MAX_SECS}")),
