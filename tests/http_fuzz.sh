@@ -17,11 +17,12 @@ cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
 TEND=${TEND:-target/debug/tend}
-VENV=${FUZZ_VENV:-target/fuzz-venv}
+VENV=$(realpath -m "${FUZZ_VENV:-target/fuzz-venv}")
 EXAMPLES=${HTTP_FUZZ_EXAMPLES:-60}
 SEED=${HTTP_FUZZ_SEED:-20261202}
 CHECKS=${HTTP_FUZZ_CHECKS:-not_a_server_error}
 TIME_LIMIT=${HTTP_FUZZ_TIME_LIMIT:-110}
+REPORT=${HTTP_FUZZ_REPORT:+$(realpath -m "$HTTP_FUZZ_REPORT")}
 
 [ -x "$TEND" ] || { echo "http-fuzz: no tend binary at $TEND (cargo build --bin tend)"; exit 1; }
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
@@ -38,7 +39,7 @@ cleanup() {
     kill -KILL "$tend_pid" 2>/dev/null || true
     wait "$tend_pid" 2>/dev/null || true
   fi
-  if [ -n "${HTTP_FUZZ_REPORT:-}" ]; then mkdir -p "$HTTP_FUZZ_REPORT"; cp -r "$work"/. "$HTTP_FUZZ_REPORT"/; fi
+  if [ -n "$REPORT" ]; then mkdir -p "$REPORT"; cp -r "$work"/. "$REPORT"/; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -86,7 +87,9 @@ done
 printf '[parameters]\n"path.id" = "%s"\n"path.name" = "demo"\n' "$worker" > "$work/schemathesis.toml"
 
 # The SSE streams never end: they are left out (an event stream is not a request/response operation).
+# Run in the scratch directory: schemathesis keeps its replay data under the working directory.
 status=0
+cd "$work"
 timeout "$TIME_LIMIT" "$VENV/bin/schemathesis" --config-file "$work/schemathesis.toml" \
   run "$work/openapi.json" --url "$base" \
   -H "Authorization: Bearer $token" \
