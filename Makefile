@@ -9,7 +9,7 @@ APT_PACKAGES := python3 procps prometheus fonts-dejavu-core chromium docker.io b
 APT_PACKAGES += libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev librsvg2-dev \
   libxdo-dev pkg-config xvfb xauth webkit2gtk-driver dbus-x11 dunst imagemagick
 
-.PHONY: setup demo test check lint unit e2e bench bench-smoke ui ui-test bench-ui desktop desktop-test
+.PHONY: setup demo test check lint unit e2e bench bench-smoke soak http-fuzz ui ui-test bench-ui desktop desktop-test
 
 ## Install what the build and the tests need (idempotent; apt only when something is missing).
 setup:
@@ -28,7 +28,7 @@ demo: setup ui
 	$(CARGO) run --release --bin tend -- serve
 
 ## Set up and pass every check and test. The UI is built first: the desktop app embeds ui/dist.
-test: setup ui lint unit ui-test desktop-test bench-smoke
+test: setup ui lint unit ui-test desktop-test bench-smoke http-fuzz
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -36,6 +36,13 @@ lint:
 
 unit:
 	$(CARGO) test --workspace --no-fail-fast
+
+## HTTP fuzzing of a live `tend serve` (127.0.0.1, a token, a small pool of demo-workers): schemathesis
+## (pinned, installed into target/fuzz-venv on first use) sends generated requests to every operation of
+## the served OpenAPI document, with a fixed seed and 60 examples per operation (~40 s); any 5xx fails.
+http-fuzz:
+	$(CARGO) build --bin tend
+	tests/http_fuzz.sh
 
 ## The web UI (ui/, TypeScript + Vite): dependencies at the versions of package-lock.json, then ui/dist,
 ## which `tend serve` serves at /. `npm install`, not `npm ci`: npm 11 leaves other platforms' optional
@@ -67,12 +74,20 @@ bench: setup
 	$(CARGO) build --release -p tend -p tend-bench
 	./target/release/tend-bench --write docs/PERFORMANCE.md
 
-## The bench with tiny sizes (N=10-20, 3 s windows, 3 trials, no peers): checks that it still runs
-## (~35 s, debug build). Its table goes to target/bench/smoke.md and is shown only when a section fails.
+## The bench with tiny sizes (N=10-20, 3 s windows, 3 trials, no peers, a 20 s soak): checks that it
+## still runs (~1 min, debug build). Its table goes to target/bench/smoke.md and is shown only when a section fails.
 bench-smoke:
 	$(CARGO) build -p tend -p tend-bench
 	@mkdir -p target/bench
 	./target/debug/tend-bench --smoke > target/bench/smoke.md || { cat target/bench/smoke.md; exit 1; }
+
+## The soak (section 7 of docs/PERFORMANCE.md, its own block): a release `tend serve` with 20 workers
+## recycled every few seconds, 200 attached processes, an API poller and an SSE client, sampled every
+## 10 s for SOAK_SECS (default 1 h; not part of `make bench`). Reports the RSS slope, fds, threads, DB size.
+SOAK_SECS ?= 3600
+soak:
+	$(CARGO) build --release -p tend -p tend-bench
+	./target/release/tend-bench --only soak --soak-secs $(SOAK_SECS) --write docs/PERFORMANCE.md
 
 ## The desktop app (src-tauri/, Tauri v2) on the embedded demo, or on TEND_CONFIG. Its demo workers run
 ## the headless `tend` built beside it (lighter than a process that maps WebKitGTK).

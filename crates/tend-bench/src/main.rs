@@ -1,7 +1,8 @@
 //! `tend-bench`: Tend's benchmark suite (`make bench`, issue 7). It measures what the brief's §11
 //! targets name — the collection sweep against the physical floor and `sysinfo`, the whole process's
 //! CPU and memory against Glances, the reaction to a memory breach, the API at 1000 workers — prints
-//! one Markdown table and writes it into `docs/PERFORMANCE.md`.
+//! one Markdown table and writes it into `docs/PERFORMANCE.md`. The soak (`--only soak`, `make soak`)
+//! is not part of the default run: it lasts an hour; the smoke runs it for 20 s.
 //!
 //! It is never part of the tests' pass/fail: it reports numbers and says which targets they meet;
 //! it fails only when it cannot run. Everything it starts (sleepers, `tend serve`, peers) is killed
@@ -16,6 +17,7 @@ mod peers;
 mod reaction;
 mod report;
 mod scale;
+mod soak;
 mod stats;
 mod store;
 mod sweep;
@@ -37,7 +39,7 @@ struct Cli {
     /// Write the table between the markers of this Markdown file.
     #[arg(long, value_name = "FILE")]
     write: Option<PathBuf>,
-    /// Only these sections (default: all).
+    /// Only these sections (default: all but the soak; with --smoke, all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<Part>,
     /// The `tend` binary to measure (default: next to this one).
@@ -49,6 +51,9 @@ struct Cli {
     /// Length of the overhead window in seconds (default 60; 3 with --smoke).
     #[arg(long)]
     overhead_secs: Option<u64>,
+    /// Length of the soak in seconds (default 3600; 20 with --smoke).
+    #[arg(long)]
+    soak_secs: Option<u64>,
     /// Where the bench keeps its virtualenv and scratch files.
     #[arg(long, default_value = "target/bench")]
     work_dir: PathBuf,
@@ -62,6 +67,7 @@ enum Part {
     Scale,
     Store,
     Docker,
+    Soak,
 }
 
 /// The sizes of one run.
@@ -83,6 +89,11 @@ pub struct Plan {
     /// Containers in the docker section, and its window.
     pub docker_n: usize,
     pub docker_secs: u64,
+    /// The soak: its length, its sampling period, leaking spawned workers and attached processes.
+    pub soak_secs: u64,
+    pub soak_every_secs: u64,
+    pub soak_leakers: usize,
+    pub soak_attached: usize,
 }
 
 impl Plan {
@@ -104,6 +115,10 @@ impl Plan {
                 load_secs: 1,
                 docker_n: 5,
                 docker_secs: 3,
+                soak_secs: cli.soak_secs.unwrap_or(20),
+                soak_every_secs: 2,
+                soak_leakers: 4,
+                soak_attached: 20,
             }
         } else {
             Plan {
@@ -122,6 +137,10 @@ impl Plan {
                 load_secs: 5,
                 docker_n: 50,
                 docker_secs: 30,
+                soak_secs: cli.soak_secs.unwrap_or(3600),
+                soak_every_secs: 10,
+                soak_leakers: 20,
+                soak_attached: 200,
             }
         }
     }
@@ -150,8 +169,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     anyhow::ensure!(tend.exists(), "no tend binary at {} (build it, or pass --tend)", tend.display());
     let root = std::env::current_dir().context("current directory")?;
     let command = if cli.smoke { "make bench-smoke" } else { "make bench" };
-    let mut report = report::Report::new(os::Machine::read(), command.to_owned());
-    let wants = |p: Part| cli.only.is_empty() || cli.only.contains(&p);
+    let soak_command =
+        if cli.smoke { command.to_owned() } else { format!("make soak SOAK_SECS={}", plan.soak_secs) };
+    let mut report = report::Report::new(os::Machine::read(), command.to_owned(), soak_command);
+    let wants = |p: Part| {
+        if cli.only.is_empty() { p != Part::Soak || cli.smoke } else { cli.only.contains(&p) }
+    };
     let started = std::time::Instant::now();
     type Step<'a> = (Part, &'a str, Box<dyn Fn(&mut report::Report) -> anyhow::Result<()> + 'a>);
     let steps: Vec<Step<'_>> = vec![
@@ -165,13 +188,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         (Part::Scale, "4. Scale", Box::new(|r| scale::run(&plan, &tend, r))),
         (Part::Store, "5. Ingest and CSV export", Box::new(|r| store::run(&root, cli.smoke, r))),
         (Part::Docker, "6. Docker containers", Box::new(|r| docker::run(&plan, &tend, r))),
+        (Part::Soak, soak::TITLE, Box::new(|r| soak::run(&plan, &tend, r))),
     ];
     let mut failures = 0;
-    for (_, title, step) in steps.into_iter().filter(|(p, _, _)| wants(*p)) {
+    for (part, title, step) in steps.into_iter().filter(|(p, _, _)| wants(*p)) {
         eprintln!("tend-bench: {title} ({:.0} s so far)", started.elapsed().as_secs_f64());
         if let Err(e) = step(&mut report) {
             eprintln!("tend-bench: {title} failed: {e:#}");
-            report.failed(title, &e);
+            let block = if part == Part::Soak { report::Block::Soak } else { report::Block::Bench };
+            report.failed(block, title, &e);
             failures += 1;
         }
     }

@@ -88,6 +88,34 @@ pub fn rss_bytes(pid: u32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable statm"))
 }
 
+/// Open file descriptors of a process (entries of `/proc/PID/fd`).
+pub fn fd_count(pid: u32) -> io::Result<usize> {
+    Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// Threads of a process (`Threads:` of `/proc/PID/status`).
+pub fn thread_count(pid: u32) -> io::Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:")?.trim().parse::<u64>().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Threads in status"))
+}
+
+/// Bytes of the regular files in `dir` and its subdirectories (0 when it does not exist yet): a
+/// SQLite database with its `-wal` and `-shm` files, as they are on disk.
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// The 1-minute load average.
 pub fn load1() -> f64 {
     fs::read_to_string("/proc/loadavg")

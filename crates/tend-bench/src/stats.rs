@@ -1,5 +1,6 @@
 //! Order statistics for repeated measurements: the bench reports medians and spread, never means,
-//! because the development machines are shared and noisy. Pure functions; no I/O.
+//! because the development machines are shared and noisy; and the least-squares slope of a series
+//! (the soak's RSS trend). Pure functions; no I/O.
 
 /// Median, spread and extremes of one series of measurements.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,9 +38,29 @@ impl Summary {
     }
 }
 
+/// The least-squares slope of y over x; `None` with fewer than two distinct x.
+pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let (mx, my) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let (num, den) = points
+        .iter()
+        .fold((0.0, 0.0), |(num, den), (x, y)| (num + (x - mx) * (y - my), den + (x - mx).powi(2)));
+    (points.len() >= 2 && den > 0.0).then(|| num / den)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slope_is_least_squares() {
+        let line: Vec<(f64, f64)> = (0..10).map(|x| (f64::from(x), 3.0 + 0.5 * f64::from(x))).collect();
+        assert!((slope(&line).unwrap() - 0.5).abs() < 1e-12);
+        // Noise around a flat line: the fit, not the last minus the first.
+        assert_eq!(slope(&[(0.0, 1.0), (1.0, 3.0), (2.0, 1.0), (3.0, 3.0)]), Some(0.4));
+        assert_eq!(slope(&[(1.0, 1.0)]), None);
+        assert_eq!(slope(&[(1.0, 1.0), (1.0, 2.0)]), None);
+    }
 
     #[test]
     fn median_and_percentiles_are_nearest_rank() {

@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn the_store_benchmark_lines_give_verdicts() {
-        let mut r = Report::new(crate::os::Machine::read(), "make bench".into());
+        let mut r = Report::new(crate::os::Machine::read(), "make bench".into(), "make soak".into());
         checks(
             "history store benchmark: 1000000 samples over 100 workers, /tmp/x\n\
              ingest: 1000000 samples in 2.00 s = 500000 samples/s; 1.00 CPU-s (producer included)\n\

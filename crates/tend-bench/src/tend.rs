@@ -98,6 +98,16 @@ impl TendProc {
         Ok(tend)
     }
 
+    /// The history store's directory (`TEND_DATA_DIR`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// How it ended, if it has (it should not before `stop`).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     pub fn http(&self) -> anyhow::Result<Http> {
         Http::new(&self.base)
     }

@@ -1,10 +1,13 @@
 //! The config: the full example, every class of error with its exact location, environment
-//! overrides and the embedded demo.
+//! overrides, the embedded demo, and fuzzing of the whole path from text to the engine's pool specs.
 
 mod demo;
 mod env;
 mod errors;
+mod extremes;
 mod full;
+mod fuzz;
+mod fuzz_gen;
 mod limits;
 mod notifications;
 mod webhooks;
