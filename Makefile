@@ -2,8 +2,9 @@
 # the Rust toolchain: `setup` installs the rest.
 SHELL := /bin/bash
 CARGO ?= cargo
-# The docker source's tests: a private dockerd and busybox for registry-free images.
-APT_PACKAGES := python3 procps prometheus fonts-dejavu-core chromium docker.io busybox-static
+# The docker source's tests: a private dockerd and busybox for registry-free images; python3-venv for
+# the HTTP fuzzer's virtualenv (schemathesis from PyPI).
+APT_PACKAGES := python3 python3-venv procps prometheus fonts-dejavu-core chromium docker.io busybox-static
 # The desktop app (Tauri v2: WebKitGTK and the tray's libraries) and its tests: a virtual display, a
 # session bus, WebKitWebDriver for tauri-driver, a notification daemon, and `import` for screenshots.
 APT_PACKAGES += libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev librsvg2-dev \
