@@ -270,3 +270,14 @@ pub fn state_of(w: &Value) -> &str {
 pub fn by_id<'a>(ws: &'a [Value], id: &str) -> Option<&'a Value> {
     ws.iter().find(|w| w["id"] == id)
 }
+
+/// The test's own wall clock in epoch milliseconds, to compare with the times Tend stored.
+#[allow(clippy::disallowed_methods)]
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Run a future of the store's API to completion from a test.
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}

@@ -28,15 +28,6 @@ above = 0
 for_samples = 3
 "#;
 
-#[allow(clippy::disallowed_methods)] // the test's own wall clock, to compare with the samples' times
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-}
-
 #[test]
 fn kill_9_mid_ingest_loses_at_most_a_second_and_the_next_start_cleans_orphans() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,15 +27,6 @@ readiness = { start_secs = 1 }
 stop_grace = "1s"
 "#;
 
-#[allow(clippy::disallowed_methods)] // the test's own wall clock, to compare with the samples' times
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-}
-
 /// A tmpfs of `size` mounted over a temp dir (the tests run as root, as CI does); unmounted on drop.
 struct Tmpfs(tempfile::TempDir);
 
