@@ -173,12 +173,17 @@ async fn run_server(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(signal = why, "stopping");
             Ok(())
         }
-        end = app.engine_ended() => end.map_err(|e| anyhow::anyhow!("the engine failed ({e}); its workers were stopped")),
+        end = app.engine_ended() => end.map_err(engine_failure),
     };
     tracing::info!("shutting down: stopping workers");
     app.shutdown().await;
     let _ = stop_tx.send(());
-    result
+    // A panic of the engine while it was draining is a failure too, even after a clean signal.
+    result.and(app.engine_ended().await.map_err(engine_failure))
+}
+
+fn engine_failure(panic: String) -> anyhow::Error {
+    anyhow::anyhow!("the engine failed ({panic}); its workers were stopped")
 }
 
 async fn server_stopped(h: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {

@@ -10,10 +10,22 @@ pub fn nofile_soft_limit() -> Option<u64> {
     read().ok().map(|l| l.rlim_cur)
 }
 
+/// The limit Tend was started with, recorded by the first [`raise_nofile_to_hard`]: what spawned
+/// workers get back (a worker written for 1024 descriptors, `select()` or a close-every-fd loop, must
+/// not inherit Tend's raised limit).
+static INHERITED: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+
+/// The limit to hand to a spawned worker: the one Tend was started with, once it raised its own.
+pub(crate) fn inherited_nofile() -> Option<libc::rlimit> {
+    INHERITED.get().copied()
+}
+
 /// Raise the soft limit to the hard limit (no privilege needed) and return the soft limit now in force.
-/// When the raise is refused, the error says so; the old limit still holds.
+/// When the raise is refused, the error says so; the old limit still holds. Workers spawned afterwards
+/// get the limit of before (see [`crate::spawn`]).
 pub fn raise_nofile_to_hard() -> io::Result<u64> {
     let mut lim = read()?;
+    let _ = INHERITED.set(lim);
     if lim.rlim_cur < lim.rlim_max {
         lim.rlim_cur = lim.rlim_max;
         // SAFETY: setrlimit reads the one `rlimit` we pass by reference.

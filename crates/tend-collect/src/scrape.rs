@@ -11,10 +11,10 @@ pub struct Scraped {
     pub requests: Option<u64>,
     /// Every other counter, gauge or untyped series. An unlabelled series is kept under its name; a
     /// labelled one under its name and labels, sorted, as in a PromQL selector
-    /// (`http_total{code="200",method="get"}`), so series of one name are never merged. A counter's
-    /// labelled series are also summed under the bare name (a worker's `http_requests_total{code=...}`
-    /// becomes its total): a sum is what counters mean, while a sum of gauges would be a number nobody
-    /// measured.
+    /// (`http_total{code="200",method="get"}`), so series of one name are never merged. The labelled
+    /// series of a counter (or of an untyped metric, mostly counters without a `# TYPE` line) are also
+    /// summed under the bare name: a sum is what counters mean, while a sum of gauges would be a number
+    /// nobody measured. At most [`MAX_SERIES`] in all.
     pub custom: BTreeMap<String, f64>,
 }
 
@@ -31,37 +31,47 @@ pub fn parse(text: &str, requests_metric: Option<&str>) -> Result<Scraped, Strin
         prometheus_parse::Scrape::parse(lines).map_err(|e| format!("not a Prometheus text page: {e}"))?;
     let mut series: BTreeMap<String, f64> = BTreeMap::new();
     let mut totals: BTreeMap<String, f64> = BTreeMap::new();
+    let mut requests: Option<f64> = None;
     for sample in scrape.samples {
-        let (v, counter) = match sample.value {
-            prometheus_parse::Value::Counter(v) => (v, true),
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => (v, false),
+        // Untyped series are summed like counters: a page without `# TYPE` lines is mostly counters.
+        let (v, summed) = match sample.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => (v, true),
+            prometheus_parse::Value::Gauge(v) => (v, false),
             prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => continue,
         };
         if !v.is_finite() {
             continue;
         }
-        let mut labels: Vec<(&String, &String)> = sample.labels.iter().collect();
-        if labels.is_empty() {
-            series.insert(sample.metric, v);
+        if Some(sample.metric.as_str()) == requests_metric {
+            // The request count: every series of that name together, whatever its labels or type.
+            *requests.get_or_insert(0.0) += v;
             continue;
         }
-        if counter {
-            *totals.entry(sample.metric.clone()).or_default() += v;
-        }
-        labels.sort();
-        let selector: Vec<String> = labels
-            .iter()
-            .map(|(k, val)| format!("{k}=\"{}\"", val.replace('\\', "\\\\").replace('"', "\\\"")))
-            .collect();
-        if series.len() < MAX_SERIES {
-            series.insert(format!("{}{{{}}}", sample.metric, selector.join(",")), v);
+        let mut labels: Vec<(&String, &String)> = sample.labels.iter().collect();
+        let key = if labels.is_empty() {
+            sample.metric
+        } else {
+            if summed {
+                *totals.entry(sample.metric.clone()).or_default() += v;
+            }
+            labels.sort();
+            let selector: Vec<String> = labels
+                .iter()
+                .map(|(k, val)| format!("{k}=\"{}\"", val.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
+            format!("{}{{{}}}", sample.metric, selector.join(","))
+        };
+        if series.len() < MAX_SERIES || series.contains_key(&key) {
+            series.insert(key, v);
         }
     }
     // An unlabelled series of the same name wins over the sum of labelled ones.
     for (name, total) in totals {
-        series.entry(name).or_insert(total);
+        if series.len() < MAX_SERIES {
+            series.entry(name).or_insert(total);
+        }
     }
-    let requests = requests_metric.and_then(|name| series.remove(name)).map(|v| v.max(0.0) as u64);
+    let requests = requests.map(|v| v.max(0.0) as u64);
     Ok(Scraped { requests, custom: series })
 }
 
@@ -120,10 +130,21 @@ latency_count 2
     }
 
     #[test]
-    fn series_are_capped() {
+    fn series_are_capped_labelled_or_not() {
         let page: String =
             (0..MAX_SERIES + 50).map(|i| format!("# TYPE g{i} gauge\ng{i}{{a=\"{i}\"}} 1\n")).collect();
         assert_eq!(parse(&page, None).unwrap().custom.len(), MAX_SERIES);
+        let page: String = (0..MAX_SERIES * 50).map(|i| format!("u{i} 1\n")).collect();
+        assert_eq!(parse(&page, None).unwrap().custom.len(), MAX_SERIES);
+    }
+
+    #[test]
+    fn a_labelled_or_untyped_requests_metric_is_still_the_request_count() {
+        let page = "reqs{code=\"200\"} 7\nreqs{code=\"500\"} 2\nother{a=\"x\"} 1\nother{a=\"y\"} 2\n";
+        let s = parse(page, Some("reqs")).unwrap();
+        assert_eq!(s.requests, Some(9), "every series of the requests metric, summed");
+        assert!(s.custom.keys().all(|k| !k.starts_with("reqs")), "{:?}", s.custom);
+        assert_eq!(s.custom.get("other"), Some(&3.0), "untyped series are summed like counters");
     }
 
     #[test]

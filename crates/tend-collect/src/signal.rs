@@ -188,7 +188,7 @@ impl fmt::Display for Drain {
 /// empties and whose number is reused by a new group leader within one poll.
 pub async fn drain_group(leader: ProcessId, grace: Duration) -> io::Result<Drain> {
     let deadline = Instant::now() + grace;
-    let mut members = others(leader)?;
+    let mut members = others(leader).await?;
     let left = members.len();
     if left == 0 {
         return Ok(Drain::Empty);
@@ -205,7 +205,7 @@ pub async fn drain_group(leader: ProcessId, grace: Duration) -> io::Result<Drain
             break;
         }
         tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
-        members = others(leader)?;
+        members = others(leader).await?;
         if members.is_empty() {
             return Ok(Drain::Terminated(left));
         }
@@ -217,7 +217,7 @@ pub async fn drain_group(leader: ProcessId, grace: Duration) -> io::Result<Drain
             signal_member(*m, Signal::Kill);
         }
         tokio::time::sleep(POLL_INTERVAL).await;
-        members = others(leader)?;
+        members = others(leader).await?;
         if members.is_empty() {
             return Ok(Drain::Killed(left));
         }
@@ -227,9 +227,11 @@ pub async fn drain_group(leader: ProcessId, grace: Duration) -> io::Result<Drain
     }
 }
 
-/// The group's members other than the leader itself.
-fn others(leader: ProcessId) -> io::Result<Vec<ProcessId>> {
-    Ok(group_members(leader.pid)?.into_iter().filter(|m| *m != leader).collect())
+/// The group's members other than the leader itself. A scan of all of /proc: on a blocking thread, so
+/// that a thousand workers drained at once do not stall the runtime's workers.
+async fn others(leader: ProcessId) -> io::Result<Vec<ProcessId>> {
+    let scan = move || Ok(group_members(leader.pid)?.into_iter().filter(|m| *m != leader).collect());
+    tokio::task::spawn_blocking(scan).await.map_err(io::Error::other)?
 }
 
 fn signal_member(m: ProcessId, sig: Signal) {

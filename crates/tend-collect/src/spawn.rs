@@ -232,6 +232,17 @@ pub async fn spawn(spec: &SpawnSpec, lines: UnboundedSender<LogLine>) -> Result<
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
+    if let Some(lim) = crate::fd_limit::inherited_nofile() {
+        // SAFETY: runs in the child between fork and exec; setrlimit is async-signal-safe and the
+        // closure only reads its own copy of the limit. Lowering a soft limit cannot fail for lack of
+        // privilege; if it fails anyway the worker keeps Tend's limit rather than not starting.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                Ok(())
+            });
+        }
+    }
     // Started and registered under the reaper's lock: a child of ours that is not registered yet must
     // never look adopted to it.
     let mut leaders = crate::reaper::leaders();

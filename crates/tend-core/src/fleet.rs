@@ -325,6 +325,9 @@ pub struct Incarnation {
     pub container: Option<ContainerRun>,
     /// The INITIALIZING transition has been published (spawned incarnations wait for their pid).
     announced: bool,
+    /// When a spawned incarnation's process started: its readiness deadline counts from here, not from
+    /// the request (spawns may wait in the engine's rate-limited queue first).
+    spawned_at: Option<Timestamp>,
 }
 
 impl Incarnation {
@@ -342,6 +345,7 @@ impl Incarnation {
             ending: None,
             container: None,
             announced: false,
+            spawned_at: None,
         }
     }
     pub fn state(&self) -> State {
@@ -912,7 +916,9 @@ impl Fleet {
     pub fn observe(&mut self, input: Input, now: Timestamp) -> Output {
         match input {
             Input::Tick => self.tick(now),
-            Input::Spawned { worker, incarnation, process } => self.on_spawned(&worker, incarnation, process),
+            Input::Spawned { worker, incarnation, process } => {
+                self.on_spawned(&worker, incarnation, process, now)
+            }
             Input::SpawnFailed { worker, incarnation, error } => {
                 self.on_spawn_failed(&worker, incarnation, &error, now)
             }
@@ -957,13 +963,14 @@ impl Fleet {
     }
 
     /// The pid is known: publish INITIALIZING, stamped when the spawn was requested.
-    fn on_spawned(&mut self, id: &WorkerId, n: u32, process: ProcessId) {
+    fn on_spawned(&mut self, id: &WorkerId, n: u32, process: ProcessId, now: Timestamp) {
         let shutting = self.shutting_down;
         let Some(w) = self.workers.get_mut(id) else { return };
         let pool = w.pool.clone();
         let Some((_, inc)) = w.find(n) else { return };
         inc.process = Some(process);
         inc.announced = true;
+        inc.spawned_at = Some(now);
         let kill = shutting || inc.ending.is_some();
         let first = inc.lifecycle.history()[0].clone();
         self.emit(
@@ -1445,11 +1452,15 @@ impl Fleet {
                 continue;
             }
             let age_in_state = now.since(inc.lifecycle.since());
+            // A spawned incarnation's readiness is timed from its process's start: a spawn waiting in
+            // the engine's queue has no process yet and cannot be late.
+            let starting_for = match source {
+                Source::Spawned => inc.spawned_at.map(|t| now.since(t)),
+                Source::Container if inc.announced => Some(age_in_state),
+                _ => None,
+            };
             match inc.state() {
-                State::Initializing
-                    if (source == Source::Spawned || source == Source::Container && inc.announced)
-                        && age_in_state >= spec.readiness_timeout =>
-                {
+                State::Initializing if starting_for.is_some_and(|d| d >= spec.readiness_timeout) => {
                     timeouts.push((inc.n, role, format!("not ready after {}", secs(spec.readiness_timeout))));
                 }
                 State::Working if spec.task_timeout.is_some_and(|t| age_in_state >= t) => {
@@ -2320,6 +2331,25 @@ mod tests {
             matches!(&started.kind, EventKind::RecycleStarted { reason: RecycleReason::Hung, detail, .. } if detail == "not ready after 10s")
         );
         assert_eq!(s.actions.len(), 1, "replacement spawned");
+    }
+
+    #[test]
+    fn readiness_is_timed_from_the_process_start_not_from_a_queued_spawn() {
+        let mut spec = PoolSpec::spawn("api", 1);
+        spec.readiness_timeout = Duration::from_secs(10);
+        let mut s = Sim::new(vec![spec]);
+        // The spawn waited 40 s in the engine's queue before its process started.
+        s.feed(Input::Tick, 40_000);
+        assert!(s.actions.iter().all(|a| matches!(a, Action::Spawn { .. })), "no timeout while queued");
+        s.spawn_all(40_000, false);
+        s.feed(Input::Tick, 49_999);
+        assert!(s.actions.is_empty(), "9.999 s after its start it is not late");
+        s.feed(Input::Tick, 50_000);
+        assert!(
+            matches!(s.actions.as_slice(), [Action::Terminate { incarnation: 1, .. }]),
+            "{:?}",
+            s.actions
+        );
     }
 
     #[test]

@@ -372,6 +372,9 @@ impl App {
         if self.shared.tx.send(Msg::Shutdown { reply }).is_ok() {
             let _ = rx.await;
         }
+        // Until the engine task has ended: a panic during the drain drops the reply above while the
+        // engine still stops the workers (and [`App::engine_ended`] then says it failed).
+        let _ = self.engine_ended().await;
         // The workers are gone; now whatever escaped their groups.
         if let Some(adoption) = &self.shared.adoption {
             adoption.shutdown(self.shared.longest_grace).await;

@@ -456,11 +456,12 @@ impl Writer {
         }
         let store = Store::open_dir_capped(&self.config.dir, self.config.retention.max_size_bytes).await?;
         self.run = store.begin_run(self.clock.now()).await?;
-        self.spawned = sqlx::query_scalar::<_, String>("SELECT id FROM workers WHERE source = 'spawned'")
-            .fetch_all(&store.pool)
-            .await?
-            .into_iter()
-            .collect();
+        // Extended, not replaced: a fresh database (the old one deleted) knows none of the running workers.
+        self.spawned.extend(
+            sqlx::query_scalar::<_, String>("SELECT id FROM workers WHERE source = 'spawned'")
+                .fetch_all(&store.pool)
+                .await?,
+        );
         info!(path = %store.path().display(), run = self.run, "history store open");
         self.store = Some(store.clone());
         let _ = self.open_tx.send(Some(store.clone()));

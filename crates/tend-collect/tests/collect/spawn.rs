@@ -119,3 +119,20 @@ async fn a_very_long_line_is_truncated() {
     assert_eq!(next_line(&mut rx).await.text, "next");
     assert!(tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap().success());
 }
+
+#[tokio::test]
+async fn a_worker_gets_the_descriptor_limit_tend_was_started_with_not_the_raised_one() {
+    // A soft limit below the hard one, as on most machines; then Tend raises its own.
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read or write the one struct passed by reference.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    let started_with = 512.min(lim.rlim_max);
+    lim.rlim_cur = started_with;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    let raised = tend_collect::fd_limit::raise_nofile_to_hard().unwrap();
+    let (mut child, mut rx) = start(&["sh", "-c", "ulimit -Sn"]).await;
+    let line = next_line(&mut rx).await;
+    assert_eq!(line.text, started_with.to_string(), "Tend itself runs with {raised}");
+    child.wait().await;
+}
