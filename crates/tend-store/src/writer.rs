@@ -492,9 +492,10 @@ impl Writer {
         Ok(store)
     }
 
-    /// Let go of the open database: its maintenance, the writer's connection, the pool (waiting a little
-    /// for readers to finish). When the file is gone, its leftover WAL and shared-memory files go too: a
-    /// fresh database at the same path must not replay them.
+    /// Let go of the database that is no longer at its path (deleted or replaced): its maintenance, the
+    /// writer's connection, the pool (waiting a little for readers to finish). Its leftover WAL and
+    /// shared-memory files at the path go too: they are the old file's, and a database opened there
+    /// must not replay them.
     async fn close_store(&mut self) {
         if let Some(m) = self.maintainer.take() {
             m.abort();
@@ -507,13 +508,11 @@ impl Writer {
         self.custom_seen.clear();
         let Some(old) = self.store.take() else { return };
         let _ = tokio::time::timeout(Duration::from_secs(2), old.close()).await;
-        if !old.path().exists() {
-            for f in old.side_files() {
-                if let Err(e) = std::fs::remove_file(&f)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    warn!(file = %f.display(), error = %e, "cannot remove a deleted database's leftover file");
-                }
+        for f in old.side_files() {
+            if let Err(e) = std::fs::remove_file(&f)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(file = %f.display(), error = %e, "cannot remove a replaced database's leftover file");
             }
         }
     }
