@@ -1,5 +1,5 @@
 //! The config fuzzer's inputs (see fuzz.rs): structured configs built from the tables and keys of
-//! the real schema (config.rs's module doc) with plausible, extreme and wrong-typed values; byte
+//! the real schema (config/mod.rs's module doc) with plausible, extreme and wrong-typed values; byte
 //! edits of a full valid config (fuzz_seed.toml); values for the `TEND_*` overrides.
 
 use std::collections::BTreeMap;

@@ -1,0 +1,587 @@
+//! The TOML configuration: parsed, validated, with every problem located at a line and column.
+//!
+//! This module owns the config file's shape, its defaults, its validation and the `TEND_*` environment
+//! overrides. It produces plain data ([`Config`]) with precise types (durations as [`Duration`], regexes
+//! compiled, socket addresses parsed); the engine converts that into core types. It must never start,
+//! signal or watch anything: the only I/O is reading the file and, when asked, checking that spawn
+//! commands resolve to executables.
+//!
+//! # Shape
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:7878"          # default 127.0.0.1:7878
+//! token = "..."                      # optional bearer token; required when `listen` is not loopback
+//!
+//! [store]                            # optional
+//! data_dir = "/var/lib/tend"         # default: the engine's choice
+//! retention = { raw = "24h", minute = "30d", hour = "365d", max_size_mb = 500 }   # these defaults
+//!
+//! [notifications]                    # optional: desktop notifications and their budget
+//! enabled = true                     # default true (the desktop app; `tend serve` pops nothing)
+//! per_rule = 3                       # at most 3 notifications of one rule per window (default 3)
+//! overall = 10                       # at most 10 of all rules together per window (default 10)
+//! window = "10m"                     # the sliding window of both caps (default 10m)
+//! quiet_hours = { from = "22:00", to = "07:00" }   # local time; held for the digest (default none)
+//! record_only = ["info"]             # severities that never notify (default ["info"])
+//! digest = true                      # one "N more held back" notification per window (default true)
+//!
+//! [[pool]]
+//! name = "api"                       # unique, [A-Za-z0-9_.-]+
+//! source = "spawn"                   # spawn (default) | attach | reported | docker
+//! command = ["python3", "worker.py"] # spawn: argv, required
+//! env = { PYTHONUNBUFFERED = "1" }   # spawn: optional
+//! cwd = "/srv/api"                   # spawn: optional, must be a directory
+//! size = 3                           # spawn: required, 1 to 1024
+//! max_size = 4000                    # spawn: optional, acknowledges a size above 1024 (at most 16384)
+//! restart = "always"                 # spawn: always (default) | on-failure | never
+//! profile = "standard"               # see "Profiles"
+//! interval = "2s"                    # overrides the profile's interval (>= 100ms)
+//! readiness = { start_secs = 1 }     # or tcp = "127.0.0.1:9000" | tcp_port = 9000 | http = "http://..." |
+//!                                    # log = "regex"; plus timeout = "30s". Default: start_secs = 1.
+//! busy_cpu_percent = 50              # READY -> WORKING above this CPU % (of one core)
+//! requests_log = "request .* handled" # spawn: each output line matching counts one request
+//! port = 9100                       # spawn: slot N's `$TEND_PORT` is 9100 + N
+//! metrics_url = "http://127.0.0.1:$TEND_PORT/metrics"  # spawn: scrape the worker's own Prometheus page
+//! requests_metric = "demo_requests_total"  # with metrics_url: the counter of handled requests
+//! stop_grace = "5s"                  # SIGTERM -> SIGKILL grace (default 5s)
+//! stale_after = "30s"                # no sample this long -> TIMEOUT (default 3 intervals, at least 5s)
+//! task_timeout = "10m"               # WORKING longer than this -> TIMEOUT
+//! recycle = { memory_mb = 200, ttl = "1h", max_requests = 1000, jitter = 0.1, warmup = "10s",
+//!             max_unavailable = 1, storm_max = 5, storm_window = "60s", on_death = true, on_timeout = true }
+//!
+//! [[pool.rule]]
+//! name = "memory-high"               # unique in the pool, [A-Za-z0-9_.-]+
+//! metric = "memory_mb"               # built-in or custom metric; with above/below only
+//! above = 150                        # exactly one condition: above | below | stale = "30s" |
+//!                                    #   restarts = 5 (more than 5 restarts) with within = "10m"
+//! clear_below = 120                  # hysteresis: clear_below (<= above) with above,
+//!                                    #   clear_above (>= below) with below
+//! for = "5s"                         # and/or for_samples = 5
+//! keep_firing_for = "30s"
+//! severity = "warning"               # info | warning (default) | critical
+//! scope = "worker"                   # worker (default) | pool
+//! recycle = true                     # recycle the worker when it fires (worker scope only)
+//! flap_max = 4                       # with flap_window (default 10m)
+//! channels = ["desktop"]
+//!
+//! [[webhook]]                       # optional, any number
+//! name = "orchestrator"              # unique, [A-Za-z0-9_.-]+; rules name it in `channels`
+//! url = "http://127.0.0.1:9000/tend" # http:// only in this build
+//! events = ["firing", "resolved", "recycle_started", "recycled"]   # these defaults
+//! global = true                      # true (default): every rule's alerts and every recycle;
+//!                                    #   false: only alerts of rules whose `channels` name it
+//! retries = 5                        # after the first attempt (default 5), backoff doubling from
+//! backoff = "500ms"                  #   `backoff` (default 500ms) up to 30s
+//! timeout = "5s"                     # per attempt (default 5s)
+//!
+//! [[pool]]
+//! name = "legacy"
+//! source = "attach"
+//! cmdline = "gunicorn: worker"       # attach: a regex on the command line, and/or
+//! process_name = "gunicorn"          #   the exact process name, and/or pids = [123, 456]
+//! ```
+//! A `reported` pool takes neither command nor selector: workers register themselves through the API.
+//!
+//! ```toml
+//! [[pool]]
+//! name = "etl"
+//! source = "docker"
+//! labels = ["tend.pool=etl"]         # docker: required; "key=value" or "key" (any value); or a table
+//!                                    #   { "tend.pool" = "etl" } ("" matches any value)
+//! container_name = "^etl-"           # docker: optional regex on the container name
+//! image = "registry/etl:1"           # docker: optional, the image the container was created from
+//! docker_host = "unix:///run/docker.sock"  # docker: unix://, tcp://, http://, https://; default
+//!                                    #   $DOCKER_HOST, else unix:///var/run/docker.sock. TLS: tcp:// with
+//!                                    #   DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or https://
+//! readiness = { start_secs = 2 }     # docker: without a healthcheck, running this long is READY
+//!                                    #   (with one, READY waits for `healthy`)
+//! recycle_mode = "recreate"          # docker: recreate (default: copy started first, old one removed
+//!                                    #   once the copy is READY) | restart (`docker restart`)
+//! remove_ended = false               # docker: remove containers that end on their own (-> CLEANED)
+//! stats = "stream"                   # docker: stream (default: one engine stream per container) |
+//!                                    #   poll (one-shot reads each interval, own deltas)
+//! orphans_max = 0                    # docker: alert when more orphaned containers than this
+//! clean_orphans = false              # docker: remove orphaned containers automatically
+//! ```
+//!
+//! Durations are strings like `500ms`, `5s`, `2m`, `1h`, `1d` or combinations (`1h30m`, `1.5s`); a bare
+//! TOML number is a number of seconds.
+//!
+//! # Limits
+//! Every value has a range, checked at load with the value's location:
+//!
+//! | key | range |
+//! |---|---|
+//! | `interval`, `TEND_INTERVAL` | 100ms to 1h |
+//! | `stale_after`, a rule's `stale` | above zero, up to 7d |
+//! | `stop_grace` | 0 to 1h |
+//! | `readiness.timeout` | above zero, up to 24h |
+//! | `recycle.ttl` | above zero, up to 365d |
+//! | `recycle.warmup` | 0 to 24h |
+//! | `task_timeout`, `storm_window`, a rule's `within` and `flap_window` | above zero, up to 30d |
+//! | a rule's `for`, `keep_firing_for` | 0 to 30d |
+//! | `[store] retention` tiers | above zero, up to 3650d |
+//! | `[notifications] window` | above zero, up to 7d |
+//! | a webhook's `backoff` / `timeout` | above zero, up to 1h / 10m |
+//! | `recycle.memory_mb` / `retention.max_size_mb` | 1 to 16777216 (16 TiB) / 1 to 1048576 (1 TiB) |
+//! | `size` | 1 to 1024; up to `max_size` (at most 16384) when the pool sets it |
+//! | `command` + `env` of a spawn pool | each string under 128 KiB, all together under 1 MiB (the kernel refuses larger with E2BIG) |
+//! | the file | a regular file of at most 4 MiB |
+//!
+//! # Placeholders in spawn commands
+//! - `$TEND_EXE` as `command[0]` means the running tend executable (so the embedded demo does not depend
+//!   on `PATH`); the validator accepts it and [`SpawnConfig::argv_for_slot`] substitutes it.
+//! - `$TEND_SLOT` anywhere in an argument (not argv\[0\]) or an `env` value is replaced by the worker's
+//!   slot number (0-based) at spawn time.
+//! - `$TEND_PORT`, with the pool's `port = 9100`, is replaced by that port plus the slot number (9100,
+//!   9101, ...) in arguments, `env` values and `metrics_url`: one port per worker, known to Tend.
+//!
+//! # Profiles
+//! | profile | interval | samples kept in memory | metrics collected |
+//! |---|---|---|---|
+//! | intensive | 1 s | 900 (15 min) | cpu, memory, threads, fds, io |
+//! | realtime | 5 s | 360 (30 min) | cpu, memory, threads, fds, io |
+//! | standard (default) | 10 s | 180 (30 min) | cpu, memory, threads, fds |
+//! | batch | 30 s | 120 (1 h) | cpu, memory |
+//! | minimal | 60 s | 60 (1 h) | cpu, memory |
+//! | daemon | 120 s | 30 (1 h) | cpu, memory |
+//! | disabled | - | 0 | none |
+//!
+//! # Environment overrides
+//! Applied by [`Config::apply_env`] after parsing; an empty value counts as unset. It ends with
+//! [`Config::check_server`]: a `listen` address that is not loopback needs a token.
+//! - `TEND_LISTEN`: the server's listen address (`host:port`, an IP literal).
+//! - `TEND_TOKEN`: the server's bearer token.
+//! - `TEND_DATA_DIR`: the store's data directory.
+//! - `DOCKER_HOST`: the engine of docker pools that name no `docker_host`.
+//! - `TEND_INTERVAL`: a duration that replaces the interval of every pool whose profile is not
+//!   `disabled`.
+//!
+//! # Errors
+//! Every problem found is reported, each as `origin:line:col: message`, sorted by position. A syntax
+//! error stops at the first one; a type error or unknown key stops checking the table it is in (other
+//! tables are still checked); everything else (values, ranges, cross-key rules) is collected.
+
+use regex::Regex;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Visitor};
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+mod bounds;
+mod check;
+mod model;
+mod raw;
+
+pub use bounds::show_duration;
+use bounds::*;
+use check::Checker;
+pub use model::*;
+use raw::*;
+
+pub use tend_core::rules::{Comparison, Scope, Severity};
+
+/// `command[0]` placeholder for the running tend executable.
+pub const TEND_EXE: &str = "$TEND_EXE";
+/// Placeholder, in arguments and `env` values, for the worker's slot number.
+pub const TEND_SLOT: &str = "$TEND_SLOT";
+/// Placeholder, in arguments, `env` values and `metrics_url`, for the pool's `port` plus the slot number.
+pub const TEND_PORT: &str = "$TEND_PORT";
+/// The origin that [`demo`] reports problems under.
+pub const DEMO_ORIGIN: &str = "<demo>";
+/// The address the server listens on when neither the file nor `TEND_LISTEN` says otherwise.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7878);
+
+const DURATION_HINT: &str =
+    "use a number with a unit: 500ms, 5s, 2m, 1h, 1d (combinations like 1h30m are allowed)";
+const DEMO_TOML: &str = include_str!("../demo.toml");
+/// The most workers a spawn pool may have without `max_size`.
+pub const MAX_SIZE: u32 = 1024;
+/// The longest single argument or environment entry the kernel accepts (`MAX_ARG_STRLEN`, NUL included).
+const MAX_ARG_BYTES: usize = 128 * 1024;
+/// The most a spawn pool's `command` and `env` may take together: the kernel's whole limit is a quarter
+/// of the stack limit (2 MiB at the usual 8 MiB), and Tend's own environment is passed on as well.
+const MAX_EXEC_BYTES: usize = 1024 * 1024;
+/// `recycle.memory_mb` at most (16 TiB): bytes of it must fit a `u64` with room to spare.
+const MAX_MEMORY_MB: u64 = 16 << 20;
+/// `[store] retention.max_size_mb` at most (1 TiB).
+const MAX_DB_MB: u64 = 1 << 20;
+/// The most workers a spawn pool may have at all (`max_size` included).
+pub const HARD_MAX_SIZE: u32 = 16_384;
+
+// ---------------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------------
+
+/// A 1-based line and column (in characters).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// One problem with a config: where, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (or `<demo>`, or the environment variable for overrides).
+    pub origin: String,
+    pub location: Option<Location>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Some(Location { line, col }) => write!(f, "{}:{line}:{col}: {}", self.origin, self.message),
+            None => write!(f, "{}: {}", self.origin, self.message),
+        }
+    }
+}
+
+/// Everything wrong with a config; displays one problem per line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    fn single(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            problems: vec![Problem { origin: origin.into(), location: None, message: message.into() }],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct ParseOptions {
+    /// Check that every spawn command resolves to an executable (and `cwd` is a directory). Tests that
+    /// name programs absent from this machine turn it off.
+    pub check_programs: bool,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions { check_programs: true }
+    }
+}
+
+/// Parses and validates a config; `origin` names it in problems (usually the file's path).
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_with(text, origin, &ParseOptions::default())
+}
+
+pub fn parse_with(text: &str, origin: &str, options: &ParseOptions) -> Result<Config, ConfigError> {
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            let mut checker = Checker::new(text, origin, options, None);
+            checker.toml_error(&e, "");
+            return Err(checker.into_error());
+        }
+    };
+    let mut checker = Checker::new(text, origin, options, Some(root.get_ref()));
+    let config = checker.config(root.into_inner());
+    if checker.problems.is_empty() { Ok(config) } else { Err(checker.into_error()) }
+}
+
+/// Reads and parses the file at `path`; problems are reported under the path as given.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &ParseOptions::default())
+}
+
+pub fn load_with(path: &Path, options: &ParseOptions) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = read_limited(path).map_err(|e| ConfigError::single(&origin, e))?;
+    parse_with(&text, &origin, options)
+}
+
+/// The largest config file Tend reads.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads a config file: a regular file (a device, FIFO or directory is refused before any read, so
+/// `/dev/zero` or a pipe cannot make Tend hang or fill its memory) of at most [`MAX_FILE_BYTES`], in UTF-8.
+fn read_limited(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("cannot read: not a regular file (a config must be a file, not a device, pipe or \
+                    directory)"
+            .into());
+    }
+    let too_big = || format!("cannot read: the file is larger than {} MiB", MAX_FILE_BYTES / (1024 * 1024));
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    // One byte more than allowed: a file that grew since the check is still caught.
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| format!("cannot read: not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// What the command line sets over the file and the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The one validation path of `tend serve` and `tend check-config`: the file (the embedded demo when
+/// there is none), then the `TEND_*` environment read through `vars`, then the command line, then the
+/// server check (a non-loopback `listen` needs a token). Problems of the file and of the environment
+/// are reported together.
+pub fn resolve(
+    file: Option<&Path>,
+    vars: impl Fn(&str) -> Option<String>,
+    overrides: &Overrides,
+) -> Result<Config, ConfigError> {
+    let mut cfg = match file.map(load) {
+        Some(Ok(cfg)) => cfg,
+        Some(Err(mut file_error)) => {
+            // The environment is still checked, on an empty config, so one run names every problem.
+            if let Ok(mut empty) = parse("", "<environment>")
+                && let Err(env_error) = empty.apply_env(&vars)
+            {
+                file_error.problems.extend(env_error.problems);
+            }
+            return Err(file_error);
+        }
+        None => demo(),
+    };
+    cfg.apply_env(vars)?;
+    if let Some(dir) = &overrides.data_dir {
+        cfg.store.data_dir = Some(dir.clone());
+    }
+    if let Some(listen) = overrides.listen {
+        cfg.server.listen = listen;
+        cfg.check_server()?;
+    }
+    Ok(cfg)
+}
+
+/// The embedded demo (`demo.toml`): used when no config is given.
+pub fn demo() -> Config {
+    // The demo is part of the binary and checked by the tests; failing here is a build defect.
+    parse(DEMO_TOML, DEMO_ORIGIN).unwrap_or_else(|e| panic!("the embedded demo.toml is invalid:\n{e}"))
+}
+
+/// The embedded demo's text, for `tend check-config --demo` or showing it to the user.
+pub fn demo_text() -> &'static str {
+    DEMO_TOML
+}
+
+impl Config {
+    /// Applies the `TEND_*` overrides (see the module docs) read through `vars`, then checks that a
+    /// non-loopback `listen` has a token ([`Config::check_server`]). Every bad value is reported, each
+    /// under its variable's name.
+    pub fn apply_env(&mut self, vars: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |name: &str| vars(name).filter(|v| !v.is_empty());
+        let mut problems = Vec::new();
+        let mut problem = |var: &str, message: String| {
+            problems.push(Problem { origin: var.to_string(), location: None, message })
+        };
+        if let Some(v) = get("TEND_LISTEN") {
+            match parse_listen(&v) {
+                Ok(addr) => self.server.listen = addr,
+                Err(e) => problem("TEND_LISTEN", e),
+            }
+        }
+        if let Some(v) = get("TEND_TOKEN") {
+            self.server.token = Some(v);
+        }
+        if let Some(v) = get("DOCKER_HOST") {
+            for pool in &mut self.pools {
+                if let SourceConfig::Docker(d) = &mut pool.source
+                    && d.docker_host.is_none()
+                {
+                    d.docker_host = Some(v.clone());
+                }
+            }
+        }
+        if let Some(v) = get("TEND_DATA_DIR") {
+            self.store.data_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("TEND_INTERVAL") {
+            match parse_duration(&v) {
+                Ok(d) => match INTERVAL.refuse(d) {
+                    Some(why) => problem("TEND_INTERVAL", format!("interval \"{v}\" {why}")),
+                    None => {
+                        for pool in self.pools.iter_mut().filter(|p| p.profile != Profile::Disabled) {
+                            pool.interval = Some(d);
+                        }
+                    }
+                },
+                Err(e) => problem("TEND_INTERVAL", e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        self.check_server()
+    }
+
+    /// A server on a non-loopback address must have a token (brief §10). [`Config::apply_env`] ends
+    /// with this check; call it again after any later override of `listen` or `token` (CLI flags).
+    pub fn check_server(&self) -> Result<(), ConfigError> {
+        if self.server.listen.ip().is_loopback() || self.server.token.is_some() {
+            return Ok(());
+        }
+        Err(ConfigError::single(
+            &self.origin,
+            format!(
+                "the server listens on {}, which is not a loopback address: \
+                 set `token` in [server] or TEND_TOKEN",
+                self.server.listen
+            ),
+        ))
+    }
+}
+
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Parses `250ms`, `5s`, `2m`, `1h`, `1d`, combinations (`1h30m`, `1m30s500ms`) and decimals (`1.5s`).
+/// No spaces, no sign, every number needs a unit.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration \"{s}\": {DURATION_HINT}");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        let unit_len = tail.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
+            return Err(bad());
+        }
+        let value: f64 = num.parse().map_err(|_| bad())?;
+        let unit_secs = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            _ => return Err(bad()),
+        };
+        let part = Duration::try_from_secs_f64(value * unit_secs).map_err(|_| bad())?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = tail;
+    }
+    Ok(total)
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "invalid listen address \"{s}\": use an IP address and a port, like 127.0.0.1:7878 or [::1]:7878"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check::{locate, resolve_program};
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("250ms", Duration::from_millis(250)),
+            ("5s", Duration::from_secs(5)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+            ("1d", Duration::from_secs(86400)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1m30s500ms", Duration::from_millis(90_500)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("0s", Duration::ZERO),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in
+            ["", "5", "5 s", "5 sec", "-5s", "s", "1.s", ".5s", "5x", "1h 30m", "99999999999999999999d"]
+        {
+            let e = parse_duration(bad).unwrap_err();
+            assert_eq!(e, format!("invalid duration \"{bad}\": {DURATION_HINT}"));
+        }
+    }
+
+    #[test]
+    fn locate_counts_lines_and_chars() {
+        let text = "a\nbé = 1\n";
+        assert_eq!(locate(text, 0), Location { line: 1, col: 1 });
+        assert_eq!(locate(text, 2), Location { line: 2, col: 1 });
+        assert_eq!(locate(text, 6), Location { line: 2, col: 4 });
+        assert_eq!(locate(text, 100), Location { line: 3, col: 1 });
+    }
+
+    #[test]
+    fn profiles() {
+        assert_eq!(Profile::Intensive.interval(), Some(Duration::from_secs(1)));
+        assert_eq!(Profile::Daemon.interval(), Some(Duration::from_secs(120)));
+        assert_eq!(Profile::Disabled.interval(), None);
+        assert_eq!(Profile::Intensive.history_depth(), 900);
+        assert!(Profile::Realtime.collects(MetricGroup::Io));
+        assert!(Profile::Standard.collects(MetricGroup::Fds));
+        assert!(!Profile::Standard.collects(MetricGroup::Io));
+        assert!(!Profile::Batch.collects_metric("threads"));
+        assert!(Profile::Batch.collects_metric("memory_mb"));
+        assert!(Profile::Batch.collects_metric("queue_depth"));
+        assert!(!Profile::Disabled.collects_metric("queue_depth"));
+        for p in Profile::ALL {
+            assert_eq!(Profile::parse(p.as_str()), Some(p));
+        }
+    }
+
+    #[test]
+    fn program_resolution() {
+        let path = std::env::var_os("PATH");
+        assert!(resolve_program("sh", None, path.as_deref()).is_ok());
+        assert_eq!(
+            resolve_program("pythn3", None, path.as_deref()),
+            Err("command `pythn3` not found on PATH".to_string())
+        );
+        assert!(resolve_program("/bin/sh", None, None).is_ok());
+        assert_eq!(resolve_program("/", None, None), Err("command `/` is a directory".to_string()));
+        assert_eq!(
+            resolve_program("./nope", Some(Path::new("/")), None),
+            Err("command `./nope` not found".to_string())
+        );
+        assert_eq!(
+            resolve_program("etc/passwd", Some(Path::new("/")), None),
+            Err("command `etc/passwd` is not executable".to_string())
+        );
+    }
+}

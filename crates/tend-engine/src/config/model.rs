@@ -1,0 +1,535 @@
+//! The validated model: what a config file means, with precise types (durations, compiled regexes,
+//! socket addresses), defaults and the monitoring profiles.
+
+use super::*;
+
+/// A parsed and validated config file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Where it came from (a path, or [`DEMO_ORIGIN`]); problems are reported under this name.
+    pub origin: String,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    /// In file order.
+    pub pools: Vec<PoolConfig>,
+    /// `[[webhook]]` sections, in file order.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `[notifications]`: desktop notifications and their budget.
+    pub notifications: NotificationsConfig,
+}
+
+/// `[notifications]`: whether desktop notifications are on, and the budget they go through.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotificationsConfig {
+    pub enabled: bool,
+    pub budget: tend_core::budget::BudgetConfig,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig { enabled: true, budget: tend_core::budget::BudgetConfig::default() }
+    }
+}
+
+/// Where alert and recycle notifications are POSTed as JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookConfig {
+    pub name: String,
+    /// An `http://` URL.
+    pub url: String,
+    /// Which notifications: `firing`, `resolved`, `recycle_started`, `recycled`.
+    pub events: Vec<String>,
+    /// Every rule and recycle (true), or only alerts of rules whose `channels` name this webhook.
+    pub global: bool,
+    /// Attempts after the first one that failed.
+    pub retries: u32,
+    /// Wait before the first retry; doubled after each one, at most 30 s.
+    pub backoff: Duration,
+    pub timeout: Duration,
+}
+
+/// The notifications a webhook can receive.
+pub const WEBHOOK_EVENTS: &[&str] = &["firing", "resolved", "recycle_started", "recycled"];
+/// The channel name that means desktop notifications (not a webhook).
+pub const DESKTOP_CHANNEL: &str = "desktop";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Bearer token; required (see [`Config::check_server`]) when `listen` is not a loopback address.
+    pub token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: DEFAULT_LISTEN, token: None }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreConfig {
+    /// `None`: the engine picks its default location.
+    pub data_dir: Option<PathBuf>,
+    pub retention: RetentionConfig,
+}
+
+/// How long each history tier is kept (brief §9).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetentionConfig {
+    /// Raw samples (default 24 h).
+    pub raw: Duration,
+    /// 1-minute rollups (default 30 days).
+    pub minute: Duration,
+    /// 1-hour rollups (default 365 days).
+    pub hour: Duration,
+    /// Cap on the database size, oldest data dropped first; `None` = no cap.
+    pub max_size_mb: Option<u64>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            raw: Duration::from_secs(24 * 3600),
+            minute: Duration::from_secs(30 * 86400),
+            hour: Duration::from_secs(365 * 86400),
+            max_size_mb: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolConfig {
+    pub name: String,
+    pub source: SourceConfig,
+    /// Meaningful for spawn and docker pools; `Always` elsewhere.
+    pub restart: RestartPolicy,
+    pub profile: Profile,
+    /// Explicit interval; overrides the profile's. Use [`PoolConfig::effective_interval`].
+    pub interval: Option<Duration>,
+    pub readiness: ReadinessConfig,
+    /// READY -> WORKING when CPU % (of one core) is above this.
+    pub busy_cpu_percent: Option<f64>,
+    /// Spawn pools: a regex on the worker's output; every matching line counts one handled request
+    /// (for `max_requests`, READY -> WORKING and the request figures).
+    pub requests_log: Option<Pattern>,
+    /// SIGTERM -> SIGKILL grace period.
+    pub stop_grace: Duration,
+    /// Explicit staleness limit. Use [`PoolConfig::effective_stale_after`].
+    pub stale_after: Option<Duration>,
+    /// WORKING longer than this -> TIMEOUT.
+    pub task_timeout: Option<Duration>,
+    pub recycle: RecycleConfig,
+    /// In file order.
+    pub rules: Vec<RuleConfig>,
+    /// Spawn pools: the worker's own Prometheus page; `$TEND_SLOT` is replaced by the slot number.
+    pub metrics_url: Option<String>,
+    /// With `metrics_url`: the counter whose value is the worker's request count.
+    pub requests_metric: Option<String>,
+}
+
+impl PoolConfig {
+    /// The sampling interval: the explicit `interval`, else the profile's; `None` when disabled.
+    pub fn effective_interval(&self) -> Option<Duration> {
+        if self.profile == Profile::Disabled {
+            return None;
+        }
+        self.interval.or(self.profile.interval())
+    }
+
+    /// No sample for this long -> TIMEOUT: `stale_after`, else 3 intervals but at least 5 s; `None`
+    /// when the pool is not sampled.
+    pub fn effective_stale_after(&self) -> Option<Duration> {
+        let interval = self.effective_interval()?;
+        Some(self.stale_after.unwrap_or_else(|| (interval * 3).max(Duration::from_secs(5))))
+    }
+}
+
+/// Where a pool's workers come from, with what each source needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceConfig {
+    Spawn(SpawnConfig),
+    Attach(AttachConfig),
+    /// Workers register and report through the API.
+    Reported,
+    Docker(DockerConfig),
+}
+
+impl SourceConfig {
+    /// The name as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Spawn(_) => "spawn",
+            SourceConfig::Attach(_) => "attach",
+            SourceConfig::Reported => "reported",
+            SourceConfig::Docker(_) => "docker",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpawnConfig {
+    /// argv; non-empty. May contain the [`TEND_EXE`] and [`TEND_SLOT`] placeholders.
+    pub command: Vec<String>,
+    /// Added to the inherited environment; values may contain [`TEND_SLOT`].
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    /// Number of slots, >= 1.
+    pub size: u32,
+    /// `port`: slot N's [`TEND_PORT`] is this plus N.
+    pub port: Option<u16>,
+}
+
+impl SpawnConfig {
+    /// The argv of the worker in `slot`, placeholders substituted: `$TEND_EXE` as argv\[0\] becomes
+    /// `tend_exe`, `$TEND_SLOT` in the other arguments becomes the slot number.
+    pub fn argv_for_slot(&self, tend_exe: &Path, slot: u32) -> Vec<OsString> {
+        let port = self.port_for_slot(slot);
+        self.command
+            .iter()
+            .enumerate()
+            .map(|(i, arg)| {
+                if i == 0 {
+                    if arg == TEND_EXE { tend_exe.as_os_str().to_owned() } else { OsString::from(arg) }
+                } else {
+                    OsString::from(substitute(arg, slot, port))
+                }
+            })
+            .collect()
+    }
+
+    /// The extra environment of the worker in `slot`, `$TEND_SLOT` substituted in values.
+    pub fn env_for_slot(&self, slot: u32) -> BTreeMap<String, String> {
+        let port = self.port_for_slot(slot);
+        self.env.iter().map(|(k, v)| (k.clone(), substitute(v, slot, port))).collect()
+    }
+
+    /// Slot `slot`'s port: the pool's `port` plus the slot number (validated to fit).
+    pub fn port_for_slot(&self, slot: u32) -> Option<u16> {
+        self.port.and_then(|p| u16::try_from(u32::from(p) + slot).ok())
+    }
+}
+
+/// `$TEND_SLOT` and (when the pool has a `port`) `$TEND_PORT` replaced in `text`.
+pub fn substitute(text: &str, slot: u32, port: Option<u16>) -> String {
+    let s = text.replace(TEND_SLOT, &slot.to_string());
+    match port {
+        Some(p) => s.replace(TEND_PORT, &p.to_string()),
+        None => s,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttachConfig {
+    /// Matches (unanchored) against the full command line, arguments joined by spaces.
+    pub cmdline: Option<Pattern>,
+    /// Matches the process name exactly.
+    pub process_name: Option<String>,
+    pub pids: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DockerConfig {
+    /// Containers carrying all these labels (an empty value matches any value of that label).
+    pub labels: BTreeMap<String, String>,
+    /// e.g. `unix:///var/run/docker.sock`; `None` = `DOCKER_HOST`, else the local socket.
+    pub docker_host: Option<String>,
+    /// A regex on the container name.
+    pub container_name: Option<Pattern>,
+    /// The image the containers were created from.
+    pub image: Option<String>,
+    pub recycle_mode: DockerRecycleMode,
+    pub remove_ended: bool,
+    pub stats: DockerStatsMode,
+    pub orphans_max: Option<u32>,
+    pub clean_orphans: bool,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum DockerRecycleMode {
+    #[default]
+    Recreate,
+    Restart,
+}
+
+/// How container stats are read: one engine stream per container (default: the cheaper of the two for
+/// Tend and for the engine, see docs/PERFORMANCE.md), or one-shot reads each interval with our own deltas.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum DockerStatsMode {
+    Poll,
+    #[default]
+    Stream,
+}
+
+/// `labels` as a list of `key=value` / `key` strings or as a table.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawLabels {
+    List(Vec<String>),
+    Table(BTreeMap<String, String>),
+}
+
+/// A compiled regex that compares by its source text.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub(super) Regex);
+
+impl Pattern {
+    pub fn regex(&self) -> &Regex {
+        &self.0
+    }
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    pub(super) const CHOICES: &[(&str, RestartPolicy)] = &[
+        ("always", RestartPolicy::Always),
+        ("on-failure", RestartPolicy::OnFailure),
+        ("never", RestartPolicy::Never),
+    ];
+}
+
+/// A monitoring profile: how often a pool is sampled, how much history is kept in memory and which
+/// metrics are collected.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Profile {
+    Intensive,
+    Realtime,
+    #[default]
+    Standard,
+    Batch,
+    Minimal,
+    Daemon,
+    Disabled,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 7] = [
+        Profile::Intensive,
+        Profile::Realtime,
+        Profile::Standard,
+        Profile::Batch,
+        Profile::Minimal,
+        Profile::Daemon,
+        Profile::Disabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Intensive => "intensive",
+            Profile::Realtime => "realtime",
+            Profile::Standard => "standard",
+            Profile::Batch => "batch",
+            Profile::Minimal => "minimal",
+            Profile::Daemon => "daemon",
+            Profile::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Profile> {
+        Profile::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The sampling interval; `None` for `disabled`.
+    pub fn interval(self) -> Option<Duration> {
+        let secs = match self {
+            Profile::Intensive => 1,
+            Profile::Realtime => 5,
+            Profile::Standard => 10,
+            Profile::Batch => 30,
+            Profile::Minimal => 60,
+            Profile::Daemon => 120,
+            Profile::Disabled => return None,
+        };
+        Some(Duration::from_secs(secs))
+    }
+
+    /// How many samples per worker are kept in memory (older ones live only in the store).
+    pub fn history_depth(self) -> usize {
+        match self {
+            Profile::Intensive => 900,
+            Profile::Realtime => 360,
+            Profile::Standard => 180,
+            Profile::Batch => 120,
+            Profile::Minimal => 60,
+            Profile::Daemon => 30,
+            Profile::Disabled => 0,
+        }
+    }
+
+    /// The metric groups collected.
+    pub fn metric_groups(self) -> &'static [MetricGroup] {
+        use MetricGroup::*;
+        match self {
+            Profile::Intensive | Profile::Realtime => &[Cpu, Memory, Threads, Fds, Io],
+            Profile::Standard => &[Cpu, Memory, Threads, Fds],
+            Profile::Batch | Profile::Minimal | Profile::Daemon => &[Cpu, Memory],
+            Profile::Disabled => &[],
+        }
+    }
+
+    pub fn collects(self, group: MetricGroup) -> bool {
+        self.metric_groups().contains(&group)
+    }
+
+    /// Whether a built-in metric (by its rule name) is collected; custom metrics always are.
+    pub fn collects_metric(self, metric: &str) -> bool {
+        match MetricGroup::of(metric) {
+            Some(group) => self.collects(group),
+            None => self != Profile::Disabled,
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Groups of built-in metrics that a profile switches on or off.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MetricGroup {
+    Cpu,
+    Memory,
+    Threads,
+    Fds,
+    /// Disk and network bytes.
+    Io,
+}
+
+impl MetricGroup {
+    /// The built-in metric names (as rules spell them) in this group.
+    pub fn metrics(self) -> &'static [&'static str] {
+        match self {
+            MetricGroup::Cpu => &["cpu_percent", "cpu_host_percent"],
+            MetricGroup::Memory => &["memory_bytes", "memory_mb", "memory_percent"],
+            MetricGroup::Threads => &["threads"],
+            MetricGroup::Fds => &["fds"],
+            MetricGroup::Io => &["disk_read_bytes", "disk_write_bytes", "net_rx_bytes", "net_tx_bytes"],
+        }
+    }
+
+    /// The group of a built-in metric; `None` for custom metrics.
+    pub fn of(metric: &str) -> Option<MetricGroup> {
+        [MetricGroup::Cpu, MetricGroup::Memory, MetricGroup::Threads, MetricGroup::Fds, MetricGroup::Io]
+            .into_iter()
+            .find(|g| g.metrics().contains(&metric))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadinessConfig {
+    pub check: ReadinessCheck,
+    /// INITIALIZING longer than this -> TIMEOUT (default 30 s).
+    pub timeout: Duration,
+}
+
+impl Default for ReadinessConfig {
+    fn default() -> Self {
+        ReadinessConfig {
+            check: ReadinessCheck::StartSecs(Duration::from_secs(1)),
+            timeout: DEFAULT_READY_TIMEOUT,
+        }
+    }
+}
+
+pub(super) const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReadinessCheck {
+    /// Alive this long.
+    StartSecs(Duration),
+    /// A TCP connect to this address succeeds (`localhost` is read as 127.0.0.1).
+    Tcp(SocketAddr),
+    /// A TCP connect to 127.0.0.1 on this port succeeds.
+    TcpPort(u16),
+    /// `GET` on this `http://` URL answers 200.
+    Http(String),
+    /// A line of the worker's stdout or stderr matches.
+    Log(Pattern),
+}
+
+/// When to recycle a worker (brief §8). Every trigger is optional; whichever comes first wins.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecycleConfig {
+    /// RSS above this many MiB (checked on every sample, after `warmup`).
+    pub memory_mb: Option<u64>,
+    /// Age limit.
+    pub ttl: Option<Duration>,
+    pub max_requests: Option<u64>,
+    /// Fraction (0..=0.5) by which `ttl` and `max_requests` are randomly shortened per worker (default 0.1).
+    pub jitter: f64,
+    /// No memory recycle during this long after READY (default 0).
+    pub warmup: Duration,
+    /// At most this many workers of the pool recycling at once (default 1).
+    pub max_unavailable: u32,
+    /// After `storm_max` restarts within `storm_window` the worker is left FAILED (defaults 5 in 60 s).
+    pub storm_max: u32,
+    pub storm_window: Duration,
+    /// Replace a worker that died (default true).
+    pub on_death: bool,
+    /// Replace a worker that timed out, i.e. hung (default true).
+    pub on_timeout: bool,
+}
+
+impl Default for RecycleConfig {
+    fn default() -> Self {
+        RecycleConfig {
+            memory_mb: None,
+            ttl: None,
+            max_requests: None,
+            jitter: 0.1,
+            warmup: Duration::ZERO,
+            max_unavailable: 1,
+            storm_max: 5,
+            storm_window: Duration::from_secs(60),
+            on_death: true,
+            on_timeout: true,
+        }
+    }
+}
+
+/// An alert rule, field for field what `tend_core::rules::Rule` needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleConfig {
+    pub name: String,
+    pub scope: Scope,
+    pub condition: RuleCondition,
+    /// `for`: how long the condition must hold before firing (default 0).
+    pub for_: Duration,
+    /// ...and for at least this many consecutive samples (0 = no count condition).
+    pub for_samples: u32,
+    pub keep_firing_for: Duration,
+    pub severity: Severity,
+    /// More than this many firings within `flap_window` = flapping; `None` = no flap detection.
+    pub flap_max: Option<u32>,
+    pub flap_window: Duration,
+    /// Recycle the worker when the rule fires (worker scope only).
+    pub recycle: bool,
+    pub channels: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleCondition {
+    /// `above`/`below` with its optional `clear_below`/`clear_above`.
+    Threshold { metric: String, cmp: Comparison, fire: f64, clear: Option<f64> },
+    /// `stale`: no sample for `after`.
+    Stale { after: Duration },
+    /// `restarts` + `within`: more than `max` restarts within `within`.
+    RestartChurn { max: u32, within: Duration },
+}
