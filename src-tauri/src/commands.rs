@@ -5,19 +5,14 @@
 
 use std::path::PathBuf;
 
+use futures::StreamExt;
 use serde::Deserialize;
 use tauri::State;
 use tauri::ipc::Channel;
-use tokio::sync::broadcast::error::RecvError;
 
-use tend_core::event::Event;
-use tend_core::fleet::PoolMetrics;
-use tend_core::rules::Alert;
-use tend_core::time::Timestamp;
 use tend_engine::App;
-use tend_engine::dto::{HealthDto, SettingsDto, WorkerDetailDto, WorkerDto};
-use tend_store::export::{ExportRequest, Kind};
-use tend_store::query::{Filter, QueryError, RecycleRow};
+use tend_engine::api::{self, HealthDto, SettingsDto, WorkerDetailDto, WorkerDto};
+use tend_engine::app::{CsvExport, Streamed, Window};
 
 use crate::error::{CmdError, CmdResult};
 
@@ -33,21 +28,23 @@ pub async fn workers(app: State<'_, App>) -> CmdResult<Vec<WorkerDto>> {
 
 #[tauri::command]
 pub async fn worker(app: State<'_, App>, id: String) -> CmdResult<WorkerDetailDto> {
-    app.worker(&id).await?.ok_or_else(|| CmdError::new("not_found", format!("no worker with id {id:?}")))
+    app.worker(&id)
+        .await?
+        .ok_or_else(|| CmdError::new(api::ErrorCode::NotFound, format!("no worker with id {id:?}")))
 }
 
 #[tauri::command]
-pub async fn worker_events(app: State<'_, App>, id: String) -> CmdResult<Vec<Event>> {
+pub async fn worker_events(app: State<'_, App>, id: String) -> CmdResult<Vec<api::Event>> {
     Ok(app.events_since(0, Some(id)).await?)
 }
 
 #[tauri::command]
-pub async fn pools(app: State<'_, App>) -> CmdResult<Vec<PoolMetrics>> {
+pub async fn pools(app: State<'_, App>) -> CmdResult<Vec<api::PoolMetrics>> {
     Ok(app.pools().await?)
 }
 
 #[tauri::command]
-pub async fn alerts(app: State<'_, App>) -> CmdResult<Vec<Alert>> {
+pub async fn alerts(app: State<'_, App>) -> CmdResult<Vec<api::Alert>> {
     Ok(app.alerts().await?)
 }
 
@@ -63,65 +60,35 @@ pub async fn stop(app: State<'_, App>, id: String) -> CmdResult<()> {
 
 #[tauri::command]
 pub async fn acknowledge(app: State<'_, App>, rule: String, subject: String) -> CmdResult<()> {
-    found(app.acknowledge(&rule, &subject).await?, &rule, &subject)
+    Ok(app.acknowledge(&rule, &subject).await?)
 }
 
 /// `minutes = 0` lifts the silence.
 #[tauri::command]
 pub async fn silence(app: State<'_, App>, rule: String, subject: String, minutes: f64) -> CmdResult<()> {
-    if !minutes.is_finite() || !(0.0..=525_600.0).contains(&minutes) {
-        return Err(CmdError::new("bad_request", "minutes must be a number from 0 (lift) to 525600"));
-    }
-    let until = (minutes > 0.0).then(|| Timestamp(app.now().as_millis() + (minutes * 60_000.0) as i64));
-    found(app.silence(&rule, &subject, until).await?, &rule, &subject)
-}
-
-fn found(ok: bool, rule: &str, subject: &str) -> CmdResult<()> {
-    if ok { Ok(()) } else { Err(CmdError::new("not_found", format!("no alert {rule} on {subject}"))) }
+    app.silence(&rule, &subject, minutes).await?;
+    Ok(())
 }
 
 /// Every event after `since` from the in-memory log, then live ones, on `channel` (until the page
 /// that holds it goes away). The same stream as the HTTP API's SSE.
 #[tauri::command]
-pub async fn subscribe(app: State<'_, App>, since: u64, channel: Channel<Event>) -> CmdResult<()> {
-    // Subscribe before reading the backlog so nothing falls between the two.
-    let mut rx = app.subscribe();
-    let backlog = app.events_since(since, None).await?;
+pub async fn subscribe(app: State<'_, App>, since: u64, channel: Channel<api::Event>) -> CmdResult<()> {
+    let mut stream = Box::pin(app.event_stream(Some(since)).await?);
     tauri::async_runtime::spawn(async move {
-        let mut sent = since;
-        for ev in backlog {
-            sent = ev.seq;
-            if channel.send(ev).is_err() {
-                return;
-            }
-        }
-        loop {
-            match rx.recv().await {
-                Ok(ev) if ev.seq <= sent => {}
-                Ok(ev) => {
-                    if channel.send(ev).is_err() {
+        while let Some(item) = stream.next().await {
+            match item {
+                Streamed::Event(ev) => {
+                    if channel.send(*ev).is_err() {
                         return;
                     }
                 }
                 // The UI polls the state every second; a gap in the event log only thins its timeline.
-                Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "UI event channel lagged"),
-                Err(RecvError::Closed) => return,
+                Streamed::Lagged(n) => tracing::warn!(missed = n, "UI event channel lagged"),
             }
         }
     });
     Ok(())
-}
-
-fn store(app: &App) -> CmdResult<tend_store::Store> {
-    app.history().map_err(|e| CmdError::new("store_unavailable", e))
-}
-
-fn query_error(e: QueryError) -> CmdError {
-    match e {
-        QueryError::BadParam { .. } => CmdError::new("bad_request", e.to_string()),
-        QueryError::UnknownWorker(_) => CmdError::new("not_found", e.to_string()),
-        QueryError::Db(e) => CmdError::new("store_error", format!("{e:#}")),
-    }
 }
 
 /// A worker's metric over `[from, to)` (epoch ms) from the history tier that fits.
@@ -133,17 +100,14 @@ pub async fn history(
     from: i64,
     to: i64,
     step_ms: Option<i64>,
-) -> CmdResult<tend_store::query::History> {
-    let db = store(&app)?;
-    db.history(&id, &metric, Timestamp(from), Timestamp(to), step_ms, app.now(), app.retention())
-        .await
-        .map_err(query_error)
+) -> CmdResult<api::History> {
+    Ok(app.metric_history(&id, &metric, api::Timestamp(from), api::Timestamp(to), step_ms).await?)
 }
 
 #[tauri::command]
-pub async fn recycles(app: State<'_, App>, from: i64, to: i64) -> CmdResult<Vec<RecycleRow>> {
-    let f = Filter { from: Timestamp(from), to: Timestamp(to), ..Filter::default() };
-    Ok(store(&app)?.recycles(&f).await?)
+pub async fn recycles(app: State<'_, App>, from: i64, to: i64) -> CmdResult<Vec<api::RecycleRow>> {
+    let w = Window { from: api::Timestamp(from), to: api::Timestamp(to), limit: 10_000 };
+    Ok(app.recycle_history(None, None, w).await?)
 }
 
 #[derive(Deserialize)]
@@ -171,39 +135,41 @@ pub async fn export_csv<R: tauri::Runtime>(
     query: ExportQuery,
     name: String,
 ) -> CmdResult<Option<Saved>> {
-    let kind = Kind::parse(&query.kind)
-        .ok_or_else(|| CmdError::new("bad_request", "kind must be samples, events, alerts or recycles"))?;
-    let db = store(&app)?;
-    let Some(path) = crate::dialog::save_path(&window, &name, "CSV", &["csv"]).await else {
-        return Ok(None);
-    };
-    let req = ExportRequest {
+    let kind = api::ExportKind::parse(&query.kind).ok_or_else(|| {
+        CmdError::new(api::ErrorCode::BadRequest, "kind must be samples, events, alerts or recycles")
+    })?;
+    let export = CsvExport {
         kind,
         worker: query.worker,
         pool: query.pool,
-        from: Timestamp(query.from),
-        to: Timestamp(query.to),
+        from: api::Timestamp(query.from),
+        to: api::Timestamp(query.to),
         metrics: query.metrics,
     };
-    let file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| CmdError::new("io_error", format!("cannot write {}: {e}", path.display())))?;
+    let ready = app.prepare_export(export).await?;
+    let Some(path) = crate::dialog::save_path(&window, &name, "CSV", &["csv"]).await else {
+        return Ok(None);
+    };
+    let file = tokio::fs::File::create(&path).await.map_err(|e| io_error(&path, e))?;
     let file = std::sync::Arc::new(tokio::sync::Mutex::new(file));
-    let stats = db
-        .export_csv(&req, |chunk| {
+    let bytes = ready
+        .run(|chunk| {
             let file = file.clone();
             async move {
                 use tokio::io::AsyncWriteExt;
                 file.lock().await.write_all(&chunk).await
             }
         })
-        .await
-        .map_err(query_error)?;
+        .await?;
     {
         use tokio::io::AsyncWriteExt;
-        file.lock().await.flush().await.map_err(|e| CmdError::new("io_error", e.to_string()))?;
+        file.lock().await.flush().await.map_err(|e| io_error(&path, e))?;
     }
-    Ok(Some(Saved { path: path.display().to_string(), bytes: stats.bytes }))
+    Ok(Some(Saved { path: path.display().to_string(), bytes }))
+}
+
+fn io_error(path: &std::path::Path, e: std::io::Error) -> CmdError {
+    CmdError::new(api::ErrorCode::IoError, format!("cannot write {}: {e}", path.display()))
 }
 
 /// Save bytes the UI made (a chart as SVG or PNG, a CSV built from memory) through a native dialog.
@@ -219,9 +185,7 @@ pub async fn save_file<R: tauri::Runtime>(
     else {
         return Ok(None);
     };
-    tokio::fs::write(&path, &data)
-        .await
-        .map_err(|e| CmdError::new("io_error", format!("cannot write {}: {e}", path.display())))?;
+    tokio::fs::write(&path, &data).await.map_err(|e| io_error(&path, e))?;
     Ok(Some(Saved { path: path.display().to_string(), bytes: data.len() as u64 }))
 }
 

@@ -1,45 +1,24 @@
-//! The one error shape commands return to the UI: `{code, message}`, the same codes as the HTTP API,
-//! so the UI branches on `code`, never on message text. It only translates; it decides nothing.
+//! The one error shape commands return to the UI: the wire's `{code, message, allowed}`
+//! (`tend_api::ApiError`), the same codes and messages as the HTTP API, so the UI branches on `code`,
+//! never on message text. It only wraps; the facade decides the code.
 
-use serde::Serialize;
-use tend_core::fleet::CommandError;
 use tend_engine::AppError;
+use tend_engine::api::{ApiError, ErrorCode};
 
-#[derive(Debug, Serialize, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct CmdError {
-    pub code: &'static str,
-    pub message: String,
-}
+#[derive(Debug, serde::Serialize, thiserror::Error)]
+#[error(transparent)]
+#[serde(transparent)]
+pub struct CmdError(ApiError);
 
 impl CmdError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        CmdError { code, message: message.into() }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        CmdError(ApiError::new(code, message))
     }
 }
 
 impl From<AppError> for CmdError {
     fn from(e: AppError) -> Self {
-        let code = match &e {
-            AppError::Stopped => "stopping",
-            AppError::Command(c) => match c {
-                CommandError::UnknownWorker(_) | CommandError::UnknownPool(_) => "not_found",
-                CommandError::AlreadyRecycling(..) => "already_recycling",
-                CommandError::ShuttingDown => "stopping",
-                CommandError::Transition(_) => "invalid_transition",
-                CommandError::NotReportedPool(..) | CommandError::NotReported(..) => "not_reported",
-                CommandError::AlreadyRegistered(..) => "already_registered",
-                CommandError::Ended(_) => "ended",
-                CommandError::NotContainer(_) => "not_container",
-            },
-        };
-        CmdError::new(code, e.to_string())
-    }
-}
-
-impl From<anyhow::Error> for CmdError {
-    fn from(e: anyhow::Error) -> Self {
-        CmdError::new("store_error", format!("{e:#}"))
+        CmdError(e.to_api())
     }
 }
 

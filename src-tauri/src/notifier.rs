@@ -4,7 +4,7 @@
 //! notifications as degraded in Settings; nothing here may panic or block the engine.
 
 use notify_rust::{Notification as DbusNotification, Timeout, Urgency};
-use tend_core::rules::Severity;
+use tend_engine::api::Severity;
 use tend_engine::notify::{Notification, Notifier};
 
 #[derive(Debug, Default)]

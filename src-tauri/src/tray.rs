@@ -6,11 +6,11 @@ use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager};
-use tokio::sync::broadcast::error::RecvError;
 
-use tend_core::event::EventKind;
-use tend_core::rules::AlertState;
+use futures::StreamExt;
 use tend_engine::App;
+use tend_engine::api::{AlertState, EventKind};
+use tend_engine::app::Streamed;
 use tend_engine::notify::NotifyHandle;
 
 const ICON: &[u8] = include_bytes!("../../icons/tray.png");
@@ -54,7 +54,8 @@ pub fn start(app: &AppHandle, engine: App, notify: Option<NotifyHandle>) -> taur
 
     // Keep the count current: recount on every alert change (and once at start).
     tauri::async_runtime::spawn(async move {
-        let mut rx = engine.subscribe();
+        let Ok(stream) = engine.event_stream(None).await else { return };
+        let mut stream = Box::pin(stream);
         let mut shown = usize::MAX;
         loop {
             let firing = match engine.alerts().await {
@@ -78,11 +79,11 @@ pub fn start(app: &AppHandle, engine: App, notify: Option<NotifyHandle>) -> taur
                 }
             }
             loop {
-                match rx.recv().await {
-                    Ok(ev) if matches!(ev.kind, EventKind::AlertChanged { .. }) => break,
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return,
+                match stream.next().await {
+                    Some(Streamed::Event(ev)) if matches!(ev.kind, EventKind::AlertChanged { .. }) => break,
+                    Some(Streamed::Event(_)) => {}
+                    Some(Streamed::Lagged(_)) => break,
+                    None => return,
                 }
             }
         }

@@ -9,7 +9,7 @@ use crate::recycle::RecycleReason;
 use crate::rules::Alert;
 use crate::time::Timestamp;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Strictly increasing within one run of the fleet.
     pub seq: u64,
@@ -18,7 +18,7 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     WorkerAdded {

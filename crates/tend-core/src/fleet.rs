@@ -997,6 +997,8 @@ mod tests {
             message: "memory_mb 300 above 200".into(),
             acknowledged: false,
             silenced_until: None,
+            metric: None,
+            clear: None,
         }
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::time::Timestamp;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
     Initializing,
@@ -99,7 +99,7 @@ fn allowed_list(a: &[State]) -> String {
 }
 
 /// One recorded transition.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     pub from: Option<State>,
     pub to: State,

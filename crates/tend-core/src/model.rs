@@ -8,7 +8,7 @@ use crate::time::Timestamp;
 
 /// A worker's stable id: `pool-N` for a spawned slot, `pool-PID` for an attached process, the
 /// orchestrator's own id for a reported worker. Stable across recycles of a slot.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct WorkerId(pub String);
 
@@ -34,7 +34,7 @@ impl From<&str> for WorkerId {
 }
 
 /// Where a worker comes from.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Tend started it and supervises it.
@@ -49,7 +49,7 @@ pub enum Source {
 
 /// A process as the kernel knows it: a pid alone is reused, (pid, start time) is not.
 /// `start_ticks` is field 22 of `/proc/PID/stat` (clock ticks after boot).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ProcessId {
     pub pid: u32,
     pub start_ticks: u64,
@@ -62,8 +62,7 @@ impl fmt::Display for ProcessId {
 }
 
 /// One reading of a worker's resource use. Every field is optional: sources differ in what they see.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
-#[ts(optional_fields)] // absent fields are skipped on the wire, not null
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// CPU use in percent of one core (200 = two cores busy).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,7 +152,7 @@ impl Metrics {
 }
 
 /// A reading of one worker at one instant.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub worker: WorkerId,
     pub at: Timestamp,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::time::Timestamp;
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -67,7 +67,7 @@ pub struct Rule {
     pub channels: Vec<String>,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     Inactive,
@@ -78,7 +78,7 @@ pub enum AlertState {
 }
 
 /// The current status of one (rule, subject); returned whenever it changes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub rule: String,
     /// Worker id for worker-scoped rules, the pool name for pool-scoped ones.
@@ -98,6 +98,12 @@ pub struct Alert {
     pub message: String,
     pub acknowledged: bool,
     pub silenced_until: Option<Timestamp>,
+    /// The metric a threshold rule reads; None for conditions the fleet evaluates itself.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Where a breach clears (the effective hysteresis level; `threshold` when the rule has none).
+    #[serde(default)]
+    pub clear: Option<f64>,
 }
 
 /// What the fleet read for a rule at one instant.
@@ -241,6 +247,20 @@ impl Condition {
         }
     }
 
+    /// The level at which a breach clears: `clear` when it is on the right side of `fire`, else `fire`
+    /// (the same rule [`Condition::breached_by`] applies).
+    fn clear_threshold(&self) -> Option<f64> {
+        match *self {
+            Condition::Threshold { cmp: Comparison::Above, fire, clear, .. } => {
+                Some(clear.map_or(fire, |c| c.min(fire)))
+            }
+            Condition::Threshold { cmp: Comparison::Below, fire, clear, .. } => {
+                Some(clear.map_or(fire, |c| c.max(fire)))
+            }
+            Condition::Stale { .. } | Condition::RestartChurn { .. } => None,
+        }
+    }
+
     fn fire_threshold(&self) -> Option<f64> {
         match *self {
             Condition::Threshold { fire, .. } => Some(fire),
@@ -323,6 +343,8 @@ impl Tracker {
                 message: String::new(),
                 acknowledged: false,
                 silenced_until: None,
+                metric: rule.metric().map(str::to_owned),
+                clear: rule.condition.clear_threshold(),
             },
             breached: false,
             flipped_at: now,
@@ -415,6 +437,8 @@ impl Tracker {
     fn refresh(&mut self, rule: &Rule, now: Timestamp) {
         self.alert.severity = rule.severity;
         self.alert.threshold = rule.condition.fire_threshold();
+        self.alert.metric = rule.metric().map(str::to_owned);
+        self.alert.clear = rule.condition.clear_threshold();
         let counting = self.breached || self.alert.state == AlertState::Firing;
         let lasted = counting.then(|| now.since(self.flipped_at));
         let mut message = rule.condition.describe(self.alert.value, self.breached, lasted);
@@ -915,6 +939,7 @@ mod tests {
         assert_eq!(firing.started, Some(at(1000)), "the episode started at the first breached reading");
         assert_eq!(firing.value, Some(212.0));
         assert_eq!(firing.threshold, Some(150.0));
+        assert_eq!((firing.metric.as_deref(), firing.clear), (Some("memory_mb"), Some(120.0)));
         assert_eq!(firing.severity, Severity::Critical);
         assert_eq!(
             (firing.rule.as_str(), firing.subject.as_str(), firing.pool.as_str()),
@@ -936,6 +961,7 @@ mod tests {
             .unwrap();
         assert_eq!(a.message, "6 recycles within 1m (max 5)");
         assert_eq!((a.value, a.threshold), (Some(6.0), None));
+        assert_eq!((a.metric.as_deref(), a.clear), (None, None), "no metric for a condition Tend evaluates");
 
         let rule = Rule::new("stale", Condition::Stale { after: secs(30) });
         let a = book.observe(&rule, "web", "w1", Reading::Condition { active: true, value: None }, at(0));

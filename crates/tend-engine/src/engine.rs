@@ -507,7 +507,7 @@ impl Engine {
     fn dispatch(&mut self, out: Output) {
         for ev in out.events {
             if self.jsonl
-                && let Ok(line) = serde_json::to_string(&ev)
+                && let Ok(line) = serde_json::to_string(&crate::dto::ToWire::wire(&ev))
             {
                 use std::io::Write;
                 // A reader that went away (a closed pipe) ends the lines, not the engine.

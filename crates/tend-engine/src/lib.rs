@@ -11,6 +11,7 @@ pub mod convert;
 mod docker;
 pub mod dto;
 pub mod engine;
+mod exposition;
 mod history;
 pub mod notify;
 pub mod scrape;
@@ -18,3 +19,10 @@ mod supervisor;
 pub mod webhooks;
 
 pub use app::{App, AppError, AppOptions};
+/// The wire types, for the shells (they depend on this crate and on `tend-api` only).
+pub use tend_api as api;
+
+/// Tend's own descriptor limit (the HTTP server sizes its connection cap from it).
+pub mod os {
+    pub use tend_collect::fd_limit::{nofile_soft_limit, raise_nofile_to_hard};
+}

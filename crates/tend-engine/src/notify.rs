@@ -10,24 +10,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tracing::warn;
 
 use tend_core::budget::{Budget, Verdict};
 use tend_core::event::{Event, EventKind};
 use tend_core::recycle::RecycleReason;
-use tend_core::rules::{AlertState, Severity};
+use tend_core::rules::AlertState;
 use tend_core::time::Clock;
 
 use crate::config::{Config, DESKTOP_CHANNEL};
+use crate::dto::ToWire;
 
 /// One notification, ready to show.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Notification {
     pub summary: String,
     pub body: String,
-    pub severity: Severity,
+    pub severity: tend_api::Severity,
     /// What the budget counts it under: the rule name, `recycle:<reason>`, or `digest`.
     pub key: String,
 }
@@ -37,19 +37,8 @@ pub trait Notifier: Send + Sync + 'static {
     fn notify(&self, n: &Notification) -> Result<(), String>;
 }
 
-/// What the notifier did so far, for Settings and the tray.
-#[derive(Clone, Debug, Default, Serialize, ts_rs::TS)]
-pub struct NotifyStatus {
-    pub paused: bool,
-    pub sent: u64,
-    /// Held back by the caps or quiet hours (reported later in a digest).
-    pub held: u64,
-    pub digests: u64,
-    /// Recorded only (their severity never notifies), or arrived while paused.
-    pub not_notified: u64,
-    /// The last sending error (e.g. no notification daemon): notifications are degraded, not fatal.
-    pub last_error: Option<String>,
-}
+/// What the notifier did so far, for Settings and the tray (a wire type).
+pub use tend_api::NotifyStatus;
 
 #[derive(Default)]
 struct Counters {
@@ -121,7 +110,7 @@ pub fn notification_for(
                     num(alert.threshold),
                     alert.message
                 ),
-                severity: alert.severity,
+                severity: alert.severity.wire(),
                 key: alert.rule.clone(),
             })
         }
@@ -139,7 +128,7 @@ pub fn notification_for(
             Some(Notification {
                 summary: format!("{worker} recycled: {}", reason.as_str()),
                 body: format!("{worker}: {detail}{memory}"),
-                severity: Severity::Warning,
+                severity: tend_api::Severity::Warning,
                 key: format!("recycle:{}", reason.as_str()),
             })
         }
@@ -186,7 +175,7 @@ async fn run(
                         continue;
                     }
                     let now = clock.now();
-                    match budget.offer(now, crate::clock::local_minute_of_day(now), &n.key, n.severity) {
+                    match budget.offer(now, crate::clock::local_minute_of_day(now), &n.key, crate::dto::severity_from_wire(n.severity)) {
                         Verdict::Send => n,
                         Verdict::RecordOnly => {
                             counters.not_notified.fetch_add(1, Ordering::Relaxed);
@@ -211,7 +200,7 @@ async fn run(
                 Notification {
                     summary: "Tend: notifications held back".to_owned(),
                     body: d.summary(),
-                    severity: Severity::Warning,
+                    severity: tend_api::Severity::Warning,
                     key: "digest".to_owned(),
                 }
             }
@@ -240,7 +229,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tend_core::rules::Alert;
+    use tend_core::rules::{Alert, Severity};
     use tend_core::time::Timestamp;
 
     fn alert(state: AlertState, silenced: Option<i64>) -> Event {
@@ -261,6 +250,8 @@ mod tests {
                     message: "memory_mb 63.2 above 60 for 3s".into(),
                     acknowledged: false,
                     silenced_until: silenced.map(Timestamp::from_secs),
+                    metric: None,
+                    clear: None,
                 },
             },
         }

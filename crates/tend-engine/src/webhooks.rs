@@ -29,7 +29,7 @@ pub struct Notification {
     /// The webhook's name, so one receiver can serve several.
     pub webhook: String,
     /// The event as the SSE stream and `--events-jsonl` show it.
-    pub event: Event,
+    pub event: tend_api::Event,
 }
 
 /// The notification kind of an event, if it is one webhooks receive.
@@ -108,7 +108,7 @@ pub fn start(config: &Config, mut events: broadcast::Receiver<Event>) {
             let Some(kind) = kind_of(&ev) else { continue };
             for w in targets(&ev, &webhooks, &channels) {
                 let Some(tx) = senders.get(&w.name) else { continue };
-                let n = Notification { kind, webhook: w.name.clone(), event: ev.clone() };
+                let n = Notification { kind, webhook: w.name.clone(), event: crate::dto::ToWire::wire(&ev) };
                 if tx.try_send(n).is_err() {
                     warn!(webhook = %w.name, seq = ev.seq, "webhook queue full; notification dropped");
                 }
@@ -193,6 +193,8 @@ mod tests {
             message: "m".into(),
             acknowledged: false,
             silenced_until,
+            metric: None,
+            clear: None,
         };
         Event { seq: 1, at: Timestamp::from_secs(5), kind: EventKind::AlertChanged { alert } }
     }

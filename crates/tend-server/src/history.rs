@@ -1,21 +1,19 @@
 //! The history API: a worker's metric over time from the tier that fits, lifecycle events and alert
 //! history per worker and pool, recycles with their reasons, and CSV export streamed from the database.
-//! Handlers parse (a bad parameter is a 400 that names it), call the App's store, and shape the answer;
-//! they never write to the store.
+//! Handlers parse the query (a bad parameter is a 400 that names it), call the App, and shape the
+//! answer; the App checks the worker or pool and reads the store.
 
 use std::collections::HashMap;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use tend_core::time::Timestamp;
-use tend_store::export::{ExportRequest, Kind};
-use tend_store::query::{Filter, QueryError};
-use tend_store::timefmt::{parse_span, parse_time};
+use tend_engine::api::{self, ExportKind};
+use tend_engine::app::{CsvExport, Subject, Window};
 
 use crate::{ApiError, Ctx};
 
@@ -34,43 +32,23 @@ type Params = Query<HashMap<String, String>>;
 type ApiResult<T> = Result<T, ApiError>;
 
 fn bad(param: &str, message: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("parameter {param:?}: {message}"))
-}
-
-fn store(ctx: &Ctx) -> ApiResult<tend_store::Store> {
-    ctx.app.history().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e))
-}
-
-fn query_error(e: QueryError) -> ApiError {
-    match e {
-        QueryError::BadParam { param, message } => bad(param, message),
-        QueryError::UnknownWorker(w) => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no worker with id {w:?}"))
-        }
-        QueryError::Db(e) => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", format!("{e:#}"))
-        }
-    }
-}
-
-fn internal(e: anyhow::Error) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store_error", format!("{e:#}"))
+    tend_engine::AppError::bad_param(param, message).into()
 }
 
 /// `from` and `to` (ISO-8601, epoch ms, `now`, `-1h`); defaults: `from_default` before now, and now.
 fn range(
     ctx: &Ctx,
     q: &HashMap<String, String>,
-    from_default: Option<Timestamp>,
-) -> ApiResult<(Timestamp, Timestamp)> {
-    let now = ctx.app.now();
+    from_default: Option<api::Timestamp>,
+) -> ApiResult<(api::Timestamp, api::Timestamp)> {
+    let now = ctx.app.wire_now();
     let from = match q.get("from") {
-        Some(s) => parse_time(s, now).map_err(|e| bad("from", e))?,
-        None => from_default.unwrap_or(Timestamp(i64::MIN)),
+        Some(s) => ctx.app.parse_time(s).map_err(|e| bad("from", e))?,
+        None => from_default.unwrap_or(api::Timestamp(i64::MIN)),
     };
     let to = match q.get("to") {
-        Some(s) => parse_time(s, now).map_err(|e| bad("to", e))?,
-        None => Timestamp(now.as_millis().saturating_add(1)),
+        Some(s) => ctx.app.parse_time(s).map_err(|e| bad("to", e))?,
+        None => api::Timestamp(now.0.saturating_add(1)),
     };
     if to <= from {
         return Err(bad("to", "must be after `from`"));
@@ -97,81 +75,41 @@ fn check_params(q: &HashMap<String, String>, allowed: &[&str]) -> ApiResult<()> 
     Ok(())
 }
 
-/// 404 unless the history or the live fleet knows the worker.
-async fn known_worker(ctx: &Ctx, db: &tend_store::Store, id: &str) -> ApiResult<()> {
-    if db.worker_row(id).await.map_err(internal)?.is_some() || ctx.app.worker(id).await?.is_some() {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no worker with id {id:?}")))
-    }
+fn window(ctx: &Ctx, q: &HashMap<String, String>) -> ApiResult<Window> {
+    let (from, to) = range(ctx, q, None)?;
+    Ok(Window { from, to, limit: limit(q)? })
 }
 
 async fn history(State(ctx): State<Ctx>, Path(id): Path<String>, Query(q): Params) -> ApiResult<Response> {
     check_params(&q, &["metric", "from", "to", "step"])?;
-    let db = store(&ctx)?;
     let metric = q.get("metric").map(String::as_str).unwrap_or("cpu_percent");
-    let now = ctx.app.now();
-    let (from, to) = range(&ctx, &q, Some(now.minus(std::time::Duration::from_secs(3600))))?;
+    let hour_ago = api::Timestamp(ctx.app.wire_now().0.saturating_sub(3_600_000));
+    let (from, to) = range(&ctx, &q, Some(hour_ago))?;
     let step = match q.get("step") {
         None => None,
         Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             Some(s.parse::<i64>().map_err(|e| bad("step", e))?)
         }
         Some(s) => Some(
-            parse_span(s).ok_or_else(|| bad("step", "use a duration like 10s, 1m, 1h, or milliseconds"))?,
+            ctx.app
+                .parse_span(s)
+                .ok_or_else(|| bad("step", "use a duration like 10s, 1m, 1h, or milliseconds"))?,
         ),
     };
     if step == Some(0) {
         return Err(bad("step", "must be positive"));
     }
-    known_worker(&ctx, &db, &id).await?;
-    match db.history(&id, metric, from, to, step, now, ctx.app.retention()).await {
-        Ok(h) => Ok(Json(h).into_response()),
-        // Known to the fleet, not written yet: an empty history rather than a 404.
-        Err(QueryError::UnknownWorker(_)) => Ok(Json(serde_json::json!({
-            "worker": id, "metric": metric, "tier": "raw", "from": from, "to": to, "points": []
-        }))
-        .into_response()),
-        Err(e) => Err(query_error(e)),
-    }
+    Ok(Json(ctx.app.metric_history(&id, metric, from, to, step).await?).into_response())
 }
 
-async fn filter(
-    ctx: &Ctx,
-    q: &HashMap<String, String>,
-    worker: Option<String>,
-    pool: Option<String>,
-) -> ApiResult<Filter> {
-    let (from, to) = range(ctx, q, None)?;
-    Ok(Filter { worker, pool, from, to, limit: limit(q)? })
-}
-
-/// Whose history a request asks for.
-enum Subject {
-    Worker(String),
-    Pool(String),
-}
-
-/// The shared front of the per-worker and per-pool history handlers: only `from`, `to` and `limit` are
-/// accepted, the worker or pool must be known (404 otherwise), and the filter is scoped to it.
-async fn scoped(
-    ctx: &Ctx,
-    q: &HashMap<String, String>,
-    subject: Subject,
-) -> ApiResult<(tend_store::Store, Filter)> {
+async fn scoped_events(ctx: &Ctx, q: &HashMap<String, String>, subject: Subject) -> ApiResult<Response> {
     check_params(q, &["from", "to", "limit"])?;
-    let db = store(ctx)?;
-    let f = match subject {
-        Subject::Worker(id) => {
-            known_worker(ctx, &db, &id).await?;
-            filter(ctx, q, Some(id), None).await?
-        }
-        Subject::Pool(name) => {
-            known_pool(ctx, &db, &name).await?;
-            filter(ctx, q, None, Some(name)).await?
-        }
-    };
-    Ok((db, f))
+    Ok(Json(ctx.app.event_history(subject, window(ctx, q)?).await?).into_response())
+}
+
+async fn scoped_alerts(ctx: &Ctx, q: &HashMap<String, String>, subject: Subject) -> ApiResult<Response> {
+    check_params(q, &["from", "to", "limit"])?;
+    Ok(Json(ctx.app.alert_history(subject, window(ctx, q)?).await?).into_response())
 }
 
 async fn worker_events(
@@ -179,8 +117,7 @@ async fn worker_events(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> ApiResult<Response> {
-    let (db, f) = scoped(&ctx, &q, Subject::Worker(id)).await?;
-    Ok(Json(db.events(&f).await.map_err(internal)?).into_response())
+    scoped_events(&ctx, &q, Subject::Worker(id)).await
 }
 
 async fn worker_alerts(
@@ -188,18 +125,7 @@ async fn worker_alerts(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> ApiResult<Response> {
-    let (db, f) = scoped(&ctx, &q, Subject::Worker(id)).await?;
-    Ok(Json(db.alert_history(&f).await.map_err(internal)?).into_response())
-}
-
-async fn known_pool(ctx: &Ctx, db: &tend_store::Store, name: &str) -> ApiResult<()> {
-    let known = !db.worker_rows(Some(name)).await.map_err(internal)?.is_empty()
-        || ctx.app.pool_metrics(name).await?.is_some();
-    if known {
-        Ok(())
-    } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no pool named {name:?}")))
-    }
+    scoped_alerts(&ctx, &q, Subject::Worker(id)).await
 }
 
 async fn pool_events(
@@ -207,8 +133,7 @@ async fn pool_events(
     Path(name): Path<String>,
     Query(q): Params,
 ) -> ApiResult<Response> {
-    let (db, f) = scoped(&ctx, &q, Subject::Pool(name)).await?;
-    Ok(Json(db.events(&f).await.map_err(internal)?).into_response())
+    scoped_events(&ctx, &q, Subject::Pool(name)).await
 }
 
 async fn pool_alerts(
@@ -216,65 +141,38 @@ async fn pool_alerts(
     Path(name): Path<String>,
     Query(q): Params,
 ) -> ApiResult<Response> {
-    let (db, f) = scoped(&ctx, &q, Subject::Pool(name)).await?;
-    Ok(Json(db.alert_history(&f).await.map_err(internal)?).into_response())
+    scoped_alerts(&ctx, &q, Subject::Pool(name)).await
 }
 
 async fn recycles(State(ctx): State<Ctx>, Query(q): Params) -> ApiResult<Response> {
     check_params(&q, &["pool", "worker", "from", "to", "limit"])?;
-    let db = store(&ctx)?;
-    let f = filter(&ctx, &q, q.get("worker").cloned(), q.get("pool").cloned()).await?;
-    Ok(Json(db.recycles(&f).await.map_err(internal)?).into_response())
+    let w = window(&ctx, &q)?;
+    Ok(Json(ctx.app.recycle_history(q.get("worker").cloned(), q.get("pool").cloned(), w).await?)
+        .into_response())
 }
 
 /// CSV, streamed: the database is read as the client reads, in ~64 KiB chunks.
 async fn export_csv(State(ctx): State<Ctx>, Query(q): Params) -> ApiResult<Response> {
     check_params(&q, &["kind", "pool", "worker", "from", "to", "metrics"])?;
-    let db = store(&ctx)?;
     let kind = match q.get("kind") {
-        None => Kind::Samples,
-        Some(k) => Kind::parse(k).ok_or_else(|| bad("kind", "one of samples, events, alerts, recycles"))?,
+        None => ExportKind::Samples,
+        Some(k) => {
+            ExportKind::parse(k).ok_or_else(|| bad("kind", "one of samples, events, alerts, recycles"))?
+        }
     };
     let (from, to) = range(&ctx, &q, None)?;
-    let metrics = match q.get("metrics") {
-        None => None,
-        Some(m) => {
-            let names: Vec<String> =
-                m.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-            for n in &names {
-                let builtin = tend_store::METRICS.contains(&n.as_str()) || n == "requests";
-                if !builtin && !tend_store::query::is_custom_name(n) {
-                    return Err(bad("metrics", format!("bad metric name {n:?}")));
-                }
-            }
-            Some(names)
-        }
-    };
-    // Check the selection before the status line goes out: afterwards an error can only cut the body.
-    if let Some(w) = q.get("worker") {
-        if db.worker_row(w).await.map_err(internal)?.is_none() {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no worker with id {w:?}"),
-            ));
-        }
-    } else if let Some(p) = q.get("pool") {
-        known_pool(&ctx, &db, p).await?;
-    }
-    let req = ExportRequest {
-        kind,
-        worker: q.get("worker").cloned(),
-        pool: q.get("pool").cloned(),
-        from,
-        to,
-        metrics,
-    };
+    let metrics = q.get("metrics").map(|m| {
+        m.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<String>>()
+    });
+    let export =
+        CsvExport { kind, worker: q.get("worker").cloned(), pool: q.get("pool").cloned(), from, to, metrics };
+    // Checked before the status line goes out: afterwards an error can only cut the body.
+    let ready = ctx.app.prepare_export(export).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let sink = tx.clone();
-        let r = db
-            .export_csv(&req, move |chunk| {
+        let r = ready
+            .run(move |chunk| {
                 let sink = sink.clone();
                 async move {
                     sink.send(Ok(Bytes::from(chunk)))
@@ -284,26 +182,16 @@ async fn export_csv(State(ctx): State<Ctx>, Query(q): Params) -> ApiResult<Respo
             })
             .await;
         if let Err(e) = r {
-            let e = match e {
-                QueryError::Db(e) => format!("{e:#}"),
-                e => e.to_string(),
-            };
             tracing::warn!(error = %e, "CSV export cut short");
             // An error item aborts the chunked body (no final chunk): the client sees a failed read, not
             // a clean end of a truncated CSV.
-            let _ = tx.send(Err(std::io::Error::other(e))).await;
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });
-    let name = match kind {
-        Kind::Samples => "samples",
-        Kind::Events => "events",
-        Kind::Alerts => "alerts",
-        Kind::Recycles => "recycles",
-    };
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"tend-{name}.csv\"")),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"tend-{}.csv\"", kind.as_str())),
         ],
         Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
     )

@@ -16,15 +16,13 @@ use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
 
-use tend_core::fleet::CommandError;
-use tend_core::time::Timestamp;
+use tend_engine::api::{self, ErrorCode};
+use tend_engine::app::Streamed;
 use tend_engine::{App, AppError};
 
 pub mod conn;
 mod history;
-mod metrics;
 pub mod openapi;
 mod reports;
 pub mod ui;
@@ -88,10 +86,10 @@ pub async fn serve(
         );
     }
     // Idle connections cost a descriptor each: take the whole allowance, then keep a share of it.
-    let nofile = tend_collect::fd_limit::raise_nofile_to_hard()
+    let nofile = tend_engine::os::raise_nofile_to_hard()
         .inspect_err(|e| tracing::warn!(error = %e, "cannot raise the descriptor limit to its hard limit"))
         .ok()
-        .or_else(tend_collect::fd_limit::nofile_soft_limit);
+        .or_else(tend_engine::os::nofile_soft_limit);
     let limits = conn::Limits::from_env(|k| std::env::var(k).ok(), nofile).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -108,64 +106,30 @@ pub async fn serve(
     Ok(())
 }
 
-/// An error answer: `{"error": {"code": "...", "message": "..."}}`. Clients branch on `code`.
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    /// Machine-readable details beside code and message (e.g. `allowed` states).
-    extra: Option<(&'static str, serde_json::Value)>,
-}
+/// An error answer: `{"error": {"code": "...", "message": "..."}}` with the status that goes with the
+/// code. Clients branch on `code`.
+struct ApiError(api::ApiError);
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), extra: None }
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError(api::ApiError::new(code, message))
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::BadRequest, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let (Some((k, v)), Some(obj)) = (self.extra, error.as_object_mut()) {
-            obj.insert(k.to_owned(), v);
-        }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let status = StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(api::ErrorResponse { error: self.0 })).into_response()
     }
 }
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
-        match e {
-            AppError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string()),
-            AppError::Command(c) => match &c {
-                CommandError::UnknownWorker(_) => {
-                    ApiError::new(StatusCode::NOT_FOUND, "not_found", c.to_string())
-                }
-                CommandError::AlreadyRecycling(..) => {
-                    ApiError::new(StatusCode::CONFLICT, "already_recycling", c.to_string())
-                }
-                CommandError::ShuttingDown => {
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", c.to_string())
-                }
-                CommandError::Transition(t) => ApiError {
-                    extra: Some(("allowed", json!(t.allowed))),
-                    ..ApiError::new(StatusCode::CONFLICT, "invalid_transition", c.to_string())
-                },
-                CommandError::UnknownPool(_) => {
-                    ApiError::new(StatusCode::NOT_FOUND, "not_found", c.to_string())
-                }
-                CommandError::NotReportedPool(..) | CommandError::NotReported(..) => {
-                    ApiError::new(StatusCode::CONFLICT, "not_reported", c.to_string())
-                }
-                CommandError::AlreadyRegistered(..) => {
-                    ApiError::new(StatusCode::CONFLICT, "already_registered", c.to_string())
-                }
-                CommandError::Ended(_) => ApiError::new(StatusCode::CONFLICT, "ended", c.to_string()),
-                CommandError::NotContainer(_) => {
-                    ApiError::new(StatusCode::CONFLICT, "not_container", c.to_string())
-                }
-            },
-        }
+        ApiError(e.to_api())
     }
 }
 
@@ -177,8 +141,7 @@ async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Ne
     {
         let given = headers.get(header::AUTHORIZATION).and_then(|v| bearer(v.as_bytes()));
         if !given.is_some_and(|g| same_secret(g, token.as_bytes())) {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
-                .into_response();
+            return ApiError::new(ErrorCode::Unauthorized, "missing or wrong bearer token").into_response();
         }
     }
     next.run(req).await
@@ -211,18 +174,14 @@ async fn ui_or_not_found(req: Request) -> Response {
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {} {}", req.method(), req.uri().path()),
-    )
+    ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.uri().path()))
 }
 
 async fn health(State(ctx): State<Ctx>) -> ApiResult<Response> {
     Ok(Json(ctx.app.health().await?).into_response())
 }
 
-async fn settings(State(ctx): State<Ctx>) -> Json<tend_engine::dto::SettingsDto> {
+async fn settings(State(ctx): State<Ctx>) -> Json<api::SettingsDto> {
     Json(ctx.app.settings())
 }
 
@@ -233,7 +192,7 @@ async fn workers(State(ctx): State<Ctx>) -> ApiResult<Response> {
 async fn worker(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
     match ctx.app.worker(&id).await? {
         Some(w) => Ok(Json(w).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no worker with id {id:?}"))),
+        None => Err(ApiError::new(ErrorCode::NotFound, format!("no worker with id {id:?}"))),
     }
 }
 
@@ -247,10 +206,7 @@ async fn worker_events(
     Path(id): Path<String>,
     Query(q): Query<SinceQuery>,
 ) -> ApiResult<Response> {
-    if ctx.app.worker(&id).await?.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no worker with id {id:?}")));
-    }
-    Ok(Json(ctx.app.events_since(q.since.unwrap_or(0), Some(id)).await?).into_response())
+    Ok(Json(ctx.app.worker_events(&id, q.since.unwrap_or(0)).await?).into_response())
 }
 
 async fn recycle(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
@@ -285,7 +241,7 @@ async fn pools(State(ctx): State<Ctx>) -> ApiResult<Response> {
 async fn pool_metrics(State(ctx): State<Ctx>, Path(name): Path<String>) -> ApiResult<Response> {
     match ctx.app.pool_metrics(&name).await? {
         Some(m) => Ok(Json(m).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no pool named {name:?}"))),
+        None => Err(ApiError::new(ErrorCode::NotFound, format!("no pool named {name:?}"))),
     }
 }
 
@@ -329,12 +285,7 @@ async fn refuse_oversized(req: Request, next: Next) -> Response {
         let mut rest = req.into_body().into_data_stream();
         while let Some(Ok(_)) = rest.next().await {}
     }
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
-        format!("request body larger than {MAX_BODY} bytes"),
-    )
-    .into_response()
+    ApiError::new(ErrorCode::TooLarge, format!("request body larger than {MAX_BODY} bytes")).into_response()
 }
 
 /// The body, or 413 (too large) / 400 (unreadable) in the API's error shape.
@@ -343,20 +294,16 @@ fn body(
 ) -> ApiResult<axum::body::Bytes> {
     raw.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("request body larger than {MAX_BODY} bytes"),
-            )
+            ApiError::new(ErrorCode::TooLarge, format!("request body larger than {MAX_BODY} bytes"))
         } else {
-            ApiError::new(e.status(), "bad_request", e.body_text())
+            ApiError::bad(e.body_text())
         }
     })
 }
 
 async fn prometheus_metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> ApiResult<Response> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (content_type, page) = metrics::render(&ctx.app, accept).await?;
+    let (content_type, page) = ctx.app.prometheus_page(accept).await?;
     Ok(([(header::CONTENT_TYPE, content_type)], page).into_response())
 }
 
@@ -371,11 +318,10 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
         } else {
             format!("field {path:?}: {}", e.inner())
         };
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        ApiError::bad(message)
     })?;
     de.end().map_err(|e| {
-        let message = format!("invalid request body: {e} (after the JSON value; send exactly one)");
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        ApiError::bad(format!("invalid request body: {e} (after the JSON value; send exactly one)"))
     })?;
     Ok(value)
 }
@@ -385,15 +331,8 @@ async fn ack(
     raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
     let r: AlertRef = json_body(&body(raw)?)?;
-    if ctx.app.acknowledge(&r.rule, &r.subject).await? {
-        Ok(Json(json!({"rule": r.rule, "subject": r.subject, "acknowledged": true})).into_response())
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no alert {} on {}", r.rule, r.subject),
-        ))
-    }
+    ctx.app.acknowledge(&r.rule, &r.subject).await?;
+    Ok(Json(json!({"rule": r.rule, "subject": r.subject, "acknowledged": true})).into_response())
 }
 
 async fn silence(
@@ -401,24 +340,8 @@ async fn silence(
     raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Response> {
     let r: SilenceBody = json_body(&body(raw)?)?;
-    if !r.minutes.is_finite() || r.minutes < 0.0 || r.minutes > 60.0 * 24.0 * 365.0 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "field \"minutes\" must be a number from 0 (lift) to 525600",
-        ));
-    }
-    let until = (r.minutes > 0.0)
-        .then(|| Timestamp::from_millis(ctx.app.now().as_millis() + (r.minutes * 60_000.0) as i64));
-    if ctx.app.silence(&r.rule, &r.subject, until).await? {
-        Ok(Json(json!({"rule": r.rule, "subject": r.subject, "silenced_until": until})).into_response())
-    } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no alert {} on {}", r.rule, r.subject),
-        ))
-    }
+    let until = ctx.app.silence(&r.rule, &r.subject, r.minutes).await?;
+    Ok(Json(json!({"rule": r.rule, "subject": r.subject, "silenced_until": until})).into_response())
 }
 
 /// Server-Sent Events: every event as JSON, `event:` its type, `id:` its sequence number. A client that
@@ -433,57 +356,20 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .or(q.since);
-    // Subscribe before reading the backlog so nothing falls between the two.
-    let mut rx = ctx.app.subscribe();
-    let backlog = match last {
-        Some(since) => ctx.app.events_since(since, None).await?,
-        None => Vec::new(),
-    };
-    let stream = async_stream(move |tx| async move {
-        let mut sent = 0u64;
-        for ev in backlog {
-            sent = ev.seq;
-            if tx.send(to_sse(&ev)).await.is_err() {
-                return;
-            }
-        }
-        loop {
-            match rx.recv().await {
-                Ok(ev) if ev.seq <= sent => continue,
-                Ok(ev) => {
-                    if tx.send(to_sse(&ev)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(RecvError::Lagged(n)) => {
-                    let note = SseEvent::default().event("lagged").data(json!({"missed": n}).to_string());
-                    if tx.send(note).await.is_err() {
-                        return;
-                    }
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
+    let stream = futures::StreamExt::map(ctx.app.event_stream(last).await?, |item| {
+        Ok::<_, Infallible>(match item {
+            Streamed::Event(ev) => to_sse(&ev),
+            Streamed::Lagged(n) => SseEvent::default().event("lagged").data(json!({"missed": n}).to_string()),
+        })
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn to_sse(ev: &tend_core::Event) -> SseEvent {
+fn to_sse(ev: &api::Event) -> SseEvent {
     SseEvent::default()
         .event(ev.kind.name())
         .id(ev.seq.to_string())
         .data(serde_json::to_string(ev).unwrap_or_else(|e| json!({"error": e.to_string()}).to_string()))
-}
-
-/// A stream fed by a task through a small channel: backpressure reaches the producer.
-fn async_stream<F, Fut>(f: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(f(tx));
-    futures::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok::<_, Infallible>)
 }
 
 #[cfg(test)]
@@ -510,11 +396,11 @@ mod tests {
 
     #[test]
     fn a_json_body_is_one_value_and_nothing_after_it() {
-        let ok: serde_json::Value = json_body(b" {\"a\": 1} \n").map_err(|e| e.message).unwrap();
+        let ok: serde_json::Value = json_body(b" {\"a\": 1} \n").map_err(|e| e.0.message).unwrap();
         assert_eq!(ok, json!({"a": 1}));
         let e = json_body::<serde_json::Value>(b"{\"a\":1} xyz").err().unwrap();
-        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "bad_request"));
-        assert!(e.message.contains("trailing characters at line 1 column 9"), "{}", e.message);
+        assert_eq!(e.0.code, ErrorCode::BadRequest);
+        assert!(e.0.message.contains("trailing characters at line 1 column 9"), "{}", e.0.message);
         assert!(json_body::<serde_json::Value>(b"{\"a\":1}{\"b\":2}").is_err());
     }
 }

@@ -14,9 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tend_core::fleet::{Registration, Report};
-use tend_core::model::{Metrics, WorkerId};
 use tend_desktop::notifier::DesktopNotifier;
+use tend_engine::api::report::RegisterBody;
 use tend_engine::{App, AppOptions, config};
 
 const CONFIG: &str = r#"
@@ -149,9 +148,17 @@ fn threshold_breach_notifies_and_a_storm_of_fifty_gives_the_cap_plus_one_digest(
         // 50 workers breach `memory_mb > 100` at once.
         for i in 0..50 {
             let id = format!("job-{i}");
-            app.report(Report::Register(Registration::new(id.clone(), "jobs"))).await.expect("register");
-            let metrics = Metrics { memory_bytes: Some(150 * 1024 * 1024), ..Default::default() };
-            app.report(Report::Metrics { worker: WorkerId::new(id), metrics }).await.expect("metrics");
+            let reg = RegisterBody {
+                id: id.clone(),
+                pool: "jobs".into(),
+                task_id: None,
+                pid: None,
+                container: None,
+                labels: Default::default(),
+            };
+            app.register(reg).await.expect("register");
+            let metrics = [("memory_mb".to_owned(), 150.0)].into_iter().collect();
+            app.report_metrics(&id, metrics).await.expect("metrics");
         }
         until("50 firing alerts", Duration::from_secs(10), async || {
             app.alerts().await.ok().filter(|a| a.len() == 50).map(|_| ())

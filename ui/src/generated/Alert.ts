@@ -4,7 +4,7 @@ import type { Severity } from "./Severity";
 import type { Timestamp } from "./Timestamp";
 
 /**
- * The current status of one (rule, subject); returned whenever it changes.
+ * The current status of one (rule, subject); sent whenever it changes.
  */
 export type Alert = { rule: string, 
 /**
@@ -12,11 +12,11 @@ export type Alert = { rule: string,
  */
 subject: string, pool: string, severity: Severity, state: AlertState, 
 /**
- * The last reading that was observed.
+ * The last reading that was observed, in `unit`.
  */
 value: number | null, 
 /**
- * The fire threshold, when the condition has one.
+ * The fire threshold, when the condition has one, in `unit`.
  */
 threshold: number | null, 
 /**
@@ -28,6 +28,20 @@ since: Timestamp,
  */
 started: Timestamp | null, 
 /**
- * A sentence for people: "memory_mb 212.0 above 150 for 5s".
+ * A sentence for people: "memory_mb 212.0 above 150 for 5s". Never parse it: the numbers are
+ * in the fields.
  */
-message: string, acknowledged: boolean, silenced_until: Timestamp | null, };
+message: string, acknowledged: boolean, silenced_until: Timestamp | null, 
+/**
+ * The metric a threshold rule reads (`memory_mb`, `cpu_percent`, a custom name); None for the
+ * conditions Tend evaluates itself (stale, restart churn).
+ */
+metric: string | null, 
+/**
+ * Where a breach clears (hysteresis); equal to `threshold` when the rule has no `clear`.
+ */
+clear: number | null, 
+/**
+ * The unit of `value`, `threshold` and `clear` ("MiB", "%", "B", "s"); None for plain numbers.
+ */
+unit: string | null, };

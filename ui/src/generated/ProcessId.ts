@@ -2,6 +2,9 @@
 
 /**
  * A process as the kernel knows it: a pid alone is reused, (pid, start time) is not.
- * `start_ticks` is field 22 of `/proc/PID/stat` (clock ticks after boot).
  */
-export type ProcessId = { pid: number, start_ticks: number, };
+export type ProcessId = { pid: number, 
+/**
+ * Field 22 of `/proc/PID/stat` (clock ticks after boot).
+ */
+start_ticks: number, };

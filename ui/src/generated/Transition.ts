@@ -3,6 +3,6 @@ import type { State } from "./State";
 import type { Timestamp } from "./Timestamp";
 
 /**
- * One recorded transition.
+ * One recorded lifecycle transition.
  */
 export type Transition = { from: State | null, to: State, at: Timestamp, cause: string, };

@@ -33,4 +33,4 @@ held: string | null, last_event: LastEvent | null, last_sample_at: Timestamp | n
 /**
  * Reported workers: the orchestrator's task id, container and labels from the registration.
  */
-task_id: string | null, container: string | null, labels: { [key in string]: string }, };
+task_id?: string | null, container?: string | null, labels?: { [key in string]: string }, };

@@ -2,6 +2,6 @@
 
 /**
  * A worker's stable id: `pool-N` for a spawned slot, `pool-PID` for an attached process, the
- * orchestrator's own id for a reported worker. Stable across recycles of a slot.
+ * orchestrator's own id for a reported worker.
  */
 export type WorkerId = string;

@@ -116,18 +116,16 @@ pub enum ContainerChange {
 }
 
 /// The container an incarnation runs in.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRun {
     pub id: String,
     pub name: String,
     pub has_health: bool,
     /// A kill event was seen (someone stopped it).
     #[serde(skip)]
-    #[ts(skip)]
     pub killed: Option<String>,
     /// The kernel OOM killer struck.
     #[serde(skip)]
-    #[ts(skip)]
     pub oom: bool,
 }
 
@@ -148,7 +146,7 @@ impl ContainerRun {
 }
 
 /// A container that carries Tend's pool label but whose owner is gone.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Orphan {
     pub id: String,
     pub name: String,

@@ -517,7 +517,7 @@ impl PoolTotals {
 }
 
 /// A pool's aggregate figures (the seeds' pool metrics).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct PoolMetrics {
     pub pool: String,
     pub source: Option<Source>,

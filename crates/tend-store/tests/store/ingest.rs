@@ -25,6 +25,8 @@ fn alert(state: AlertState, at: i64) -> Alert {
         message: "memory_mb 212.0 above 150".into(),
         acknowledged: false,
         silenced_until: None,
+        metric: None,
+        clear: None,
     }
 }
 

@@ -7,17 +7,30 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use tend_api as api;
+use tend_api::{HealthDto, SettingsDto, WorkerDetailDto, WorkerDto};
 use tend_core::event::Event;
-use tend_core::fleet::{CommandError, ErrorRecord, Fleet, PoolMetrics, Report};
-use tend_core::lifecycle::State;
-use tend_core::rules::{Alert, AlertState};
+use tend_core::fleet::{Fleet, Report};
+use tend_core::rules::AlertState;
 use tend_core::time::{Clock, Timestamp};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::convert;
-use crate::dto::{self, HealthDto, SettingsDto, WorkerDetailDto, WorkerDto};
+use crate::dto::{self, ToWire};
 use crate::engine::{Engine, EngineView, Msg};
+
+mod error;
+pub mod history;
+mod reports;
+pub mod stream;
+
+pub use error::AppError;
+pub use history::{CsvExport, ReadyExport, Subject, Window};
+pub use stream::Streamed;
+
+/// The longest silence: a year, in minutes.
+pub const MAX_SILENCE_MINUTES: f64 = 525_600.0;
 
 /// How the App was started, for health and the UI's empty states.
 #[derive(Clone, Debug, Default)]
@@ -30,14 +43,6 @@ pub struct AppOptions {
     pub exe: Option<PathBuf>,
     /// Run without the history store (nothing written to disk).
     pub no_history: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("the engine has stopped")]
-    Stopped,
-    #[error(transparent)]
-    Command(#[from] CommandError),
 }
 
 struct Shared {
@@ -125,20 +130,6 @@ impl App {
         &self.shared.config
     }
 
-    /// The history database, or why there is none right now (off, or not open: the reason).
-    pub fn history(&self) -> Result<tend_store::Store, String> {
-        let Some(h) = &self.shared.store else { return Err("the history store is off".into()) };
-        h.store().ok_or_else(|| match h.recorder.status() {
-            tend_store::StoreStatus::Degraded(e) => format!("the history store is unavailable: {e}"),
-            tend_store::StoreStatus::Ok => "the history store is not open yet".into(),
-        })
-    }
-
-    /// How long each history tier is kept.
-    pub fn retention(&self) -> &tend_store::Retention {
-        &self.shared.retention
-    }
-
     /// Start notifications through `notifier`, with the config's `[notifications]` budget. Only the
     /// first call starts a sink; later ones return its handle. None when `enabled = false`.
     pub fn start_notifications(
@@ -190,12 +181,12 @@ impl App {
 
     /// Every event from now on. A slow subscriber that falls more than 4096 events behind is told
     /// it lagged (`RecvError::Lagged`) and continues from the newest.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
     }
 
     /// Run `f` inside the engine task against a consistent view of the fleet.
-    pub async fn query<T, F>(&self, f: F) -> Result<T, AppError>
+    pub(crate) async fn query<T, F>(&self, f: F) -> Result<T, AppError>
     where
         T: Send + 'static,
         F: FnOnce(&EngineView<'_>) -> T + Send + 'static,
@@ -217,21 +208,26 @@ impl App {
         self.query(move |v| v.fleet.worker(&id).map(|w| dto::worker_detail(v.fleet, w, v.now))).await
     }
 
-    pub async fn pool_metrics(&self, pool: &str) -> Result<Option<PoolMetrics>, AppError> {
+    pub async fn pool_metrics(&self, pool: &str) -> Result<Option<api::PoolMetrics>, AppError> {
         let pool = pool.to_owned();
-        self.query(move |v| v.fleet.pool_metrics(&pool)).await
+        self.query(move |v| v.fleet.pool_metrics(&pool).wire()).await
     }
 
-    pub async fn pools(&self) -> Result<Vec<PoolMetrics>, AppError> {
-        self.query(|v| v.fleet.pools().iter().filter_map(|p| v.fleet.pool_metrics(&p.name)).collect()).await
+    pub async fn pools(&self) -> Result<Vec<api::PoolMetrics>, AppError> {
+        self.query(|v| v.fleet.pools().iter().filter_map(|p| v.fleet.pool_metrics(&p.name).wire()).collect())
+            .await
     }
 
-    pub async fn alerts(&self) -> Result<Vec<Alert>, AppError> {
-        self.query(|v| v.fleet.alerts().alerts().cloned().collect()).await
+    pub async fn alerts(&self) -> Result<Vec<api::Alert>, AppError> {
+        self.query(|v| v.fleet.alerts().alerts().map(ToWire::wire).collect()).await
     }
 
     /// Events still in memory after `since` (sequence number), oldest first.
-    pub async fn events_since(&self, since: u64, worker: Option<String>) -> Result<Vec<Event>, AppError> {
+    pub async fn events_since(
+        &self,
+        since: u64,
+        worker: Option<String>,
+    ) -> Result<Vec<api::Event>, AppError> {
         self.query(move |v| {
             v.events
                 .iter()
@@ -239,10 +235,24 @@ impl App {
                 .filter(|e| {
                     worker.as_deref().is_none_or(|w| e.kind.worker().is_some_and(|x| x.as_str() == w))
                 })
-                .cloned()
+                .map(ToWire::wire)
                 .collect()
         })
         .await
+    }
+
+    /// A worker's events still in memory, oldest first; 404 for a worker the fleet does not know.
+    pub async fn worker_events(&self, id: &str, since: u64) -> Result<Vec<api::Event>, AppError> {
+        if self.worker(id).await?.is_none() {
+            return Err(AppError::NotFound(format!("no worker with id {id:?}")));
+        }
+        self.events_since(since, Some(id.to_owned())).await
+    }
+
+    /// The Prometheus exposition of the fleet and its content type: OpenMetrics when `accept` allows
+    /// it (Prometheus does), else the classic text format.
+    pub async fn prometheus_page(&self, accept: &str) -> Result<(&'static str, String), AppError> {
+        crate::exposition::render(self, accept).await
     }
 
     pub async fn health(&self) -> Result<HealthDto, AppError> {
@@ -250,11 +260,11 @@ impl App {
         let config = self.shared.options.config_path.as_ref().map(|p| p.display().to_string());
         let demo = config.is_none();
         self.query(move |v| {
-            let mut by_state: BTreeMap<State, usize> = BTreeMap::new();
+            let mut by_state: BTreeMap<api::State, usize> = BTreeMap::new();
             let mut workers = 0;
             for w in v.fleet.workers() {
                 workers += 1;
-                *by_state.entry(w.state()).or_default() += 1;
+                *by_state.entry(w.state().wire()).or_default() += 1;
             }
             let degraded = v.fleet.degraded().clone();
             let status = if v.fleet.is_shutting_down() {
@@ -265,8 +275,8 @@ impl App {
                 "degraded"
             };
             HealthDto {
-                status,
-                version: env!("CARGO_PKG_VERSION"),
+                status: status.to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
                 uptime_secs: v.now.since(started).as_secs_f64(),
                 degraded,
                 workers,
@@ -305,10 +315,16 @@ impl App {
     }
 
     /// Orphaned containers (Tend's pool label, owner gone) on the engines of the docker pools.
-    pub async fn orphans(&self) -> Result<Vec<tend_core::fleet::Orphan>, AppError> {
+    pub async fn orphans(&self) -> Result<Vec<api::Orphan>, AppError> {
         self.query(|v| {
             let mut seen = std::collections::BTreeSet::new();
-            v.fleet.orphans().values().flatten().filter(|o| seen.insert(o.id.clone())).cloned().collect()
+            v.fleet
+                .orphans()
+                .values()
+                .flatten()
+                .filter(|o| seen.insert(o.id.clone()))
+                .map(ToWire::wire)
+                .collect()
         })
         .await
     }
@@ -320,38 +336,49 @@ impl App {
         rx.await.map_err(|_| AppError::Stopped)
     }
 
-    /// Acknowledge an alert; false when there is no such alert.
-    pub async fn acknowledge(&self, rule: &str, subject: &str) -> Result<bool, AppError> {
+    /// Acknowledge an alert; 404 when there is no such alert.
+    pub async fn acknowledge(&self, rule: &str, subject: &str) -> Result<(), AppError> {
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Ack { rule: rule.to_owned(), subject: subject.to_owned(), reply };
         self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;
-        rx.await.map_err(|_| AppError::Stopped)
+        no_alert(rx.await.map_err(|_| AppError::Stopped)?, rule, subject)
     }
 
-    /// Silence an alert until `until` (None lifts the silence); false when there is no such alert.
+    /// Silence an alert for `minutes` from now (0 lifts the silence, at most a year); until when.
+    /// 404 when there is no such alert.
     pub async fn silence(
         &self,
         rule: &str,
         subject: &str,
-        until: Option<Timestamp>,
-    ) -> Result<bool, AppError> {
+        minutes: f64,
+    ) -> Result<Option<api::Timestamp>, AppError> {
+        if !minutes.is_finite() || !(0.0..=MAX_SILENCE_MINUTES).contains(&minutes) {
+            return Err(AppError::BadRequest(
+                "field \"minutes\" must be a number from 0 (lift) to 525600".to_owned(),
+            ));
+        }
+        let until = (minutes > 0.0)
+            .then(|| Timestamp::from_millis(self.now().as_millis() + (minutes * 60_000.0) as i64));
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Silence { rule: rule.to_owned(), subject: subject.to_owned(), until, reply };
         self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;
-        rx.await.map_err(|_| AppError::Stopped)
+        no_alert(rx.await.map_err(|_| AppError::Stopped)?, rule, subject)?;
+        Ok(until.wire())
     }
 
     /// Apply an orchestrator's report (register, state, metrics, error, requests).
-    pub async fn report(&self, report: Report) -> Result<(), AppError> {
+    pub(crate) async fn report(&self, report: Report) -> Result<(), AppError> {
         let (reply, rx) = oneshot::channel();
         self.shared.tx.send(Msg::Report { report, reply }).map_err(|_| AppError::Stopped)?;
         Ok(rx.await.map_err(|_| AppError::Stopped)??)
     }
 
     /// The errors and warnings reported for a worker, oldest first; None for an unknown worker.
-    pub async fn error_log(&self, id: &str) -> Result<Option<Vec<ErrorRecord>>, AppError> {
-        let id = id.to_owned();
-        self.query(move |v| v.fleet.error_log(&id).map(|l| l.iter().cloned().collect())).await
+    pub async fn error_log(&self, id: &str) -> Result<Vec<api::ErrorRecord>, AppError> {
+        let key = id.to_owned();
+        self.query(move |v| v.fleet.error_log(&key).map(|l| l.iter().map(ToWire::wire).collect()))
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no worker with id {id:?}")))
     }
 
     /// Resolves when the engine task has ended: `Ok` after [`App::shutdown`], `Err` with the panic's
@@ -384,4 +411,8 @@ impl App {
             store.close().await;
         }
     }
+}
+
+fn no_alert(found: bool, rule: &str, subject: &str) -> Result<(), AppError> {
+    if found { Ok(()) } else { Err(AppError::NotFound(format!("no alert {rule} on {subject}"))) }
 }

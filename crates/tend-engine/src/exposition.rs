@@ -1,4 +1,4 @@
-//! `GET /metrics`: Tend's view of its workers in the Prometheus/OpenMetrics text format, encoded by
+//! The Prometheus exposition (served as `GET /metrics`): Tend's view of its workers in the Prometheus/OpenMetrics text format, encoded by
 //! `prometheus-client`. A fresh registry is filled from one consistent snapshot of the fleet on every
 //! scrape, so a worker's series disappear as soon as it is CLEANED or removed (no stale series kept in a
 //! long-lived registry). Workers are labelled by pool and their stable worker id, never by pid: a pid
@@ -12,10 +12,10 @@ use prometheus_client::encoding::{EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::app::{App, AppError};
+use crate::engine::EngineView;
 use tend_core::lifecycle::State;
 use tend_core::rules::AlertState;
-use tend_engine::App;
-use tend_engine::engine::EngineView;
 
 /// The content type of the OpenMetrics text format that Prometheus negotiates first.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -282,7 +282,7 @@ fn encode_snapshot(s: Snapshot) -> Result<String, std::fmt::Error> {
 
 /// The page for one scrape and its content type: OpenMetrics when the client accepts it (Prometheus
 /// does), else the classic text format.
-pub async fn render(app: &App, accept: &str) -> Result<(&'static str, String), tend_engine::AppError> {
+pub(crate) async fn render(app: &App, accept: &str) -> Result<(&'static str, String), AppError> {
     let snap = app.query(snapshot).await?;
     // Encoding into a String cannot fail short of a bug in the encoder; an empty page is the fallback.
     let page = encode_snapshot(snap).unwrap_or_default();

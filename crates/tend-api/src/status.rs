@@ -1,0 +1,77 @@
+//! Tend's own status on the wire: health, and what the Settings screen shows.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::alert::Severity;
+use crate::model::State;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct SelfUsage {
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct HealthDto {
+    /// "ok", "degraded" (a source is failing) or "stopping".
+    pub status: String,
+    pub version: String,
+    pub uptime_secs: f64,
+    pub degraded: BTreeMap<String, String>,
+    pub workers: usize,
+    pub by_state: BTreeMap<State, usize>,
+    pub alerts_firing: usize,
+    pub config: Option<String>,
+    pub demo: bool,
+    pub tend: SelfUsage,
+}
+
+/// What the Settings screen shows (read from the config and the running notifier).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct SettingsDto {
+    /// The config file, None when running the embedded demo.
+    pub config: Option<String>,
+    /// Where the history database lives; None when history is off.
+    pub data_dir: Option<String>,
+    pub retention: RetentionDto,
+    pub notifications: NotificationsDto,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct RetentionDto {
+    pub raw_secs: f64,
+    pub minute_secs: f64,
+    pub hour_secs: f64,
+    pub max_size_mb: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+pub struct NotificationsDto {
+    pub enabled: bool,
+    pub per_rule: u32,
+    pub overall: u32,
+    pub window_secs: f64,
+    /// Local "HH:MM" times, from and to.
+    pub quiet_hours: Option<(String, String)>,
+    pub record_only: Vec<Severity>,
+    pub digest: bool,
+    /// The running notifier's counters; None when this Tend shows no notifications (`tend serve`).
+    pub status: Option<NotifyStatus>,
+}
+
+/// What the notifier did so far, for Settings and the tray.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct NotifyStatus {
+    pub paused: bool,
+    pub sent: u64,
+    /// Held back by the caps or quiet hours (reported later in a digest).
+    pub held: u64,
+    pub digests: u64,
+    /// Recorded only (their severity never notifies), or arrived while paused.
+    pub not_notified: u64,
+    /// The last sending error (e.g. no notification daemon): notifications are degraded, not fatal.
+    pub last_error: Option<String>,
+}

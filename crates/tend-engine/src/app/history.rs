@@ -1,0 +1,222 @@
+//! The history behind the facade: a worker's metric over time, events and alert history of a worker or
+//! a pool, recycles, and CSV export. Both shells call these; they check that the worker or pool is
+//! known (to the history or the live fleet), translate the store's answers into wire types and its
+//! errors into [`AppError`]s. Nothing here writes to the store.
+
+use std::future::Future;
+
+use tend_api as api;
+use tend_core::time::Timestamp;
+use tend_store::export::{ExportRequest, Kind};
+use tend_store::query::{Filter, QueryError};
+
+use super::{App, AppError};
+use crate::dto::ToWire;
+
+/// Whose history a request asks for.
+#[derive(Clone, Debug)]
+pub enum Subject {
+    Worker(String),
+    Pool(String),
+}
+
+/// A time window and a row limit (`from` inclusive, `to` exclusive, epoch ms).
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub from: api::Timestamp,
+    pub to: api::Timestamp,
+    pub limit: i64,
+}
+
+impl Window {
+    /// Everything up to now, at most 10 000 rows.
+    pub fn all(now: api::Timestamp) -> Self {
+        Window { from: api::Timestamp(i64::MIN), to: api::Timestamp(now.0.saturating_add(1)), limit: 10_000 }
+    }
+
+    fn filter(&self, worker: Option<String>, pool: Option<String>) -> Filter {
+        Filter { worker, pool, from: Timestamp(self.from.0), to: Timestamp(self.to.0), limit: self.limit }
+    }
+}
+
+/// A CSV export: which rows, of whom, over which window, which metric columns (samples only).
+#[derive(Clone, Debug)]
+pub struct CsvExport {
+    pub kind: api::ExportKind,
+    pub worker: Option<String>,
+    pub pool: Option<String>,
+    pub from: api::Timestamp,
+    pub to: api::Timestamp,
+    pub metrics: Option<Vec<String>>,
+}
+
+/// An export that passed its checks: [`ReadyExport::run`] streams it.
+pub struct ReadyExport {
+    db: tend_store::Store,
+    req: ExportRequest,
+}
+
+impl ReadyExport {
+    /// Stream the CSV through `emit` in ~64 KiB chunks; the number of bytes written.
+    pub async fn run<F, Fut>(self, emit: F) -> Result<u64, AppError>
+    where
+        F: FnMut(Vec<u8>) -> Fut,
+        Fut: Future<Output = std::io::Result<()>>,
+    {
+        Ok(self.db.export_csv(&self.req, emit).await?.bytes)
+    }
+}
+
+impl App {
+    /// The history database, or why there is none right now (off, or not open: the reason).
+    fn store(&self) -> Result<tend_store::Store, AppError> {
+        let Some(h) = &self.shared.store else {
+            return Err(AppError::StoreUnavailable("the history store is off".into()));
+        };
+        h.store().ok_or_else(|| {
+            AppError::StoreUnavailable(match h.recorder.status() {
+                tend_store::StoreStatus::Degraded(e) => format!("the history store is unavailable: {e}"),
+                tend_store::StoreStatus::Ok => "the history store is not open yet".into(),
+            })
+        })
+    }
+
+    /// 404 unless the history or the live fleet knows the worker.
+    async fn known_worker(&self, db: &tend_store::Store, id: &str) -> Result<(), AppError> {
+        if db.worker_row(id).await.map_err(AppError::store)?.is_some() || self.worker(id).await?.is_some() {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!("no worker with id {id:?}")))
+        }
+    }
+
+    /// 404 unless the history or the live fleet knows the pool.
+    async fn known_pool(&self, db: &tend_store::Store, name: &str) -> Result<(), AppError> {
+        let known = !db.worker_rows(Some(name)).await.map_err(AppError::store)?.is_empty()
+            || self.pool_metrics(name).await?.is_some();
+        if known { Ok(()) } else { Err(AppError::NotFound(format!("no pool named {name:?}"))) }
+    }
+
+    async fn scoped(&self, subject: Subject, w: Window) -> Result<(tend_store::Store, Filter), AppError> {
+        let db = self.store()?;
+        let f = match subject {
+            Subject::Worker(id) => {
+                self.known_worker(&db, &id).await?;
+                w.filter(Some(id), None)
+            }
+            Subject::Pool(name) => {
+                self.known_pool(&db, &name).await?;
+                w.filter(None, Some(name))
+            }
+        };
+        Ok((db, f))
+    }
+
+    /// A worker's metric over `[from, to)` from the tier that fits (`step_ms`: the bucket, or chosen).
+    /// A worker the fleet knows but the history has not written yet has an empty history.
+    pub async fn metric_history(
+        &self,
+        id: &str,
+        metric: &str,
+        from: api::Timestamp,
+        to: api::Timestamp,
+        step_ms: Option<i64>,
+    ) -> Result<api::History, AppError> {
+        let db = self.store()?;
+        self.known_worker(&db, id).await?;
+        let (from, to) = (Timestamp(from.0), Timestamp(to.0));
+        match db.history(id, metric, from, to, step_ms, self.now(), &self.shared.retention).await {
+            Ok(h) => Ok(h.wire()),
+            Err(QueryError::UnknownWorker(_)) => Ok(api::History {
+                worker: id.to_owned(),
+                pool: String::new(),
+                metric: metric.to_owned(),
+                tier: api::Tier::Raw,
+                step_ms: step_ms.unwrap_or(0),
+                from: from.wire(),
+                to: to.wire(),
+                points: Vec::new(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lifecycle events of a worker or a pool from the history, oldest first.
+    pub async fn event_history(
+        &self,
+        subject: Subject,
+        w: Window,
+    ) -> Result<Vec<serde_json::Value>, AppError> {
+        let (db, f) = self.scoped(subject, w).await?;
+        db.events(&f).await.map_err(AppError::store)
+    }
+
+    /// Alert state changes of a worker or a pool from the history, oldest first.
+    pub async fn alert_history(&self, subject: Subject, w: Window) -> Result<Vec<api::AlertRow>, AppError> {
+        let (db, f) = self.scoped(subject, w).await?;
+        Ok(db.alert_history(&f).await.map_err(AppError::store)?.iter().map(ToWire::wire).collect())
+    }
+
+    /// Recycles with their reasons, of one worker, one pool or all.
+    pub async fn recycle_history(
+        &self,
+        worker: Option<String>,
+        pool: Option<String>,
+        w: Window,
+    ) -> Result<Vec<api::RecycleRow>, AppError> {
+        let db = self.store()?;
+        let rows = db.recycles(&w.filter(worker, pool)).await.map_err(AppError::store)?;
+        Ok(rows.iter().map(ToWire::wire).collect())
+    }
+
+    /// Check an export before anything is written (an unknown worker or pool, a bad metric name), so
+    /// that a shell can still answer with an error; then [`ReadyExport::run`] streams it.
+    pub async fn prepare_export(&self, e: CsvExport) -> Result<ReadyExport, AppError> {
+        let db = self.store()?;
+        if let Some(names) = &e.metrics {
+            for n in names {
+                let builtin = tend_store::METRICS.contains(&n.as_str()) || n == "requests";
+                if !builtin && !tend_store::query::is_custom_name(n) {
+                    return Err(AppError::bad_param("metrics", format!("bad metric name {n:?}")));
+                }
+            }
+        }
+        if let Some(w) = &e.worker {
+            if db.worker_row(w).await.map_err(AppError::store)?.is_none() {
+                return Err(AppError::NotFound(format!("no worker with id {w:?}")));
+            }
+        } else if let Some(p) = &e.pool {
+            self.known_pool(&db, p).await?;
+        }
+        let kind = match e.kind {
+            api::ExportKind::Samples => Kind::Samples,
+            api::ExportKind::Events => Kind::Events,
+            api::ExportKind::Alerts => Kind::Alerts,
+            api::ExportKind::Recycles => Kind::Recycles,
+        };
+        let req = ExportRequest {
+            kind,
+            worker: e.worker,
+            pool: e.pool,
+            from: Timestamp(e.from.0),
+            to: Timestamp(e.to.0),
+            metrics: e.metrics,
+        };
+        Ok(ReadyExport { db, req })
+    }
+
+    /// A time as the API accepts it (ISO-8601, epoch ms, `now`, `-1h`), relative to now.
+    pub fn parse_time(&self, s: &str) -> Result<api::Timestamp, String> {
+        tend_store::timefmt::parse_time(s, self.now()).map(|t| t.wire())
+    }
+
+    /// A span as the API accepts it (`10s`, `1m`, `1h`), in milliseconds.
+    pub fn parse_span(&self, s: &str) -> Option<i64> {
+        tend_store::timefmt::parse_span(s)
+    }
+
+    /// Now, as the wire counts time.
+    pub fn wire_now(&self) -> api::Timestamp {
+        self.now().wire()
+    }
+}
