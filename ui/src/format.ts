@@ -47,11 +47,11 @@ export function int(n: number | null | undefined): string {
   return n == null ? "—" : Math.round(n).toLocaleString("en-US");
 }
 
-/** A rule's value for display: memory rules are in MiB, the rest as they come. */
-export function ruleValue(rule: string, v: number | null | undefined): string {
+/** A rule's reading or threshold in the rule's unit (the alert's `unit` field); plain numbers as they come. */
+export function ruleValue(unit: string | null | undefined, v: number | null | undefined): string {
   if (v == null) return "—";
-  if (/memory_mb|_mb$/.test(rule)) return v.toFixed(1) + " MiB";
-  if (/percent|cpu/.test(rule)) return v.toFixed(1) + " %";
+  if (unit === "B") return bytes(v);
+  if (unit) return v.toFixed(1) + " " + unit;
   return Number.isInteger(v) ? String(v) : v.toFixed(2);
 }
 

@@ -1,13 +1,8 @@
 // The browser transport: `fetch` against `/api/v1` and an `EventSource` on `/api/v1/events`.
 import { download } from "../csv";
-import { ApiError } from "../types";
+import { ApiError, EVENT_TYPES, isNoStore } from "../types";
 import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
 import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./transport";
-
-const EVENT_TYPES: Event["type"][] = [
-  "worker_added", "worker_removed", "state_changed", "recycle_started", "recycled", "recycle_failed",
-  "storm_tripped", "alert_changed", "source_status", "process_escaped",
-];
 
 async function apiError(res: Response): Promise<ApiError> {
   try {
@@ -18,10 +13,6 @@ async function apiError(res: Response): Promise<ApiError> {
   }
 }
 
-/** The endpoint does not exist on this server (router 404), or it has no history store (503). */
-function isMissingRoute(e: unknown): boolean {
-  return e instanceof ApiError && ((e.status === 404 && e.message.startsWith("no route")) || e.code === "store_unavailable");
-}
 
 export class HttpTransport implements Transport {
   readonly kind = "browser" as const;
@@ -37,7 +28,7 @@ export class HttpTransport implements Transport {
     try {
       return await this.get<SettingsDto>("/settings");
     } catch (e) {
-      if (isMissingRoute(e)) return null;
+      if (e instanceof ApiError && e.status === 404) return null;
       throw e;
     }
   }
@@ -92,7 +83,7 @@ export class HttpTransport implements Transport {
     try {
       return await this.get<History>(`/workers/${encodeURIComponent(id)}/history?${q}`);
     } catch (e) {
-      if (isMissingRoute(e)) return null;
+      if (isNoStore(e)) return null;
       throw e;
     }
   }
@@ -101,7 +92,7 @@ export class HttpTransport implements Transport {
     try {
       return await this.get<RecycleRow[]>(`/recycles?from=${from}&to=${to}`);
     } catch (e) {
-      if (isMissingRoute(e)) return null;
+      if (isNoStore(e)) return null;
       throw e;
     }
   }
@@ -114,7 +105,7 @@ export class HttpTransport implements Transport {
     const res = await fetch(`${this.base}/export.csv?${p}`);
     if (!res.ok) {
       const e = await apiError(res);
-      if (isMissingRoute(e)) return null;
+      if (isNoStore(e)) return null;
       throw e;
     }
     if (!res.body) return await res.blob();

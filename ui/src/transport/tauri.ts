@@ -2,25 +2,19 @@
 // src-tauri/src/commands.rs); events arrive on a `Channel` the `subscribe` command feeds from the
 // engine's broadcast. Errors come as `{code, message}`, the same codes as the HTTP API.
 import { Channel, invoke } from "@tauri-apps/api/core";
-import { ApiError } from "../types";
+import { ApiError, ERROR_STATUS, isNoStore } from "../types";
 import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
 import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./transport";
-
-const STATUS: Record<string, number> = {
-  not_found: 404, already_recycling: 409, invalid_transition: 409, bad_request: 400, stopping: 503, store_unavailable: 503,
-};
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   try {
     return await invoke<T>(cmd, args);
   } catch (e) {
     const err = e as { code?: string; message?: string } | string;
-    if (typeof err === "object" && err && err.code) throw new ApiError(STATUS[err.code] ?? 500, err.code, err.message ?? err.code);
+    if (typeof err === "object" && err && err.code) throw new ApiError(ERROR_STATUS[err.code as keyof typeof ERROR_STATUS] ?? 500, err.code, err.message ?? err.code);
     throw new ApiError(500, "ipc_error", String(err));
   }
 }
-
-const noStore = (e: unknown) => e instanceof ApiError && e.code === "store_unavailable";
 
 export class TauriTransport implements Transport {
   readonly kind = "desktop" as const;
@@ -49,7 +43,7 @@ export class TauriTransport implements Transport {
     try {
       return await call<History>("history", { id, metric, from: Math.round(from), to: Math.round(to), stepMs: stepMs ? Math.round(stepMs) : null });
     } catch (e) {
-      if (noStore(e)) return null;
+      if (isNoStore(e)) return null;
       throw e;
     }
   }
@@ -58,7 +52,7 @@ export class TauriTransport implements Transport {
     try {
       return await call<RecycleRow[]>("recycles", { from: Math.round(from), to: Math.round(to) });
     } catch (e) {
-      if (noStore(e)) return null;
+      if (isNoStore(e)) return null;
       throw e;
     }
   }
@@ -72,7 +66,7 @@ export class TauriTransport implements Transport {
     try {
       return await call<Saved | null>("export_csv", { query: { ...q, from: Math.round(q.from), to: Math.round(q.to) }, name });
     } catch (e) {
-      if (noStore(e)) return undefined;
+      if (isNoStore(e)) return undefined;
       throw e;
     }
   }

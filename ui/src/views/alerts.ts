@@ -75,7 +75,7 @@ export function alertsView(ctx: Ctx): View {
             [a.acknowledged ? "acknowledged" : "", silenced ? `silenced until ${dateTime(a.silenced_until as number).slice(11, 16)}` : ""].filter(Boolean).join(" · ")) : null),
           h("td", a.rule),
           h("td", isWorker ? h("a", { href: "/workers/" + a.subject, onclick: (ev: MouseEvent) => { ev.preventDefault(); ctx.navigate("/workers/" + encodeURIComponent(a.subject)); } }, a.subject) : a.subject + " (pool)"),
-          h("td.num", `${ruleValue(a.message, a.value)} / ${ruleValue(a.message, a.threshold)}`),
+          h("td.num", `${ruleValue(a.unit, a.value)} / ${ruleValue(a.unit, a.threshold)}`),
           h("td", { title: dateTime(a.since) }, ago(a.since)),
           h("td.muted.ellipsis", { title: a.message, style: { maxWidth: "300px" } }, a.message),
           h("td", { style: { textAlign: "right", width: "1%" } },

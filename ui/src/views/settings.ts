@@ -3,6 +3,7 @@
 // serve` the fields it does not report say so.
 import { h, replace } from "../dom";
 import { duration } from "../format";
+import { SEVERITIES } from "../types";
 import type { SettingsDto } from "../types";
 import type { Ctx, View } from "./view";
 
@@ -54,7 +55,7 @@ export function settings(ctx: Ctx): View {
         ? (n.enabled ? `at most ${n.per_rule} per rule and ${n.overall} in all per ${span(n.window_secs)}${n.digest ? ", then one digest" : ", the rest dropped"}` : "desktop notifications are off ([notifications] enabled = false)")
         : none("Desktop notifications (per-rule and overall caps, quiet hours, digest) come with the desktop app; the browser console shows alerts only.")),
       h("dt", "Quiet hours"), h("dd", n ? (n.quiet_hours ? `${n.quiet_hours[0]} – ${n.quiet_hours[1]} (local time; held for the digest)` : "none") : none("desktop app only")),
-      h("dt", "Severities that notify"), h("dd", n ? (["critical", "warning", "info"].filter((x) => !n.record_only.includes(x as never)).join(", ") || "none") + (n.record_only.length ? ` · record only: ${n.record_only.join(", ")}` : "") : none("critical and warning (desktop app)")),
+      h("dt", "Severities that notify"), h("dd", n ? ([...SEVERITIES].reverse().filter((x) => !n.record_only.includes(x)).join(", ") || "none") + (n.record_only.length ? ` · record only: ${n.record_only.join(", ")}` : "") : none("critical and warning (desktop app)")),
       h("dt", "Notifications so far"), h("dd", { "data-testid": "notify-status" }, n?.status
         ? `${n.status.sent} sent · ${n.status.held} held for digests · ${n.status.digests} digests · ${n.status.not_notified} recorded only${n.status.paused ? " · paused from the tray" : ""}${n.status.last_error ? ` · degraded: ${n.status.last_error}` : ""}`
         : none(desktop ? "notifications are off" : "none: `tend serve` shows no desktop notifications")),

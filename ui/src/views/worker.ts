@@ -45,12 +45,12 @@ export function workerView(ctx: Ctx, id: string): View {
     const lim = detail?.memory_limit_bytes;
     if (lim) lines.push({ value: lim / MiB, label: `recycle limit ${bytes(lim)}`, color: "#dc2626" });
     for (const a of detail?.alerts ?? []) {
-      if (a.threshold != null && /memory_mb/.test(a.rule + a.message)) lines.push({ value: a.threshold, label: `${a.rule} ${a.threshold} MiB`, color: "#d97706", dash: [3, 3] });
+      if (a.threshold != null && a.metric === "memory_mb") lines.push({ value: a.threshold, label: `${a.rule} ${a.threshold} MiB`, color: "#d97706", dash: [3, 3] });
     }
     return lines;
   };
   const cpuLines = (): Line[] => (detail?.alerts ?? [])
-    .filter((a) => a.threshold != null && /cpu_percent/.test(a.message))
+    .filter((a) => a.threshold != null && a.metric === "cpu_percent")
     .map((a) => ({ value: a.threshold as number, label: `${a.rule} ${a.threshold} %`, color: "#d97706", dash: [3, 3] }));
   const cpuChart = new TimeChart({ height: 150, unit: "%", series: [{ label: "CPU", color: "#2563eb", fill: true }], sync: "worker", lines: cpuLines });
   const memChart = new TimeChart({
@@ -257,7 +257,7 @@ export function workerView(ctx: Ctx, id: string): View {
         : [dateTime(r.at), r.reason, "failed", "—", "—", "—", "—", r.error]), "No recycles of this worker yet."));
     } else {
       const as = detail?.alerts ?? [];
-      replace(tabBody, table(["Severity", "Rule", "State", "Value / threshold", "Since", "Message"], as.map((a) => [severity(a.severity), a.rule, a.state + (a.acknowledged ? " · ack" : "") + (a.silenced_until && a.silenced_until > Date.now() ? " · silenced" : ""), `${ruleValue(a.message, a.value)} / ${ruleValue(a.message, a.threshold)}`, ago(a.since), a.message]), "No alert rules on this worker."));
+      replace(tabBody, table(["Severity", "Rule", "State", "Value / threshold", "Since", "Message"], as.map((a) => [severity(a.severity), a.rule, a.state + (a.acknowledged ? " · ack" : "") + (a.silenced_until && a.silenced_until > Date.now() ? " · silenced" : ""), `${ruleValue(a.unit, a.value)} / ${ruleValue(a.unit, a.threshold)}`, ago(a.since), a.message]), "No alert rules on this worker."));
     }
   }
 
