@@ -9,6 +9,7 @@ mod api_guard;
 mod attach;
 mod bad_input;
 mod demo;
+mod deps;
 mod docker;
 mod grandchildren;
 mod history;
