@@ -6,7 +6,9 @@ use ts_rs::TS;
 
 use crate::model::{Timestamp, names};
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -15,7 +17,7 @@ pub enum Severity {
 }
 names!(Severity { Info = "info", Warning = "warning", Critical = "critical" });
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     Inactive,
@@ -33,7 +35,7 @@ names!(AlertState {
 });
 
 /// The current status of one (rule, subject); sent whenever it changes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct Alert {
     pub rule: String,
     /// Worker id for worker-scoped rules, the pool name for pool-scoped ones.

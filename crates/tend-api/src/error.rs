@@ -7,7 +7,7 @@ use ts_rs::TS;
 use crate::model::{State, names};
 
 /// What went wrong, for machines. Each code has one HTTP status ([`ErrorCode::status`]).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// A parameter or body field is invalid; the message names it.
@@ -77,13 +77,11 @@ impl ErrorCode {
 /// An error: its code, a sentence for people, and (for a refused transition) the allowed states.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct ApiError {
-    #[schema(value_type = String)]
     pub code: ErrorCode,
     pub message: String,
     /// For `invalid_transition`: the states the worker's lifecycle accepts from where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    #[schema(value_type = Option<Vec<String>>)]
     pub allowed: Option<Vec<State>>,
 }
 

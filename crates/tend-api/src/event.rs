@@ -7,7 +7,7 @@ use ts_rs::TS;
 use crate::alert::Alert;
 use crate::model::{Metrics, ProcessId, RecycleReason, Source, State, Timestamp, WorkerId};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct Event {
     /// Strictly increasing within one run of the fleet.
     pub seq: u64,
@@ -16,7 +16,7 @@ pub struct Event {
     pub kind: EventKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     WorkerAdded {

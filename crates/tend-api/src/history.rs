@@ -6,7 +6,7 @@ use ts_rs::TS;
 use crate::model::{Timestamp, names};
 
 /// The resolution a history answer was read from.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Raw,
@@ -15,7 +15,7 @@ pub enum Tier {
 }
 
 /// One bucket of a metric over time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct HistoryPoint {
     /// Start of the bucket, epoch ms.
     pub t: i64,
@@ -27,7 +27,7 @@ pub struct HistoryPoint {
 }
 
 /// A worker's metric over `[from, to)` (`GET /workers/{id}/history`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct History {
     pub worker: String,
     pub pool: String,
@@ -40,7 +40,7 @@ pub struct History {
 }
 
 /// One alert state change from the history (`GET /workers/{id}/history/alerts`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct AlertRow {
     pub at: Timestamp,
     pub rule: String,
@@ -56,7 +56,7 @@ pub struct AlertRow {
 }
 
 /// One recycle from the history (`GET /recycles`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct RecycleRow {
     pub at: Timestamp,
     pub worker: String,
@@ -71,11 +71,12 @@ pub struct RecycleRow {
     pub requests: Option<i64>,
     /// The worker's last metrics before the recycle, as recorded.
     #[ts(type = "{ memory_bytes?: number, cpu_percent?: number } | null")]
+    #[schema(value_type = Option<Object>)]
     pub last_metrics: Option<serde_json::Value>,
 }
 
 /// What a CSV export holds.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportKind {
     Samples,

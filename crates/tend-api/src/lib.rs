@@ -12,6 +12,8 @@ pub mod error;
 pub mod event;
 pub mod history;
 pub mod model;
+pub mod query;
+pub mod reply;
 pub mod report;
 pub mod status;
 pub mod worker;

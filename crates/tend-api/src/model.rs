@@ -6,13 +6,29 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 /// Milliseconds since the Unix epoch, UTC.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[derive(
+    Copy,
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    TS,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
 /// A worker's stable id: `pool-N` for a spawned slot, `pool-PID` for an attached process, the
 /// orchestrator's own id for a reported worker.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct WorkerId(pub String);
 
@@ -39,7 +55,7 @@ macro_rules! names {
 pub(crate) use names;
 
 /// Where a worker comes from.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Tend started it and supervises it.
@@ -54,7 +70,9 @@ pub enum Source {
 names!(Source { Spawned = "spawned", Attached = "attached", Container = "container", Reported = "reported" });
 
 /// A lifecycle state.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS, utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
     Initializing,
@@ -80,7 +98,9 @@ names!(State {
 });
 
 /// Why a worker was recycled.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RecycleReason {
     Ttl,
@@ -102,7 +122,7 @@ names!(RecycleReason {
 });
 
 /// A process as the kernel knows it: a pid alone is reused, (pid, start time) is not.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct ProcessId {
     pub pid: u32,
     /// Field 22 of `/proc/PID/stat` (clock ticks after boot).
@@ -110,7 +130,7 @@ pub struct ProcessId {
 }
 
 /// One reading of a worker's resource use. Absent fields are left out, not null.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 #[ts(optional_fields)]
 pub struct Metrics {
     /// CPU use in percent of one core (200 = two cores busy).
@@ -143,7 +163,7 @@ pub struct Metrics {
 }
 
 /// A reading of one worker at one instant.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct Sample {
     pub worker: WorkerId,
     pub at: Timestamp,
@@ -151,7 +171,7 @@ pub struct Sample {
 }
 
 /// One recorded lifecycle transition.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct Transition {
     pub from: Option<State>,
     pub to: State,

@@ -8,13 +8,13 @@ use ts_rs::TS;
 use crate::alert::Severity;
 use crate::model::State;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct SelfUsage {
     pub cpu_percent: Option<f64>,
     pub memory_bytes: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct HealthDto {
     /// "ok", "degraded" (a source is failing) or "stopping".
     pub status: String,
@@ -30,7 +30,7 @@ pub struct HealthDto {
 }
 
 /// What the Settings screen shows (read from the config and the running notifier).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct SettingsDto {
     /// The config file, None when running the embedded demo.
     pub config: Option<String>,
@@ -40,7 +40,7 @@ pub struct SettingsDto {
     pub notifications: NotificationsDto,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct RetentionDto {
     pub raw_secs: f64,
     pub minute_secs: f64,
@@ -48,13 +48,14 @@ pub struct RetentionDto {
     pub max_size_mb: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct NotificationsDto {
     pub enabled: bool,
     pub per_rule: u32,
     pub overall: u32,
     pub window_secs: f64,
     /// Local "HH:MM" times, from and to.
+    #[schema(value_type = Option<Vec<String>>, min_items = 2, max_items = 2)]
     pub quiet_hours: Option<(String, String)>,
     pub record_only: Vec<Severity>,
     pub digest: bool,
@@ -63,7 +64,7 @@ pub struct NotificationsDto {
 }
 
 /// What the notifier did so far, for Settings and the tray.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct NotifyStatus {
     pub paused: bool,
     pub sent: u64,

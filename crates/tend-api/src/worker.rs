@@ -9,7 +9,7 @@ use ts_rs::TS;
 use crate::alert::Alert;
 use crate::model::{ProcessId, RecycleReason, Sample, Source, State, Timestamp, Transition};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct WorkerDto {
     pub id: String,
     pub pool: String,
@@ -48,14 +48,14 @@ pub struct WorkerDto {
     pub labels: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct LastEvent {
     pub at: Timestamp,
     pub state: State,
     pub cause: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct IncarnationDto {
     pub incarnation: u32,
     pub process: Option<ProcessId>,
@@ -67,7 +67,7 @@ pub struct IncarnationDto {
     pub task_secs: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct WorkerDetailDto {
     #[serde(flatten)]
     pub worker: WorkerDto,
@@ -78,7 +78,7 @@ pub struct WorkerDetailDto {
 }
 
 /// A pool's aggregate figures.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct PoolMetrics {
     pub pool: String,
     pub source: Option<Source>,
@@ -99,7 +99,7 @@ pub struct PoolMetrics {
 }
 
 /// A container that carries Tend's pool label but whose owner is gone.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct Orphan {
     pub id: String,
     pub name: String,
@@ -112,7 +112,7 @@ pub struct Orphan {
 }
 
 /// An error or warning an orchestrator reported for a worker.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct ErrorRecord {
     pub at: Timestamp,
     pub incarnation: u32,
