@@ -8,13 +8,11 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod convert;
-mod docker;
 pub mod dto;
 pub mod engine;
-mod history;
-pub mod notify;
-pub mod scrape;
-mod supervisor;
-pub mod webhooks;
+mod mailbox;
+pub mod sinks;
+mod sources;
 
 pub use app::{App, AppError, AppOptions};
+pub use sinks::{notify, webhooks};

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -19,7 +18,7 @@ use tend_core::model::Metrics;
 
 use crate::config::DockerStatsMode;
 use crate::convert::{PoolRuntime, Runtimes};
-use crate::engine::Msg;
+use crate::mailbox::{Mailbox, Msg};
 
 /// How often each pool's containers are listed (reconciling missed events), at most.
 pub const LIST_EVERY: Duration = Duration::from_secs(2);
@@ -54,7 +53,7 @@ impl Endpoint {
 pub(crate) type Endpoints = HashMap<String, Endpoint>;
 
 /// Start one task per distinct endpoint among the docker pools.
-pub(crate) fn start(pools: &Runtimes, tx: mpsc::UnboundedSender<Msg>) -> Endpoints {
+pub(crate) fn start(pools: &Runtimes, tx: Mailbox) -> Endpoints {
     let all: Vec<String> = pools.keys().cloned().collect();
     let mut by_host: HashMap<String, Vec<Arc<PoolRuntime>>> = HashMap::new();
     for rt in pools.values() {
@@ -78,7 +77,7 @@ struct Source {
     ep: Endpoint,
     pools: Vec<Arc<PoolRuntime>>,
     all: Vec<String>,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: Mailbox,
 }
 
 /// What the source remembers of a running container between reads.
@@ -398,7 +397,7 @@ async fn stream_task(client: Client, known: KnownMap, id: String) {
 }
 
 /// Carry out a container action in its own task; results come back as observations.
-pub(crate) fn act(endpoints: &Endpoints, action: Action, tx: mpsc::UnboundedSender<Msg>) {
+pub(crate) fn act(endpoints: &Endpoints, action: Action, tx: Mailbox) {
     let pool = match &action {
         Action::ContainerRestart { pool, .. }
         | Action::ContainerRecreate { pool, .. }
@@ -472,11 +471,7 @@ fn worker_of(a: &Action) -> Option<(tend_core::model::WorkerId, u32)> {
 }
 
 /// Remove every listed orphan of every docker pool now (the API's "clean orphans").
-pub(crate) fn clean_orphans(
-    endpoints: &Endpoints,
-    fleet: &tend_core::fleet::Fleet,
-    tx: mpsc::UnboundedSender<Msg>,
-) -> usize {
+pub(crate) fn clean_orphans(endpoints: &Endpoints, fleet: &tend_core::fleet::Fleet, tx: Mailbox) -> usize {
     let mut seen = HashSet::new();
     let mut n = 0;
     for (pool, list) in fleet.orphans() {
