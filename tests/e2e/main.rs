@@ -13,6 +13,7 @@ mod docker;
 mod grandchildren;
 mod history;
 mod http_limits;
+mod layout;
 mod lifecycle;
 mod limits;
 mod ownership;
