@@ -5,6 +5,7 @@
 //! time comes in as a [`time::Timestamp`] argument and effects go out as [`fleet::Action`]s and
 //! [`event::Event`]s, so all of it is tested with plain function calls.
 
+pub mod backoff;
 pub mod budget;
 pub mod event;
 pub mod fleet;
