@@ -4,6 +4,7 @@
 //! This crate owns every decision Tend makes. It must never do I/O, read the wall clock, sleep or spawn:
 //! time comes in as a [`time::Timestamp`] argument and effects go out as [`fleet::Action`]s and
 //! [`event::Event`]s, so all of it is tested with plain function calls.
+#![forbid(unsafe_code)]
 
 pub mod backoff;
 pub mod budget;

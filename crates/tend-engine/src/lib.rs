@@ -3,6 +3,7 @@
 //!
 //! The engine crate knows tokio and the collectors; it never knows HTTP or Tauri, and it leaves every
 //! decision to `tend_core::fleet`.
+#![deny(unsafe_code)] // the few libc calls that need it say so with `#[allow(unsafe_code)]`
 
 pub mod app;
 pub mod clock;
