@@ -7,6 +7,9 @@
 //! point: its own dependencies are not edges. No compiler, no network: the sources are read as text
 //! (comments and string literals skipped), which takes milliseconds.
 //!
+//! In tend-engine, besides, only the App facade (`app`) may depend on the engine loop (`engine`): its
+//! sources and sinks reach it through the mailbox.
+//!
 //! Run it alone with `cargo test -p tend --test e2e -- layout::`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,6 +58,13 @@ fn no_crate_has_a_cycle_between_its_top_level_modules() {
         graphs["tend-engine"]
     );
     assert!(cycles.is_empty(), "cycles between top-level modules:\n{}", cycles.join("\n"));
+    // The engine loop is reached through the App facade only; its tasks see the mailbox.
+    let into_engine: Vec<String> = graphs["tend-engine"]
+        .iter()
+        .filter(|(from, to)| *from != "app" && to.contains_key("engine"))
+        .map(|(from, to)| format!("{from} → engine: {}", to["engine"]))
+        .collect();
+    assert!(into_engine.is_empty(), "only tend-engine's app may name the engine: {into_engine:?}");
 }
 
 /// Every `.rs` file under `dir` (not `src/bin/`, which holds other crates), with its module path.
