@@ -14,6 +14,9 @@ APT_PACKAGES += libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appi
 
 ## Install what the build and the tests need (idempotent; apt only when something is missing).
 setup:
+	@# The toolchain pinned in rust-toolchain.toml, with rustfmt and clippy (rustup would also install it
+	@# on the first cargo call here; older rustups install it through `rustup show`).
+	@if command -v rustup >/dev/null; then rustup toolchain install >/dev/null 2>&1 || rustup show >/dev/null; fi
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -289,6 +289,7 @@ impl Ballast {
 
     /// Free chunks down to `target`, and hand the freed pages back to the kernel so RSS really falls
     /// (glibc keeps freed heap memory otherwise).
+    #[allow(unsafe_code)] // malloc_trim
     fn shrink_to(&mut self, target: usize) {
         while self.bytes > target {
             match self.chunks.pop() {
@@ -397,6 +398,7 @@ mod signals {
         SIGTERM.store(true, Ordering::SeqCst);
     }
 
+    #[allow(unsafe_code)] // signal(2)
     pub(super) fn install() -> anyhow::Result<()> {
         let handler = on_sigterm as extern "C" fn(libc::c_int);
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.

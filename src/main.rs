@@ -1,6 +1,7 @@
 //! The `tend` command line: `serve` (the headless engine with its HTTP API), `check-config`, and
 //! `demo-worker` (a sample worker for demos and tests). It parses arguments, sets up logging and
 //! signals, and hands over to the engine; it holds no logic of its own.
+#![deny(unsafe_code)] // the few libc calls that need it say so with `#[allow(unsafe_code)]`
 
 mod demo_worker;
 mod export;

@@ -1,4 +1,4 @@
-//! Docker pools against a real private engine (see `dockerd.rs`): containers found by label, metrics
+//! Docker pools against a real private engine (`tend_testkit::dockerd`): containers found by label, metrics
 //! compared with the engine's own `docker stats`, lifecycle from engine events, recycles by recreate,
 //! the engine dying and coming back, orphans, and 50 containers at 1 Hz.
 
@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::dockerd::{Dockerd, IMAGE};
 use crate::harness::{Tend, by_id, pause, state_of};
+use tend_testkit::dockerd::{Dockerd, IMAGE};
 
 fn pool(name: &str, d: &Dockerd, extra: &str) -> String {
     format!(

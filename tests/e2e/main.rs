@@ -2,7 +2,6 @@
 //! One test binary (modules below) to keep link times down.
 #![allow(clippy::unwrap_used)] // the whole crate is test code: a panic is a failed test
 
-mod dockerd;
 mod harness;
 
 mod api_guard;
@@ -14,6 +13,7 @@ mod docker;
 mod grandchildren;
 mod history;
 mod http_limits;
+mod layout;
 mod lifecycle;
 mod limits;
 mod ownership;

@@ -126,10 +126,10 @@ mod tests {
         for (name, pattern) in
             [("TIME", super::TIME_PATTERN), ("STEP", super::STEP_PATTERN), ("METRIC", super::METRIC_PATTERN)]
         {
-            let attr = format!("pattern = r\"{pattern}\")]");
+            let attr = format!("pattern = r\"{pattern}\"");
             assert!(src.contains(&attr), "{name}_PATTERN is used by the attributes");
         }
-        let times = src.matches(&format!("pattern = r\"{}\")]", super::TIME_PATTERN)).count();
+        let times = src.matches(&format!("pattern = r\"{}\"", super::TIME_PATTERN)).count();
         assert_eq!(times, 8, "every from/to carries the time pattern");
     }
 }

@@ -65,6 +65,7 @@ impl Drop for Sleepers {
 }
 
 /// `tend-bench sleeper`: do nothing until killed (the bench's SIGKILL, or its death).
+#[allow(unsafe_code)]
 pub fn sleep_forever() -> ! {
     loop {
         // SAFETY: pause(2) only blocks until a signal arrives; it touches no memory.

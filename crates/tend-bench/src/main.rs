@@ -7,6 +7,7 @@
 //! It is never part of the tests' pass/fail: it reports numbers and says which targets they meet;
 //! it fails only when it cannot run. Everything it starts (sleepers, `tend serve`, peers) is killed
 //! when it ends, also when it fails or is killed itself (`PR_SET_PDEATHSIG`). Only loopback traffic.
+#![deny(unsafe_code)] // the few libc calls that need it say so with `#[allow(unsafe_code)]`
 
 mod children;
 mod docker;

@@ -47,6 +47,7 @@ pub fn cpus() -> u64 {
     sysconf(libc::_SC_NPROCESSORS_ONLN).unwrap_or(1)
 }
 
+#[allow(unsafe_code)]
 fn sysconf(name: libc::c_int) -> Option<u64> {
     // SAFETY: sysconf takes an integer selector and touches no memory of ours.
     let v = unsafe { libc::sysconf(name) };
@@ -135,6 +136,7 @@ pub fn process_count() -> usize {
 
 /// Raises the soft open-files limit to the hard one (1000 watched processes keep up to 4000
 /// descriptors open in one sampler) and returns the new soft limit.
+#[allow(unsafe_code)]
 pub fn raise_nofile() -> anyhow::Result<u64> {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes one rlimit into the struct we pass by exclusive reference.
@@ -153,6 +155,7 @@ pub fn raise_nofile() -> anyhow::Result<u64> {
 
 /// Makes the child receive `signal` when the bench dies, so nothing it started outlives it even when
 /// it is killed itself (Ctrl-C in `make bench`, a CI timeout).
+#[allow(unsafe_code)]
 pub fn die_with_bench(cmd: &mut Command, signal: libc::c_int) {
     // SAFETY: the closure runs between fork and exec and calls only prctl, which is async-signal-safe.
     unsafe {
@@ -165,6 +168,7 @@ pub fn die_with_bench(cmd: &mut Command, signal: libc::c_int) {
     }
 }
 
+#[allow(unsafe_code)]
 pub fn kill(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) on a pid the bench started (or learned from Tend with its start time checked);
     // a stale pid yields ESRCH, which is fine.
@@ -173,6 +177,7 @@ pub fn kill(pid: u32, signal: libc::c_int) {
     }
 }
 
+#[allow(unsafe_code)]
 pub fn kill_group(pgid: u32, signal: libc::c_int) {
     // SAFETY: as `kill`, for a process group the bench created.
     unsafe {

@@ -4,7 +4,9 @@
 //! This crate owns every decision Tend makes. It must never do I/O, read the wall clock, sleep or spawn:
 //! time comes in as a [`time::Timestamp`] argument and effects go out as [`fleet::Action`]s and
 //! [`event::Event`]s, so all of it is tested with plain function calls.
+#![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod budget;
 pub mod event;
 pub mod fleet;

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
+use crate::backoff::Backoff;
 use crate::time::Timestamp;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -146,13 +147,12 @@ impl RecyclePolicy {
     /// Delay before replacing a worker that died, after `recent` restarts in the storm window:
     /// 0.5 s, 1 s, 2 s ... capped at 30 s.
     pub fn backoff(&self, recent: u32) -> Duration {
-        if recent == 0 {
-            return Duration::ZERO;
-        }
-        let ms = 500u64.saturating_mul(1u64 << (recent - 1).min(16));
-        Duration::from_millis(ms.min(30_000))
+        RESTART_BACKOFF.nth(recent)
     }
 }
+
+/// Restarts of a dying worker: doubling from 0.5 s up to 30 s.
+const RESTART_BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)

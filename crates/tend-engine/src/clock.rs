@@ -15,6 +15,7 @@ impl Clock for SystemClock {
 
 /// Minutes after local midnight at `t`, in the machine's time zone (for quiet hours); UTC when the
 /// time zone cannot be read.
+#[allow(unsafe_code)] // localtime_r: libc has the time zone rules
 pub fn local_minute_of_day(t: Timestamp) -> u16 {
     let secs = t.as_millis().div_euclid(1000);
     let utc = u16::try_from(secs.rem_euclid(86_400) / 60).unwrap_or(0);

@@ -1,5 +1,6 @@
 //! From the validated config to what runs: core `PoolSpec`s for the fleet's decisions, and per-pool
-//! runtime settings (how to spawn, probe, discover) for the supervisor and the engine loop.
+//! runtime settings (how to spawn, probe, discover, scrape, reach docker): the runtime types that the
+//! engine loop and its sources share. Plain data; it runs nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tend_core::rules::{Condition, Rule};
 
 use crate::config::{
     Config, DockerRecycleMode, DockerStatsMode, MetricGroup, PoolConfig, ReadinessCheck, RestartPolicy,
-    RuleCondition, RuleConfig, SourceConfig, SpawnConfig,
+    RuleCondition, RuleConfig, SourceConfig, SpawnConfig, substitute,
 };
 
 /// How often attach pools look for new matching processes, at most (the pool interval if shorter).
@@ -34,7 +35,7 @@ pub struct PoolRuntime {
     /// What the pool's monitoring profile reads beyond CPU and memory.
     pub fields: Fields,
     /// The worker's own Prometheus page, scraped each interval off the engine task.
-    pub scrape: Option<crate::scrape::ScrapeConfig>,
+    pub scrape: Option<ScrapeConfig>,
     /// Docker pools: which engine, which containers, how stats are read.
     pub docker: Option<DockerRuntime>,
 }
@@ -45,6 +46,23 @@ pub struct DockerRuntime {
     pub host: String,
     pub selector: tend_collect::docker::Selector,
     pub stats: DockerStatsMode,
+}
+
+/// What a pool scrapes: its URL template and the counter that counts requests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScrapeConfig {
+    /// May contain `$TEND_SLOT` and `$TEND_PORT`, replaced as in the worker's command.
+    pub url: String,
+    pub requests_metric: Option<String>,
+    /// The pool's `port`: slot N's `$TEND_PORT` is this plus N.
+    pub port: Option<u16>,
+}
+
+impl ScrapeConfig {
+    pub fn url_for_slot(&self, slot: u32) -> String {
+        let port = self.port.and_then(|p| u16::try_from(u32::from(p) + slot).ok());
+        substitute(&self.url, slot, port)
+    }
 }
 
 /// Per-pool runtime settings by pool name.
@@ -153,7 +171,7 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
             disk_io: p.profile.collects(MetricGroup::Io),
             fds: p.profile.collects(MetricGroup::Fds),
         },
-        scrape: p.metrics_url.as_ref().map(|url| crate::scrape::ScrapeConfig {
+        scrape: p.metrics_url.as_ref().map(|url| ScrapeConfig {
             url: url.clone(),
             requests_metric: p.requests_metric.clone(),
             port: match &p.source {

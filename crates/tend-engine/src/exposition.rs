@@ -12,8 +12,7 @@ use prometheus_client::encoding::{EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::app::{App, AppError};
-use crate::engine::EngineView;
+use crate::mailbox::EngineView;
 use tend_core::lifecycle::State;
 use tend_core::rules::AlertState;
 
@@ -43,7 +42,7 @@ struct WorkerRow {
 
 /// Everything one scrape shows, copied out of the engine so encoding happens off its task.
 #[derive(Debug)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     workers: Vec<WorkerRow>,
     /// (pool, reason) -> recycles.
     recycles: Vec<(String, String, u64)>,
@@ -57,7 +56,7 @@ struct Snapshot {
     self_memory: Option<u64>,
 }
 
-fn snapshot(v: &EngineView<'_>) -> Snapshot {
+pub(crate) fn snapshot(v: &EngineView<'_>) -> Snapshot {
     let workers = v
         .fleet
         .workers()
@@ -282,15 +281,14 @@ fn encode_snapshot(s: Snapshot) -> Result<String, std::fmt::Error> {
 
 /// The page for one scrape and its content type: OpenMetrics when the client accepts it (Prometheus
 /// does), else the classic text format.
-pub(crate) async fn render(app: &App, accept: &str) -> Result<(&'static str, String), AppError> {
-    let snap = app.query(snapshot).await?;
+pub(crate) fn render(snap: Snapshot, accept: &str) -> (&'static str, String) {
     // Encoding into a String cannot fail short of a bug in the encoder; an empty page is the fallback.
     let page = encode_snapshot(snap).unwrap_or_default();
-    Ok(if accept.contains("application/openmetrics-text") {
+    if accept.contains("application/openmetrics-text") {
         (OPENMETRICS, page)
     } else {
         (PROMETHEUS_TEXT, to_classic_text(&page))
-    })
+    }
 }
 
 /// OpenMetrics text to the classic 0.0.4 format: a counter family `x` is written `x_total` in its HELP

@@ -3,22 +3,21 @@
 //!
 //! The engine crate knows tokio and the collectors; it never knows HTTP or Tauri, and it leaves every
 //! decision to `tend_core::fleet`.
+#![deny(unsafe_code)] // the few libc calls that need it say so with `#[allow(unsafe_code)]`
 
 pub mod app;
 pub mod clock;
 pub mod config;
 pub mod convert;
-mod docker;
 pub mod dto;
 pub mod engine;
 mod exposition;
-mod history;
-pub mod notify;
-pub mod scrape;
-mod supervisor;
-pub mod webhooks;
+mod mailbox;
+pub mod sinks;
+mod sources;
 
 pub use app::{App, AppError, AppOptions};
+pub use sinks::{notify, webhooks};
 /// The wire types, for the shells (they depend on this crate and on `tend-api` only).
 pub use tend_api as api;
 

@@ -1,6 +1,7 @@
 //! Tend's HTTP face: the REST API under `/api/v1` and the Server-Sent Events stream, over the engine's
 //! [`App`] facade. Handlers are thin: parse, call the facade, shape the answer. This crate knows HTTP
 //! and nothing else; it never decides anything about workers.
+#![forbid(unsafe_code)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

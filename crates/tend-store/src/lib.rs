@@ -5,6 +5,7 @@
 //! This is the only crate that knows sqlx or SQL. It never decides anything about workers and never
 //! touches processes: it records what the engine hands it and answers questions about the past. Time
 //! comes in as arguments or through a `tend_core::time::Clock`; nothing here reads the wall clock.
+#![forbid(unsafe_code)]
 
 pub mod chart;
 pub mod db;

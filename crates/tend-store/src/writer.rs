@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use tend_core::backoff::Backoff;
 use tend_core::event::Event;
 use tend_core::time::Clock;
 
@@ -308,16 +309,15 @@ struct Step {
     forced: bool,
 }
 
-const MIN_BACKOFF: Duration = Duration::from_millis(250);
-/// Retries stay frequent: writing resumes within ~2 s of the disk coming back. A failed try costs one
-/// connection and one transaction.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Retries from 0.25 s, doubling, and stay frequent: writing resumes within ~2 s of the disk coming
+/// back. A failed try costs one connection and one transaction.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
 impl Writer {
     async fn run(mut self) {
         let mut next_flush = Instant::now() + self.config.flush_every;
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = BACKOFF;
         let mut retry_at: Option<Instant> = None;
         let mut flush_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         // Open at once, so a missing or read-only directory shows before the first write is due.
@@ -325,7 +325,7 @@ impl Writer {
             let msg = format!("{e:#}");
             warn!(error = %msg, "history store unavailable; retrying");
             self.health.set_failing(Some(msg));
-            retry_at = Some(Instant::now() + backoff);
+            retry_at = Some(Instant::now() + backoff.peek());
         }
         loop {
             let wake = retry_at.unwrap_or(next_flush);
@@ -352,7 +352,7 @@ impl Writer {
                 match self.flush().await {
                     Ok(committed) => {
                         retry_at = None;
-                        backoff = MIN_BACKOFF;
+                        backoff.reset();
                         // Only a commit is news: a flush with nothing to write proves nothing.
                         if committed && self.health.failing().is_some() {
                             info!("history store writes again");
@@ -362,18 +362,18 @@ impl Writer {
                     }
                     Err(e) => {
                         let msg = format!("{e:#}");
+                        let wait = backoff.next();
                         let repeat = self
                             .warned
                             .as_ref()
                             .is_some_and(|(m, at)| *m == msg && now.duration_since(*at) < WARN_EVERY);
                         if !repeat {
-                            warn!(error = %msg, buffered = self.buf.len(), retry_in_ms = backoff.as_millis() as u64,
+                            warn!(error = %msg, buffered = self.buf.len(), retry_in_ms = wait.as_millis() as u64,
                                 "history store write failed; keeping the buffer and retrying");
                             self.warned = Some((msg.clone(), now));
                         }
                         self.health.set_failing(Some(msg));
-                        retry_at = Some(now + backoff);
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        retry_at = Some(now + wait);
                     }
                 }
                 for w in flush_waiters.drain(..) {
@@ -671,5 +671,20 @@ async fn maintain_loop(store: Store, clock: Arc<dyn Clock>, retention: Retention
             Ok(r) => tracing::debug!(?r, "history maintenance"),
             Err(e) => warn!(error = %format!("{e:#}"), "history maintenance failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_writes_are_retried_from_a_quarter_second_up_to_two() {
+        let mut b = BACKOFF;
+        assert_eq!(b.peek(), Duration::from_millis(250), "an unopenable store is tried again after 0.25 s");
+        let got: Vec<u128> = (0..6).map(|_| b.next().as_millis()).collect();
+        assert_eq!(got, [250, 500, 1000, 2000, 2000, 2000]);
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(250), "a commit starts over");
     }
 }

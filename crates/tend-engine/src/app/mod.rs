@@ -18,7 +18,8 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::convert;
 use crate::dto::{self, ToWire};
-use crate::engine::{Engine, EngineView, Msg};
+use crate::engine::Engine;
+use crate::mailbox::{EngineView, Msg};
 
 mod error;
 pub mod history;
@@ -55,11 +56,11 @@ struct Shared {
     store: Option<tend_store::StoreHandle>,
     retention: tend_store::Retention,
     /// The notification sink, once a shell started one (the desktop app; `tend serve` does not).
-    notify: OnceLock<crate::notify::NotifyHandle>,
+    notify: OnceLock<crate::sinks::notify::NotifyHandle>,
     /// How the engine task ended, once it has: `Err` with the panic's message after a defect.
     ended: watch::Receiver<Option<Result<(), String>>>,
     /// Processes adopted as a child subreaper; None where Tend cannot be one.
-    adoption: Option<crate::supervisor::Adoption>,
+    adoption: Option<crate::sources::supervisor::Adoption>,
     /// The longest `stop_grace` of the pools: what escaped processes get at shutdown.
     longest_grace: std::time::Duration,
 }
@@ -83,8 +84,9 @@ impl App {
     ) -> anyhow::Result<App> {
         let (specs, runtimes) = convert::pools(&config)?;
         // First the data directory's lock: a second Tend on it stops here, before it starts anything.
-        let retention = crate::history::retention(&config.store.retention);
-        let store = crate::history::open(&config, &options, retention.clone(), clock.clone())?;
+        let retention = crate::sinks::history::retention(&config.store.retention);
+        let store =
+            crate::sinks::history::open(&config, options.no_history, retention.clone(), clock.clone())?;
         let longest_grace = specs.iter().map(|p| p.stop_grace).max().unwrap_or_default();
         let fleet = Fleet::new(specs);
         let (events, _) = broadcast::channel(4096);
@@ -93,14 +95,14 @@ impl App {
             None => std::env::current_exe()?,
         };
         // Subscribed before the engine starts so that no notification is missed.
-        crate::webhooks::start(&config, events.subscribe());
+        crate::sinks::webhooks::start(&config, events.subscribe());
         let (mut engine, tx) =
             Engine::new(fleet, runtimes, clock.clone(), events.clone(), exe, options.events_jsonl);
         if let Some(store) = &store {
             engine = engine.with_store(store.clone());
         }
         // Before the first worker starts: what a worker leaves behind comes back to Tend.
-        let adoption = crate::supervisor::adopt(tx.clone());
+        let adoption = crate::sources::supervisor::adopt(tx.clone());
         let run = tokio::spawn(engine.run());
         let (ended_tx, ended) = watch::channel(None);
         tokio::spawn(async move {
@@ -134,8 +136,8 @@ impl App {
     /// first call starts a sink; later ones return its handle. None when `enabled = false`.
     pub fn start_notifications(
         &self,
-        notifier: Arc<dyn crate::notify::Notifier>,
-    ) -> Option<crate::notify::NotifyHandle> {
+        notifier: Arc<dyn crate::sinks::notify::Notifier>,
+    ) -> Option<crate::sinks::notify::NotifyHandle> {
         if !self.shared.config.notifications.enabled {
             return None;
         }
@@ -143,14 +145,14 @@ impl App {
         Some(
             s.notify
                 .get_or_init(|| {
-                    crate::notify::start(&s.config, s.events.subscribe(), s.clock.clone(), notifier)
+                    crate::sinks::notify::start(&s.config, s.events.subscribe(), s.clock.clone(), notifier)
                 })
                 .clone(),
         )
     }
 
     /// The running notification sink, if any.
-    pub fn notifications(&self) -> Option<&crate::notify::NotifyHandle> {
+    pub fn notifications(&self) -> Option<&crate::sinks::notify::NotifyHandle> {
         self.shared.notify.get()
     }
 
@@ -252,7 +254,8 @@ impl App {
     /// The Prometheus exposition of the fleet and its content type: OpenMetrics when `accept` allows
     /// it (Prometheus does), else the classic text format.
     pub async fn prometheus_page(&self, accept: &str) -> Result<(&'static str, String), AppError> {
-        crate::exposition::render(self, accept).await
+        let snap = self.query(crate::exposition::snapshot).await?;
+        Ok(crate::exposition::render(snap, accept))
     }
 
     pub async fn health(&self) -> Result<HealthDto, AppError> {

@@ -584,4 +584,28 @@ mod tests {
             Err("command `etc/passwd` is not executable".to_string())
         );
     }
+
+    #[test]
+    fn path_search_takes_the_first_executable_file_in_order() {
+        use std::os::unix::fs::PermissionsExt;
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        std::fs::create_dir(dirs[0].path().join("prog")).unwrap();
+        std::fs::write(dirs[1].path().join("prog"), "#!/bin/sh\n").unwrap();
+        for d in &dirs[2..] {
+            let file = d.path().join("prog");
+            std::fs::write(&file, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = std::env::join_paths(dirs.iter().map(|d| d.path())).unwrap();
+        assert_eq!(resolve_program("prog", None, Some(&path)), Ok(dirs[2].path().join("prog")));
+        let unusable = std::env::join_paths(dirs[..2].iter().map(|d| d.path())).unwrap();
+        let not_found = Err("command `prog` not found on PATH".to_string());
+        assert_eq!(
+            resolve_program("prog", None, Some(&unusable)),
+            not_found,
+            "a directory, a file without x"
+        );
+        assert_eq!(resolve_program("prog", None, None), not_found, "no PATH");
+        assert_eq!(resolve_program("prog", None, Some(OsStr::new(""))), not_found, "an empty PATH");
+    }
 }

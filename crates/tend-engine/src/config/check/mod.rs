@@ -544,12 +544,9 @@ pub(in crate::config) fn resolve_program(
             Ok(_) => Ok(path),
         };
     }
-    let found = path_var
-        .into_iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(program))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && is_executable(&m)));
-    found.ok_or_else(|| format!("command `{program}` not found on PATH"))
+    // A bare name: the directories of `path_var` in order (`cwd` only matters for a name with a `/`).
+    which::which_in(program, path_var, cwd.unwrap_or(Path::new("/")))
+        .map_err(|_| format!("command `{program}` not found on PATH"))
 }
 
 #[cfg(unix)]

@@ -9,24 +9,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use tend_collect::docker::{self as dk, Client, CpuBase};
+use tend_core::backoff::Backoff;
 use tend_core::fleet::{Action, Input};
 use tend_core::model::Metrics;
 
 use crate::config::DockerStatsMode;
 use crate::convert::{PoolRuntime, Runtimes};
-use crate::engine::Msg;
+use crate::mailbox::{Mailbox, Msg};
 
 /// How often each pool's containers are listed (reconciling missed events), at most.
 pub const LIST_EVERY: Duration = Duration::from_secs(2);
 /// How often the engine is searched for orphaned containers.
 pub const ORPHANS_EVERY: Duration = Duration::from_secs(5);
-/// Reconnection backoff: doubling from the first to the last.
-pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
+/// Reconnection backoff: doubling from 0.25 s to 5 s.
+pub const BACKOFF: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
 /// Stats reads in flight at once per pool sweep. A one-shot read of dockerd 20.10 returns the next
 /// sample of its once-a-second collector, so reads are not short calls: they wait up to a second. All
 /// containers of a pool are read at once, so that one sweep takes one collector tick whatever the count.
@@ -54,7 +54,7 @@ impl Endpoint {
 pub(crate) type Endpoints = HashMap<String, Endpoint>;
 
 /// Start one task per distinct endpoint among the docker pools.
-pub(crate) fn start(pools: &Runtimes, tx: mpsc::UnboundedSender<Msg>) -> Endpoints {
+pub(crate) fn start(pools: &Runtimes, tx: Mailbox) -> Endpoints {
     let all: Vec<String> = pools.keys().cloned().collect();
     let mut by_host: HashMap<String, Vec<Arc<PoolRuntime>>> = HashMap::new();
     for rt in pools.values() {
@@ -78,7 +78,7 @@ struct Source {
     ep: Endpoint,
     pools: Vec<Arc<PoolRuntime>>,
     all: Vec<String>,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: Mailbox,
 }
 
 /// What the source remembers of a running container between reads.
@@ -108,7 +108,7 @@ impl Source {
     }
 
     async fn run(self) {
-        let mut backoff = BACKOFF.0;
+        let mut backoff = BACKOFF;
         let mut failures = 0u32;
         loop {
             match dk::connect(&self.ep.host).await {
@@ -117,7 +117,7 @@ impl Source {
                         info!(host = %self.ep.host, "docker engine reachable again");
                     }
                     failures = 0;
-                    backoff = BACKOFF.0;
+                    backoff.reset();
                     self.ep.set(Some(client.clone()));
                     self.status(false, format!("connected to {}", self.ep.host));
                     let why = self.session(&client).await;
@@ -135,8 +135,7 @@ impl Source {
                         true,
                         format!("docker engine at {} unreachable: {e}; retrying with backoff", self.ep.host),
                     );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF.1);
+                    tokio::time::sleep(backoff.next()).await;
                 }
             }
         }
@@ -398,7 +397,7 @@ async fn stream_task(client: Client, known: KnownMap, id: String) {
 }
 
 /// Carry out a container action in its own task; results come back as observations.
-pub(crate) fn act(endpoints: &Endpoints, action: Action, tx: mpsc::UnboundedSender<Msg>) {
+pub(crate) fn act(endpoints: &Endpoints, action: Action, tx: Mailbox) {
     let pool = match &action {
         Action::ContainerRestart { pool, .. }
         | Action::ContainerRecreate { pool, .. }
@@ -472,11 +471,7 @@ fn worker_of(a: &Action) -> Option<(tend_core::model::WorkerId, u32)> {
 }
 
 /// Remove every listed orphan of every docker pool now (the API's "clean orphans").
-pub(crate) fn clean_orphans(
-    endpoints: &Endpoints,
-    fleet: &tend_core::fleet::Fleet,
-    tx: mpsc::UnboundedSender<Msg>,
-) -> usize {
+pub(crate) fn clean_orphans(endpoints: &Endpoints, fleet: &tend_core::fleet::Fleet, tx: Mailbox) -> usize {
     let mut seen = HashSet::new();
     let mut n = 0;
     for (pool, list) in fleet.orphans() {
@@ -488,4 +483,18 @@ pub(crate) fn clean_orphans(
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnects_back_off_from_a_quarter_second_to_five() {
+        let mut b = BACKOFF;
+        let got: Vec<u128> = (0..7).map(|_| b.next().as_millis()).collect();
+        assert_eq!(got, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(250), "a reconnection starts over");
+    }
 }

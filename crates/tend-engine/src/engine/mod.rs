@@ -1,7 +1,9 @@
 //! The engine task: owns the fleet, feeds it observations in arrival order, publishes its events and
-//! hands its actions to the supervisor. One task, one owner: the fleet is never shared or locked.
-//! Sampling of watched pids happens inline (a few µs a process); anything that can block — spawning,
-//! waiting, probing, killing, scanning /proc for discovery — runs in other tasks that report back here.
+//! hands its actions to the sources that carry them out. One task, one owner: the fleet is never shared
+//! or locked. Sampling of watched pids happens inline (a few µs a process, `sweep.rs`); anything that
+//! can block — spawning, waiting, probing, killing, scanning /proc for discovery, scraping, docker —
+//! runs in the tasks of `crate::sources`, which report back through the mailbox (`crate::mailbox`) and
+//! never see this module. Only the App facade starts and reaches the engine.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -10,17 +12,24 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use tend_collect::Sampler;
+use tend_collect::scrape::Scraped;
 use tend_core::event::Event;
-use tend_core::fleet::{Action, CommandError, Fleet, Input, Observed, Output, Report};
-use tend_core::model::{ProcessId, Source, WorkerId};
+use tend_core::fleet::{Action, Fleet, Input, Output};
+use tend_core::model::{ProcessId, WorkerId};
 use tend_core::recycle::RecycleReason;
-use tend_core::time::{Clock, Timestamp};
+use tend_core::time::Clock;
 
-use crate::convert::{PoolRuntime, Runtimes};
-use crate::supervisor::{self, Counters};
+use crate::convert::Runtimes;
+pub use crate::mailbox::EngineView;
+use crate::mailbox::{Mailbox, Msg};
+use crate::sinks::history;
+use crate::sources::supervisor::{self, Counters};
+use crate::sources::{discovery, docker, scrape};
+
+mod sweep;
 
 /// How often time-based decisions are made (deadlines, TTLs, `for` durations, restarts due).
 pub const TICK: Duration = Duration::from_millis(250);
@@ -30,70 +39,13 @@ pub const SPAWNS_PER_TICK: usize = 16;
 /// Events kept in memory for late subscribers and the API.
 pub const EVENT_LOG: usize = 5000;
 
-pub(crate) type Query = Box<dyn FnOnce(&EngineView<'_>) + Send>;
-
-/// What queries see: the fleet plus runtime figures.
-pub struct EngineView<'a> {
-    pub fleet: &'a Fleet,
-    pub now: Timestamp,
-    pub events: &'a VecDeque<Event>,
-    pub self_usage: &'a crate::dto::SelfUsage,
-    /// How long the last sampling sweep of each pool took.
-    pub collection: &'a HashMap<String, Duration>,
-}
-
-pub(crate) enum Msg {
-    Observe(Input),
-    Recycle {
-        id: String,
-        reply: oneshot::Sender<Result<(), CommandError>>,
-    },
-    Stop {
-        id: String,
-        reply: oneshot::Sender<Result<(), CommandError>>,
-    },
-    /// Remove a container worker.
-    Remove {
-        id: String,
-        reply: oneshot::Sender<Result<(), CommandError>>,
-    },
-    /// Remove every orphaned container now; replies with how many removals were started.
-    CleanOrphans {
-        reply: oneshot::Sender<usize>,
-    },
-    /// One stats sweep of a docker pool: metrics by container id.
-    ContainerSamples {
-        pool: String,
-        readings: Vec<(String, tend_core::model::Metrics)>,
-    },
-    Ack {
-        rule: String,
-        subject: String,
-        reply: oneshot::Sender<bool>,
-    },
-    Silence {
-        rule: String,
-        subject: String,
-        until: Option<Timestamp>,
-        reply: oneshot::Sender<bool>,
-    },
-    Query(Query),
-    Report {
-        report: Report,
-        reply: oneshot::Sender<Result<(), CommandError>>,
-    },
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
-}
-
 pub(crate) struct Engine {
     pub fleet: Fleet,
     pub pools: Runtimes,
     pub clock: Arc<dyn Clock>,
     pub events: broadcast::Sender<Event>,
     pub log: VecDeque<Event>,
-    pub tx: mpsc::UnboundedSender<Msg>,
+    pub tx: Mailbox,
     pub rx: mpsc::UnboundedReceiver<Msg>,
     pub exe: std::path::PathBuf,
     pub jsonl: bool,
@@ -107,12 +59,13 @@ pub(crate) struct Engine {
     self_usage: crate::dto::SelfUsage,
     next_self: Instant,
     collection: HashMap<String, Duration>,
-    scraped: crate::scrape::ScrapeCache,
+    /// The latest scrape of each worker's serving incarnation, until a sweep takes it.
+    scraped: HashMap<WorkerId, (u32, Scraped)>,
     /// The history store, when there is one: samples and events are tapped into it.
     store: Option<tend_store::StoreHandle>,
-    store_watch: crate::history::StoreWatch,
+    store_watch: history::StoreWatch,
     /// Docker endpoints by pool name.
-    docker: crate::docker::Endpoints,
+    docker: docker::Endpoints,
     /// Spawns not started yet: at most [`SPAWNS_PER_TICK`] start each tick, so a large pool ramps up
     /// without a fork storm that would starve the API.
     spawn_queue: VecDeque<Action>,
@@ -130,7 +83,7 @@ impl Engine {
         events: broadcast::Sender<Event>,
         exe: std::path::PathBuf,
         jsonl: bool,
-    ) -> (Self, mpsc::UnboundedSender<Msg>) {
+    ) -> (Self, Mailbox) {
         let (tx, rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let self_id = tend_collect::process_id(std::process::id()).ok();
@@ -154,7 +107,7 @@ impl Engine {
             self_usage: crate::dto::SelfUsage { cpu_percent: None, memory_bytes: None },
             next_self: now,
             collection: HashMap::new(),
-            scraped: Default::default(),
+            scraped: HashMap::new(),
             store: None,
             store_watch: Default::default(),
             docker: Default::default(),
@@ -193,15 +146,15 @@ impl Engine {
         let now = self.clock.now();
         if let Some(store) = &self.store {
             let grace = self.fleet.pools().iter().map(|p| p.stop_grace).max().unwrap_or_default();
-            crate::history::clean_orphans(store.clone(), grace, now);
+            history::clean_orphans(store.clone(), grace, now);
         }
         let out = self.fleet.start(now);
-        crate::scrape::start(&self.pools, self.tx.clone(), self.scraped.clone());
-        self.docker = crate::docker::start(&self.pools, self.tx.clone());
+        scrape::start(&self.pools, self.tx.clone());
+        self.docker = docker::start(&self.pools, self.tx.clone());
         self.dispatch(out);
         if let Some(store) = &self.store {
             // Alerts the last run left open come back before the first sample can re-evaluate them.
-            let open = crate::history::open_alerts(store).await;
+            let open = history::open_alerts(store).await;
             let (restored, out) = self.fleet.restore_alerts(open, self.clock.now());
             if restored > 0 {
                 info!(restored, "open alerts of the last run restored");
@@ -294,10 +247,11 @@ impl Engine {
                 let _ = reply.send(r.map(|out| self.dispatch(out)));
             }
             Msg::CleanOrphans { reply } => {
-                let n = crate::docker::clean_orphans(&self.docker, &self.fleet, self.tx.clone());
+                let n = docker::clean_orphans(&self.docker, &self.fleet, self.tx.clone());
                 let _ = reply.send(n);
             }
             Msg::ContainerSamples { pool, readings } => self.container_sweep(&pool, readings),
+            Msg::Scraped { readings } => self.scraped(readings),
             Msg::Ack { rule, subject, reply } => {
                 let r = self.fleet.acknowledge(&rule, &subject, now);
                 let _ = reply.send(r.map(|out| self.dispatch(out)).is_some());
@@ -324,182 +278,12 @@ impl Engine {
                     reg.process = tend_collect::process_id(pid).ok();
                 }
                 if let Some(store) = &self.store {
-                    crate::history::record_report(&store.recorder, &self.fleet, &report, now);
+                    history::record_report(&store.recorder, &self.fleet, &report, now);
                 }
                 let r = self.fleet.report(report, now);
                 let _ = reply.send(r.map(|out| self.dispatch(out)));
             }
             Msg::Shutdown { .. } => {}
-        }
-    }
-
-    /// Sample every pool whose interval has come round, and start due discovery passes.
-    fn sweep_due(&mut self) {
-        let now = Instant::now();
-        let names: Vec<String> = self.pools.keys().cloned().collect();
-        for name in names {
-            let Some(rt) = self.pools.get(&name).cloned() else { continue };
-            // Deadlines are absolute (previous deadline + interval) and a sweep due within half a tick
-            // runs now: scheduling from "now" made every other sweep slip to the next tick (1.25 s).
-            let due = self.next_sweep.get(&name).copied();
-            if let Some(interval) = rt.spec.interval
-                && due.is_none_or(|t| t <= now + TICK / 2)
-            {
-                let mut next = due.unwrap_or(now) + interval;
-                if next <= now {
-                    // Fell behind (a stalled loop): resume the cadence instead of sweeping in a burst.
-                    next = now + interval;
-                }
-                self.next_sweep.insert(name.clone(), next);
-                self.sweep(&name, &rt);
-            }
-            if let Some(matcher) = rt.matcher.clone()
-                && self.next_discovery.get(&name).is_none_or(|t| *t <= now)
-                && !self.discovering.get(&name).copied().unwrap_or(false)
-            {
-                self.next_discovery.insert(name.clone(), now + rt.discover_every);
-                self.discovering.insert(name.clone(), true);
-                let mut exclude: Vec<u32> = self.fleet.owned_processes().iter().map(|p| p.pid).collect();
-                exclude.push(std::process::id());
-                let tx = self.tx.clone();
-                let pool = name.clone();
-                tokio::task::spawn_blocking(move || {
-                    let found = tend_collect::discover::find(&matcher, &exclude)
-                        .into_iter()
-                        .map(|f| (f.id, f.name))
-                        .collect();
-                    let _ = tx.send(Msg::Observe(Input::Discovered { pool, found }));
-                });
-            }
-        }
-    }
-
-    fn sweep(&mut self, pool: &str, rt: &PoolRuntime) {
-        let list = self.fleet.watch_list(pool);
-        if list.is_empty() {
-            return;
-        }
-        let sampler = match self.samplers.get_mut(pool) {
-            Some(s) => s,
-            None => match sampler_for(rt) {
-                Ok(s) => self.samplers.entry(pool.to_owned()).or_insert(s),
-                Err(e) => {
-                    let out = self.fleet.observe(
-                        Input::SourceStatus {
-                            source: "processes".into(),
-                            degraded: true,
-                            detail: format!("cannot read process table: {e}"),
-                        },
-                        self.clock.now(),
-                    );
-                    self.dispatch(out);
-                    return;
-                }
-            },
-        };
-        let pids: Vec<ProcessId> = list.iter().map(|(_, _, p)| *p).collect();
-        let started = Instant::now();
-        let results = sampler.sample(&pids);
-        let took = started.elapsed();
-        debug!(pool, workers = pids.len(), micros = took.as_micros() as u64, "sweep");
-        self.collection.insert(pool.to_owned(), took);
-        let mut readings = Vec::with_capacity(results.len());
-        let mut gone = Vec::new();
-        let attached = rt.spec.kind.source() != Source::Spawned;
-        let mut procs = Vec::with_capacity(results.len());
-        for ((worker, n, process), (_, result)) in list.into_iter().zip(results) {
-            match result {
-                Ok(mut metrics) => {
-                    let c = self.counters.get(&(worker.clone(), n));
-                    let mut requests = c.and_then(|c| c.requests());
-                    // The worker's own /metrics page, scraped by another task since the last sweep.
-                    if rt.scrape.is_some()
-                        && let Some(s) = crate::scrape::take_latest(&self.scraped, &worker, n)
-                    {
-                        metrics.custom.extend(s.custom);
-                        requests = s.requests.or(requests);
-                    }
-                    readings.push(Observed {
-                        worker,
-                        incarnation: n,
-                        metrics,
-                        log_lines: c.map(|c| c.lines()),
-                        requests,
-                    });
-                    procs.push(process);
-                }
-                // Our own children report their exit through wait(); only strangers vanish.
-                Err(_) if attached => gone.push((worker, n)),
-                Err(_) => {}
-            }
-        }
-        let now = self.clock.now();
-        for (worker, incarnation) in gone {
-            let out = self.fleet.observe(Input::Gone { worker, incarnation }, now);
-            self.dispatch(out);
-        }
-        // The history's copy of the readings, taken before the fleet consumes them.
-        let taps: Option<Vec<_>> = self.store.as_ref().map(|_| {
-            readings
-                .iter()
-                .zip(&procs)
-                .map(|(r, p)| (r.worker.clone(), r.incarnation, Some(*p), r.metrics.clone(), r.requests))
-                .collect()
-        });
-        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings }, now);
-        if let (Some(store), Some(taps)) = (&self.store, taps) {
-            crate::history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
-        }
-        self.dispatch(out);
-    }
-
-    /// A docker pool's stats sweep (read by the docker source off this task), matched to the workers
-    /// whose serving incarnation runs in each container.
-    fn container_sweep(&mut self, pool: &str, readings: Vec<(String, tend_core::model::Metrics)>) {
-        let list = self.fleet.container_watch_list(pool);
-        let by_container: HashMap<&str, (&WorkerId, u32)> =
-            list.iter().map(|(w, n, c)| (c.as_str(), (w, *n))).collect();
-        let observed: Vec<Observed> = readings
-            .into_iter()
-            .filter_map(|(cid, metrics)| {
-                let (worker, n) = by_container.get(cid.as_str())?;
-                Some(Observed {
-                    worker: (*worker).clone(),
-                    incarnation: *n,
-                    metrics,
-                    log_lines: None,
-                    requests: None,
-                })
-            })
-            .collect();
-        if observed.is_empty() {
-            return;
-        }
-        let now = self.clock.now();
-        let taps: Option<Vec<_>> = self.store.as_ref().map(|_| {
-            observed
-                .iter()
-                .map(|r| (r.worker.clone(), r.incarnation, None, r.metrics.clone(), None))
-                .collect()
-        });
-        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings: observed }, now);
-        if let (Some(store), Some(taps)) = (&self.store, taps) {
-            crate::history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
-        }
-        self.dispatch(out);
-    }
-
-    fn sample_self(&mut self) {
-        let now = Instant::now();
-        if now < self.next_self {
-            return;
-        }
-        self.next_self = now + Duration::from_secs(1);
-        if let (Some(s), Some(id)) = (self.self_sampler.as_mut(), self.self_id)
-            && let Some((_, Ok(m))) = s.sample(&[id]).into_iter().next()
-        {
-            self.self_usage.cpu_percent = m.cpu_percent.or(self.self_usage.cpu_percent);
-            self.self_usage.memory_bytes = m.memory_bytes;
         }
     }
 
@@ -554,7 +338,7 @@ impl Engine {
             Action::Terminate { worker, incarnation, process, grace, group } => {
                 supervisor::terminate(worker, incarnation, process, grace, group);
             }
-            other => crate::docker::act(&self.docker, other, self.tx.clone()),
+            other => docker::act(&self.docker, other, self.tx.clone()),
         }
     }
 
@@ -612,13 +396,5 @@ mod fault {
             *at = None;
             panic!("injected fault (TEND_FAULT_ENGINE_PANIC_SECS)");
         }
-    }
-}
-
-/// The /proc reader with the fields the pool's profile collects; sysinfo where /proc is unreadable.
-fn sampler_for(rt: &PoolRuntime) -> std::io::Result<Box<dyn Sampler + Send>> {
-    match tend_collect::ProcSampler::with_fields(rt.fields) {
-        Ok(s) => Ok(Box::new(s)),
-        Err(_) => tend_collect::default_sampler(),
     }
 }

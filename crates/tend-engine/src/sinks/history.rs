@@ -209,11 +209,11 @@ pub(crate) fn retention(r: &crate::config::RetentionConfig) -> tend_store::Reten
 /// (taking the lock before it opens anything).
 pub(crate) fn open(
     config: &crate::config::Config,
-    options: &crate::AppOptions,
+    no_history: bool,
     retention: tend_store::Retention,
     clock: std::sync::Arc<dyn tend_core::time::Clock>,
 ) -> anyhow::Result<Option<StoreHandle>> {
-    if options.no_history {
+    if no_history {
         return Ok(None);
     }
     let Some(dir) = config.store.data_dir.clone().or_else(tend_store::default_data_dir) else {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, warn};
 
+use tend_core::backoff::Backoff;
 use tend_core::event::{Event, EventKind};
 use tend_core::rules::AlertState;
 
@@ -70,9 +71,10 @@ pub fn targets<'a>(
         .collect()
 }
 
-/// Wait before retry `attempt` (1 = the first retry): `base`, doubled each time, at most [`MAX_BACKOFF`].
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    base.saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX)).min(MAX_BACKOFF)
+/// The waits between one notification's retries: the webhook's `backoff`, doubled each time, at most
+/// [`MAX_BACKOFF`].
+pub fn backoff(base: Duration) -> Backoff {
+    Backoff::new(base, MAX_BACKOFF)
 }
 
 /// Start the router and one sender per webhook. Nothing starts when no webhook is configured.
@@ -128,6 +130,7 @@ async fn deliver(w: WebhookConfig, mut rx: mpsc::Receiver<Notification>) {
     };
     while let Some(n) = rx.recv().await {
         let mut attempt = 0u32;
+        let mut waits = backoff(w.backoff);
         loop {
             let result = client
                 .post(&w.url)
@@ -146,7 +149,7 @@ async fn deliver(w: WebhookConfig, mut rx: mpsc::Receiver<Notification>) {
                 }
                 Err(e) if attempt < w.retries => {
                     attempt += 1;
-                    let wait = backoff(w.backoff, attempt);
+                    let wait = waits.next();
                     debug!(webhook = %w.name, error = %e, attempt, wait_ms = wait.as_millis() as u64, "retrying");
                     tokio::time::sleep(wait).await;
                 }
@@ -231,8 +234,14 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let b = Duration::from_millis(500);
-        let waits: Vec<u128> = (1..=8).map(|a| backoff(b, a).as_millis()).collect();
-        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
-        assert_eq!(backoff(b, 200), MAX_BACKOFF);
+        let mut waits = backoff(b);
+        let got: Vec<u128> = (1..=8).map(|_| waits.next().as_millis()).collect();
+        assert_eq!(got, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
+        assert_eq!(backoff(b).nth(200), MAX_BACKOFF);
+        assert_eq!(
+            backoff(Duration::from_secs(3600)).next(),
+            MAX_BACKOFF,
+            "a base above the cap waits the cap"
+        );
     }
 }

@@ -23,7 +23,7 @@ use tend_core::model::{ProcessId, WorkerId};
 
 use crate::config::ReadinessCheck;
 use crate::convert::PoolRuntime;
-use crate::engine::Msg;
+use crate::mailbox::{Mailbox, Msg};
 
 /// Running totals of one incarnation's output, read by the engine at each sweep.
 #[derive(Debug)]
@@ -53,10 +53,10 @@ pub(crate) struct Job {
     pub pool: Arc<PoolRuntime>,
     pub exe: std::path::PathBuf,
     pub counters: Arc<Counters>,
-    pub tx: mpsc::UnboundedSender<Msg>,
+    pub tx: Mailbox,
 }
 
-fn report(tx: &mpsc::UnboundedSender<Msg>, input: Input) {
+fn report(tx: &Mailbox, input: Input) {
     // The engine may already be gone at the very end of a shutdown; nothing is left to tell.
     let _ = tx.send(Msg::Observe(input));
 }
@@ -219,7 +219,7 @@ const ADOPTION_PASS: Duration = Duration::from_secs(1);
 
 /// Become a child subreaper and start the adoption task. None where the platform cannot (then a
 /// process that leaves its worker's group is not caught; its worker's group is still drained).
-pub(crate) fn adopt(tx: mpsc::UnboundedSender<Msg>) -> Option<Adoption> {
+pub(crate) fn adopt(tx: Mailbox) -> Option<Adoption> {
     match reaper::become_subreaper() {
         Ok(true) => {}
         Ok(false) => return None,
@@ -261,7 +261,7 @@ pub(crate) fn adopt(tx: mpsc::UnboundedSender<Msg>) -> Option<Adoption> {
 }
 
 /// One pass off the async threads; reports each newly escaped process to the fleet.
-async fn pass(mut reaper: Reaper, tx: &mpsc::UnboundedSender<Msg>) -> Reaper {
+async fn pass(mut reaper: Reaper, tx: &Mailbox) -> Reaper {
     let (reaper, found) = match tokio::task::spawn_blocking(move || {
         let found = reaper.pass();
         (reaper, found)

@@ -1,0 +1,218 @@
+//! The engine task's sampling: per-pool sweeps of the watched processes at their interval (merging the
+//! scraped `/metrics` readings and the supervisor's output counters), docker pools' stats sweeps as the
+//! docker source delivers them, the due discovery passes, and Tend's own usage. Part of the engine
+//! loop: it runs inside the engine task and never waits on anything slow.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use tend_collect::Sampler;
+use tend_collect::scrape::Scraped;
+use tend_core::fleet::{Input, Observed};
+use tend_core::model::{Metrics, ProcessId, Source, WorkerId};
+
+use super::{Engine, TICK, discovery, history};
+use crate::convert::PoolRuntime;
+
+impl Engine {
+    /// Sample every pool whose interval has come round, and start due discovery passes.
+    pub(super) fn sweep_due(&mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self.pools.keys().cloned().collect();
+        for name in names {
+            let Some(rt) = self.pools.get(&name).cloned() else { continue };
+            // Deadlines are absolute (previous deadline + interval) and a sweep due within half a tick
+            // runs now: scheduling from "now" made every other sweep slip to the next tick (1.25 s).
+            let due = self.next_sweep.get(&name).copied();
+            if let Some(interval) = rt.spec.interval
+                && due.is_none_or(|t| t <= now + TICK / 2)
+            {
+                let mut next = due.unwrap_or(now) + interval;
+                if next <= now {
+                    // Fell behind (a stalled loop): resume the cadence instead of sweeping in a burst.
+                    next = now + interval;
+                }
+                self.next_sweep.insert(name.clone(), next);
+                self.sweep(&name, &rt);
+            }
+            if let Some(matcher) = rt.matcher.clone()
+                && self.next_discovery.get(&name).is_none_or(|t| *t <= now)
+                && !self.discovering.get(&name).copied().unwrap_or(false)
+            {
+                self.next_discovery.insert(name.clone(), now + rt.discover_every);
+                self.discovering.insert(name.clone(), true);
+                let mut exclude: Vec<u32> = self.fleet.owned_processes().iter().map(|p| p.pid).collect();
+                exclude.push(std::process::id());
+                discovery::start(name.clone(), matcher, exclude, self.tx.clone());
+            }
+        }
+    }
+
+    fn sweep(&mut self, pool: &str, rt: &PoolRuntime) {
+        let list = self.fleet.watch_list(pool);
+        if list.is_empty() {
+            return;
+        }
+        let sampler = match self.samplers.get_mut(pool) {
+            Some(s) => s,
+            None => match sampler_for(rt) {
+                Ok(s) => self.samplers.entry(pool.to_owned()).or_insert(s),
+                Err(e) => {
+                    let out = self.fleet.observe(
+                        Input::SourceStatus {
+                            source: "processes".into(),
+                            degraded: true,
+                            detail: format!("cannot read process table: {e}"),
+                        },
+                        self.clock.now(),
+                    );
+                    self.dispatch(out);
+                    return;
+                }
+            },
+        };
+        let pids: Vec<ProcessId> = list.iter().map(|(_, _, p)| *p).collect();
+        let started = Instant::now();
+        let results = sampler.sample(&pids);
+        let took = started.elapsed();
+        debug!(pool, workers = pids.len(), micros = took.as_micros() as u64, "sweep");
+        self.collection.insert(pool.to_owned(), took);
+        let mut readings = Vec::with_capacity(results.len());
+        let mut gone = Vec::new();
+        let attached = rt.spec.kind.source() != Source::Spawned;
+        let mut procs = Vec::with_capacity(results.len());
+        for ((worker, n, process), (_, result)) in list.into_iter().zip(results) {
+            match result {
+                Ok(mut metrics) => {
+                    let c = self.counters.get(&(worker.clone(), n));
+                    let mut requests = c.and_then(|c| c.requests());
+                    // The worker's own /metrics page, scraped by another task since the last sweep.
+                    if rt.scrape.is_some()
+                        && let Some(s) = take_scraped(&mut self.scraped, &worker, n)
+                    {
+                        metrics.custom.extend(s.custom);
+                        requests = s.requests.or(requests);
+                    }
+                    readings.push(Observed {
+                        worker,
+                        incarnation: n,
+                        metrics,
+                        log_lines: c.map(|c| c.lines()),
+                        requests,
+                    });
+                    procs.push(process);
+                }
+                // Our own children report their exit through wait(); only strangers vanish.
+                Err(_) if attached => gone.push((worker, n)),
+                Err(_) => {}
+            }
+        }
+        let now = self.clock.now();
+        for (worker, incarnation) in gone {
+            let out = self.fleet.observe(Input::Gone { worker, incarnation }, now);
+            self.dispatch(out);
+        }
+        // The history's copy of the readings, taken before the fleet consumes them.
+        let taps: Option<Vec<_>> = self.store.as_ref().map(|_| {
+            readings
+                .iter()
+                .zip(&procs)
+                .map(|(r, p)| (r.worker.clone(), r.incarnation, Some(*p), r.metrics.clone(), r.requests))
+                .collect()
+        });
+        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings }, now);
+        if let (Some(store), Some(taps)) = (&self.store, taps) {
+            history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
+        }
+        self.dispatch(out);
+    }
+
+    /// A docker pool's stats sweep (read by the docker source off this task), matched to the workers
+    /// whose serving incarnation runs in each container.
+    pub(super) fn container_sweep(&mut self, pool: &str, readings: Vec<(String, Metrics)>) {
+        let list = self.fleet.container_watch_list(pool);
+        let by_container: HashMap<&str, (&WorkerId, u32)> =
+            list.iter().map(|(w, n, c)| (c.as_str(), (w, *n))).collect();
+        let observed: Vec<Observed> = readings
+            .into_iter()
+            .filter_map(|(cid, metrics)| {
+                let (worker, n) = by_container.get(cid.as_str())?;
+                Some(Observed {
+                    worker: (*worker).clone(),
+                    incarnation: *n,
+                    metrics,
+                    log_lines: None,
+                    requests: None,
+                })
+            })
+            .collect();
+        if observed.is_empty() {
+            return;
+        }
+        let now = self.clock.now();
+        let taps: Option<Vec<_>> = self.store.as_ref().map(|_| {
+            observed
+                .iter()
+                .map(|r| (r.worker.clone(), r.incarnation, None, r.metrics.clone(), None))
+                .collect()
+        });
+        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings: observed }, now);
+        if let (Some(store), Some(taps)) = (&self.store, taps) {
+            history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
+        }
+        self.dispatch(out);
+    }
+
+    /// A scrape round's readings, kept until the next sweep of the pool takes them; a failed scrape
+    /// drops the worker's older reading.
+    pub(super) fn scraped(&mut self, readings: Vec<(WorkerId, u32, Option<Scraped>)>) {
+        for (worker, n, reading) in readings {
+            match reading {
+                Some(s) => {
+                    self.scraped.insert(worker, (n, s));
+                }
+                None => {
+                    self.scraped.remove(&worker);
+                }
+            }
+        }
+    }
+
+    pub(super) fn sample_self(&mut self) {
+        let now = Instant::now();
+        if now < self.next_self {
+            return;
+        }
+        self.next_self = now + Duration::from_secs(1);
+        if let (Some(s), Some(id)) = (self.self_sampler.as_mut(), self.self_id)
+            && let Some((_, Ok(m))) = s.sample(&[id]).into_iter().next()
+        {
+            self.self_usage.cpu_percent = m.cpu_percent.or(self.self_usage.cpu_percent);
+            self.self_usage.memory_bytes = m.memory_bytes;
+        }
+    }
+}
+
+/// The numbers scraped for incarnation `n` of `worker` since the last sweep took them. Taking, not
+/// reading: a sweep that finds no new scrape passes no request count, so an unchanged old count cannot
+/// read as "idle" between two scrapes.
+fn take_scraped(
+    scraped: &mut HashMap<WorkerId, (u32, Scraped)>,
+    worker: &WorkerId,
+    n: u32,
+) -> Option<Scraped> {
+    match scraped.remove(worker) {
+        Some((m, s)) if m == n => Some(s),
+        _ => None,
+    }
+}
+
+/// The /proc reader with the fields the pool's profile collects; sysinfo where /proc is unreadable.
+fn sampler_for(rt: &PoolRuntime) -> std::io::Result<Box<dyn Sampler + Send>> {
+    match tend_collect::ProcSampler::with_fields(rt.fields) {
+        Ok(s) => Ok(Box::new(s)),
+        Err(_) => tend_collect::default_sampler(),
+    }
+}
