@@ -23,5 +23,6 @@ mod reports;
 mod rules;
 mod shutdown;
 mod signals;
+mod snapshots;
 mod store_faults;
 mod webhooks;
