@@ -27,26 +27,58 @@ import type { State } from "./generated/State";
 export type EventOf<T extends Event["type"]> = Extract<Event, { type: T }>;
 
 export const STATES: State[] = [
-  "INITIALIZING", "READY", "WORKING", "COMPLETING", "COMPLETED", "FAILED", "TIMEOUT", "TERMINATED", "CLEANED",
+  "INITIALIZING",
+  "READY",
+  "WORKING",
+  "COMPLETING",
+  "COMPLETED",
+  "FAILED",
+  "TIMEOUT",
+  "TERMINATED",
+  "CLEANED",
 ];
 
 /** A point of the history store (`GET /workers/{id}/history`; hand-written: tend-store has no ts-rs derive). */
-export interface HistoryPoint { t: number; min: number | null; avg: number | null; max: number | null; n: number }
+export interface HistoryPoint {
+  t: number;
+  min: number | null;
+  avg: number | null;
+  max: number | null;
+  n: number;
+}
 export interface History {
-  worker: string; pool: string; metric: string; tier: string; step_ms: number; from: number; to: number;
+  worker: string;
+  pool: string;
+  metric: string;
+  tier: string;
+  step_ms: number;
+  from: number;
+  to: number;
   points: HistoryPoint[];
 }
 
 /** A row of `GET /recycles` (history store; hand-written for the same reason). */
 export interface RecycleRow {
-  at: number; worker: string; pool: string; reason: string; detail: string; outcome: string;
-  old_pid: number | null; new_pid: number | null; uptime_secs: number | null; requests: number | null;
+  at: number;
+  worker: string;
+  pool: string;
+  reason: string;
+  detail: string;
+  outcome: string;
+  old_pid: number | null;
+  new_pid: number | null;
+  uptime_secs: number | null;
+  requests: number | null;
   last_metrics: { memory_bytes?: number; cpu_percent?: number } | null;
 }
 
 /** The error shape of every failing API call: `{"error": {"code", "message"}}`. */
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }

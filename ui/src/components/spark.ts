@@ -4,7 +4,10 @@ export class Sparkline {
   private drawnLen = -1;
   private drawnLast = NaN;
 
-  constructor(private color: string, private max?: () => number | null) {
+  constructor(
+    private color: string,
+    private max?: () => number | null,
+  ) {
     this.el = document.createElement("canvas");
   }
 
@@ -16,7 +19,8 @@ export class Sparkline {
     this.drawnLast = lastV;
     const c = this.el;
     const dpr = window.devicePixelRatio || 1;
-    const w = c.clientWidth || 160, hgt = c.clientHeight || 36;
+    const w = c.clientWidth || 160,
+      hgt = c.clientHeight || 36;
     if (c.width !== Math.round(w * dpr)) c.width = Math.round(w * dpr);
     if (c.height !== Math.round(hgt * dpr)) c.height = Math.round(hgt * dpr);
     const g = c.getContext("2d");
@@ -42,11 +46,17 @@ export class Sparkline {
     const y = (val: number) => hgt - 2 - (val / hi) * (hgt - 5);
     g.beginPath();
     let started = false;
-    let firstX = 0, lastX = 0;
+    let firstX = 0,
+      lastX = 0;
     for (let i = 0; i < n; i++) {
       if (t[i] < t0 || v[i] == null) continue;
-      const px = x(t[i]), py = y(v[i] as number);
-      if (!started) { g.moveTo(px, py); started = true; firstX = px; } else g.lineTo(px, py);
+      const px = x(t[i]),
+        py = y(v[i] as number);
+      if (!started) {
+        g.moveTo(px, py);
+        started = true;
+        firstX = px;
+      } else g.lineTo(px, py);
       lastX = px;
     }
     g.strokeStyle = this.color;

@@ -1,12 +1,30 @@
 // The browser transport: `fetch` against `/api/v1` and an `EventSource` on `/api/v1/events`.
 import { download } from "../csv";
 import { ApiError } from "../types";
-import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
+import type {
+  Alert,
+  Event,
+  HealthDto,
+  History,
+  PoolMetrics,
+  RecycleRow,
+  SettingsDto,
+  WorkerDetailDto,
+  WorkerDto,
+} from "../types";
 import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./transport";
 
 const EVENT_TYPES: Event["type"][] = [
-  "worker_added", "worker_removed", "state_changed", "recycle_started", "recycled", "recycle_failed",
-  "storm_tripped", "alert_changed", "source_status", "process_escaped",
+  "worker_added",
+  "worker_removed",
+  "state_changed",
+  "recycle_started",
+  "recycled",
+  "recycle_failed",
+  "storm_tripped",
+  "alert_changed",
+  "source_status",
+  "process_escaped",
 ];
 
 async function apiError(res: Response): Promise<ApiError> {
@@ -20,7 +38,9 @@ async function apiError(res: Response): Promise<ApiError> {
 
 /** The endpoint does not exist on this server (router 404), or it has no history store (503). */
 function isMissingRoute(e: unknown): boolean {
-  return e instanceof ApiError && ((e.status === 404 && e.message.startsWith("no route")) || e.code === "store_unavailable");
+  return (
+    e instanceof ApiError && ((e.status === 404 && e.message.startsWith("no route")) || e.code === "store_unavailable")
+  );
 }
 
 export class HttpTransport implements Transport {
@@ -57,15 +77,33 @@ export class HttpTransport implements Transport {
     if (!res.ok) throw await apiError(res);
   }
 
-  health() { return this.get<HealthDto>("/health"); }
-  workers() { return this.get<WorkerDto[]>("/workers"); }
-  worker(id: string) { return this.get<WorkerDetailDto>("/workers/" + encodeURIComponent(id)); }
-  workerEvents(id: string) { return this.get<Event[]>("/workers/" + encodeURIComponent(id) + "/events"); }
-  pools() { return this.get<PoolMetrics[]>("/pools"); }
-  alerts() { return this.get<Alert[]>("/alerts"); }
-  recycle(id: string) { return this.post("/workers/" + encodeURIComponent(id) + "/recycle"); }
-  stop(id: string) { return this.post("/workers/" + encodeURIComponent(id) + "/stop"); }
-  acknowledge(rule: string, subject: string) { return this.post("/alerts/ack", { rule, subject }); }
+  health() {
+    return this.get<HealthDto>("/health");
+  }
+  workers() {
+    return this.get<WorkerDto[]>("/workers");
+  }
+  worker(id: string) {
+    return this.get<WorkerDetailDto>("/workers/" + encodeURIComponent(id));
+  }
+  workerEvents(id: string) {
+    return this.get<Event[]>("/workers/" + encodeURIComponent(id) + "/events");
+  }
+  pools() {
+    return this.get<PoolMetrics[]>("/pools");
+  }
+  alerts() {
+    return this.get<Alert[]>("/alerts");
+  }
+  recycle(id: string) {
+    return this.post("/workers/" + encodeURIComponent(id) + "/recycle");
+  }
+  stop(id: string) {
+    return this.post("/workers/" + encodeURIComponent(id) + "/stop");
+  }
+  acknowledge(rule: string, subject: string) {
+    return this.post("/alerts/ack", { rule, subject });
+  }
   silence(rule: string, subject: string, minutes: number) {
     return this.post("/alerts/silence", { rule, subject, minutes });
   }
