@@ -110,7 +110,7 @@ for (const [view, label] of VIEWS) {
 await browser.close();
 server.close();
 
-const ms = (x) => (isFinite(x) ? x.toFixed(1) : "—");
+const ms = (x) => (Number.isFinite(x) ? x.toFixed(1) : "—");
 const table = [
   `| screen (${WORKERS} workers, 1 Hz) | frames | frame p50 | frame p99 | frame max | frames > 50 ms | main-thread tasks > 50 ms | updates | update p50 | update p99 | update max |`,
   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",

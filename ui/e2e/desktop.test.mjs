@@ -165,7 +165,7 @@ test("a recycle click replaces the worker's process and logs a manual recycle", 
     "a new pid for demo-0",
     async () => {
       const w = (await invoke("worker", { id: "demo-0" })).ok;
-      return w && w.pid && w.pid !== pid ? w : null;
+      return w?.pid && w.pid !== pid ? w : null;
     },
     45_000,
   );

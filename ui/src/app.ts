@@ -99,7 +99,7 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
     const a = (e.target as Element).closest?.("a");
     if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
     const href = a.getAttribute("href");
-    if (!href || !href.startsWith("/") || href.startsWith("/api/")) return;
+    if (!href?.startsWith("/") || href.startsWith("/api/")) return;
     e.preventDefault();
     navigate(href);
   });

@@ -105,7 +105,7 @@ export class TimeChart {
     const ctx = u.ctx;
     for (const l of lines) {
       const y = Math.round(u.valToPos(l.value, "y", true)) + 0.5;
-      if (!isFinite(y)) continue;
+      if (!Number.isFinite(y)) continue;
       ctx.save();
       ctx.strokeStyle = l.color;
       ctx.lineWidth = 1.25 * devicePixelRatio;
@@ -149,7 +149,7 @@ export class TimeChart {
     // For tests and tools: how many points, and the newest value of the first series.
     const ys = data[1] as (number | null)[] | undefined;
     this.el.dataset.points = String(data[0].length);
-    if (ys && ys.length) this.el.dataset.last = String(ys[ys.length - 1] ?? "");
+    if (ys?.length) this.el.dataset.last = String(ys[ys.length - 1] ?? "");
     if (!this.u) this.fit();
     this.u?.setData(data, true);
   }

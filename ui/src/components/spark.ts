@@ -14,7 +14,8 @@ export class Sparkline {
   draw(t: number[], v: (number | null)[], windowSec: number) {
     const n = t.length;
     const lastV = n ? (v[n - 1] ?? NaN) : NaN;
-    if (n === this.drawnLen && (lastV === this.drawnLast || (isNaN(lastV) && isNaN(this.drawnLast)))) return;
+    if (n === this.drawnLen && (lastV === this.drawnLast || (Number.isNaN(lastV) && Number.isNaN(this.drawnLast))))
+      return;
     this.drawnLen = n;
     this.drawnLast = lastV;
     const c = this.el;

@@ -73,7 +73,7 @@ export function alertsView(ctx: Ctx): View {
       let v = sel.value;
       if (v === "custom") v = prompt(`Silence ${a.rule} on ${a.subject} for how many minutes?`, "30") ?? "";
       const minutes = Number(v);
-      if (v !== "" && isFinite(minutes)) void act(a, () => transport.silence(a.rule, a.subject, minutes));
+      if (v !== "" && Number.isFinite(minutes)) void act(a, () => transport.silence(a.rule, a.subject, minutes));
       sel.value = "";
     });
     return sel;

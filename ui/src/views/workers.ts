@@ -293,9 +293,11 @@ export function workers(ctx: Ctx): View {
     const frac = lim && w.memory_bytes != null ? w.memory_bytes / lim : (w.memory_percent ?? 0) / 100;
     r.memB.style.width = Math.min(100, frac * 100) + "%";
     r.memB.className = frac >= 1 ? "over" : frac >= 0.75 ? "hot" : "";
-    r.memB.parentElement!.title = lim
-      ? `${(frac * 100).toFixed(0)} % of the recycle limit ${bytes(lim)}`
-      : "no memory recycle limit";
+    const memBar = r.memB.parentElement;
+    if (memBar)
+      memBar.title = lim
+        ? `${(frac * 100).toFixed(0)} % of the recycle limit ${bytes(lim)}`
+        : "no memory recycle limit";
     setText(r.uptime, duration(w.uptime_secs));
     setText(r.requests, int(w.requests));
     setText(r.restarts, String(w.restarts));
