@@ -63,9 +63,9 @@ before(async () => {
   base = await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error("tend did not start listening:\n" + stderr.join(""))), 30_000);
     tend.stderr.on("data", (b) => {
-      const s = b.toString();
-      stderr.push(s);
-      const m = s.match(/tend: listening on (http:\/\/[\d.:]+)/);
+      stderr.push(b.toString());
+      // The whole text so far: the line can arrive in more than one chunk (stderr is unbuffered).
+      const m = stderr.join("").match(/tend: listening on (http:\/\/[\d.:]+)\n/);
       if (m) {
         clearTimeout(timer);
         ok(m[1]);
