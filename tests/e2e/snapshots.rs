@@ -249,13 +249,16 @@ fn api_answers_match_their_snapshots() {
         (firing && t.json("/api/v1/health")["tend"]["cpu_percent"].is_number()).then_some(())
     });
     tend.wait_for(30, "the history written", |t| {
-        let ready =
-            |path: &str| t.json(path).as_array().is_some_and(|a| a.iter().any(|e| e["to"] == "READY"));
+        let has =
+            |path: &str, f: &dyn Fn(&Value) -> bool| t.json(path).as_array().is_some_and(|a| a.iter().any(f));
+        let ready = |e: &Value| e["to"] == "READY";
+        let fired = |e: &Value| e["alert"]["state"] == "firing";
         let alerts = t.json("/api/v1/workers/work-0/history/alerts");
         let points = t.json("/api/v1/workers/work-0/history?metric=memory_bytes&from=-1m&step=1s");
         (alerts.as_array()?.len() == 2
-            && ready("/api/v1/workers/work-0/history/events")
-            && ready("/api/v1/pools/legacy/history/events")
+            && has("/api/v1/workers/work-0/history/events", &ready)
+            && has("/api/v1/workers/work-0/history/events", &fired)
+            && has("/api/v1/pools/legacy/history/events", &ready)
             && !points["points"].as_array()?.is_empty())
         .then_some(())
     });
