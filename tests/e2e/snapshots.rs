@@ -1,12 +1,13 @@
 //! Snapshots of today's answers (`tests/e2e/snapshots/*.snap`): the JSON of every GET endpoint under
-//! `/api/v1`, its error bodies, the OpenAPI document, the Prometheus exposition and the header row of
-//! each CSV export, from a real `tend serve` with a spawn pool whose rule fires and an attach pool.
-//! What varies from run to run (times, pids, metric values, durations, temp paths, sequence numbers)
-//! is redacted; arrays whose order is not part of the contract are sorted. A change of any answer's
-//! shape shows as a snapshot diff: review it with `cargo insta review`, or accept every change with
-//! `INSTA_UPDATE=always` (docs/ARCHITECTURE.md, "Checks a maintainer runs"). With `CI=true` a mismatch
-//! fails and nothing is written.
+//! `/api/v1` (the SSE stream's replayed frames included), its error bodies, the OpenAPI document, the
+//! Prometheus exposition and the header row of each CSV export, from a real `tend serve` with a spawn
+//! pool whose rule fires and an attach pool. What varies from run to run (times, pids, metric values,
+//! durations, temp paths, sequence numbers) is redacted; arrays whose order is not part of the contract
+//! are sorted. A change of any answer's shape shows as a snapshot diff: review it with `cargo insta
+//! review`, or accept every change with `INSTA_UPDATE=always` (docs/ARCHITECTURE.md, "Checks a
+//! maintainer runs"). With `CI=true` a mismatch fails and nothing is written.
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use insta::internals::Content;
@@ -63,6 +64,7 @@ const REDACTED: &[(&str, &str)] = &[
     ("from", "[time]"),
     ("to", "[time]"),
     ("seq", "[seq]"),
+    ("id", "[seq]"), // an SSE frame's id (worker ids are strings, kept)
     ("pid", "[pid]"),
     ("start_ticks", "[ticks]"),
     ("uptime_secs", "[secs]"),
@@ -102,8 +104,8 @@ fn settings() -> insta::Settings {
             }),
         );
     }
-    // Alerts: in the alert lists, in a worker's detail, and inside `alert_changed` events.
-    for selector in ["[].message", ".alerts[].message", "[].alert.message"] {
+    // Alerts: in the alert lists, in a worker's detail, inside `alert_changed` events and SSE frames.
+    for selector in ["[].message", ".alerts[].message", "[].alert.message", "[].data.alert.message"] {
         s.add_redaction(
             selector,
             insta::dynamic_redaction(|v, _| match v.as_str() {
@@ -172,15 +174,17 @@ fn sorted_by(mut v: Value, key: impl Fn(&Value) -> String) -> Value {
 
 /// Events in a stable order: by kind, then what they are about (their times and seq are redacted).
 fn events_sorted(v: Value) -> Value {
-    sorted_by(v, |e| {
-        format!(
-            "{}|{}|{}|{}",
-            e["type"].as_str().unwrap_or(""),
-            e["worker"].as_str().or(e["alert"]["subject"].as_str()).unwrap_or(""),
-            e["to"].as_str().unwrap_or(""),
-            e["alert"]["state"].as_str().or(e["state"].as_str()).unwrap_or("")
-        )
-    })
+    sorted_by(v, event_key)
+}
+
+fn event_key(e: &Value) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        e["type"].as_str().unwrap_or(""),
+        e["worker"].as_str().or(e["alert"]["subject"].as_str()).unwrap_or(""),
+        e["to"].as_str().unwrap_or(""),
+        e["alert"]["state"].as_str().or(e["state"].as_str()).unwrap_or("")
+    )
 }
 
 /// Keeps only the last element of `v[key]`: its shape, not how many there happened to be.
@@ -191,6 +195,40 @@ fn keep_last(mut v: Value, key: &str) -> Value {
         a.extend(last);
     }
     v
+}
+
+/// The frames of the SSE stream replayed from the start (`?since=0`): `{event, id, data}` each, read
+/// until `done` holds for what arrived (the backlog comes first, in order, so nothing before it is
+/// missed); the connection is then dropped.
+fn sse_backlog(tend: &Tend, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let r = client.get(tend.url("/api/v1/events?since=0")).send().expect("GET /api/v1/events");
+    assert_eq!(r.status().as_u16(), 200);
+    let mut frames = Vec::new();
+    let mut frame = serde_json::Map::new();
+    for line in BufReader::new(r).lines() {
+        let line = line.expect("a line of the stream (or its deadline passed)");
+        if line.is_empty() {
+            if !frame.is_empty() {
+                frames.push(Value::Object(std::mem::take(&mut frame)));
+                if done(&frames) {
+                    return frames;
+                }
+            }
+            continue;
+        }
+        let Some((field, value)) = line.split_once(": ") else { continue };
+        let value = match field {
+            "id" => Value::from(value.parse::<u64>().expect("numeric id")),
+            "data" => serde_json::from_str(value).expect("JSON data"),
+            _ => Value::from(value),
+        };
+        frame.insert(field.to_owned(), value);
+    }
+    panic!("the stream ended after {} frames: {frames:?}", frames.len());
 }
 
 fn text(tend: &Tend, path: &str) -> (u16, String) {
@@ -311,6 +349,12 @@ fn api_answers_match_their_snapshots() {
             events_sorted(get("/api/v1/pools/work/history/alerts"))
         );
         insta::assert_json_snapshot!("recycles", get("/api/v1/recycles"));
+        let frames = sse_backlog(&tend, |f| {
+            let seen = |p: &dyn Fn(&Value) -> bool| f.iter().filter(|x| p(&x["data"])).count();
+            seen(&|d| d["to"] == "READY") == 2 && seen(&|d| d["alert"]["state"] == "firing") == 1
+        });
+        let frames = sorted_by(scrub.json(Value::Array(frames)), |f| event_key(&f["data"]));
+        insta::assert_json_snapshot!("event_stream", frames);
         insta::assert_json_snapshot!("openapi", get("/api/v1/openapi.json"));
 
         // Error answers: status and body.
