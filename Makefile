@@ -10,7 +10,7 @@ APT_PACKAGES := python3 python3-venv procps prometheus fonts-dejavu-core chromiu
 APT_PACKAGES += libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev librsvg2-dev \
   libxdo-dev pkg-config xvfb xauth webkit2gtk-driver dbus-x11 dunst imagemagick
 
-.PHONY: setup demo test check lint unit e2e bench bench-smoke soak http-fuzz ui ui-test bench-ui desktop desktop-test
+.PHONY: setup demo test check lint ui-lint unit e2e bench bench-smoke soak http-fuzz ui ui-test bench-ui desktop desktop-test
 
 ## Install what the build and the tests need (idempotent; apt only when something is missing).
 setup:
@@ -34,9 +34,15 @@ demo: setup ui
 ## Set up and pass every check and test. The UI is built first: the desktop app embeds ui/dist.
 test: setup ui lint unit ui-test desktop-test bench-smoke http-fuzz
 
-lint:
+## Formatting and lints: rustfmt and clippy for the Rust code, biome for ui/ (ui-lint).
+lint: ui-lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## The web UI's format and lint check (biome, pinned in ui/package.json; config in ui/biome.json): reports,
+## never writes, and fails on warnings too. `cd ui && npm run format` applies the formatting and safe fixes.
+ui-lint: ui/node_modules/.package-lock.json
+	cd ui && npm run lint
 
 unit:
 	$(CARGO) test --workspace --no-fail-fast

@@ -24,5 +24,6 @@ mod reports;
 mod rules;
 mod shutdown;
 mod signals;
+mod snapshots;
 mod store_faults;
 mod webhooks;

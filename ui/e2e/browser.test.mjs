@@ -18,8 +18,13 @@ const ui = resolve(here, "..");
 const TEND = process.env.TEND_BIN ?? resolve(ui, "../target/debug/tend");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 export const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync", "--no-first-run",
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
 ];
 const SHOTS = join(here, "screenshots");
 mkdirSync(SHOTS, { recursive: true });
@@ -58,24 +63,32 @@ before(async () => {
   base = await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error("tend did not start listening:\n" + stderr.join(""))), 30_000);
     tend.stderr.on("data", (b) => {
-      const s = b.toString();
-      stderr.push(s);
-      const m = s.match(/tend: listening on (http:\/\/[\d.:]+)/);
-      if (m) { clearTimeout(timer); ok(m[1]); }
+      stderr.push(b.toString());
+      // The whole text so far: the line can arrive in more than one chunk (stderr is unbuffered).
+      const m = stderr.join("").match(/tend: listening on (http:\/\/[\d.:]+)\n/);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
     });
     tend.on("exit", (c) => fail(new Error(`tend exited (${c}):\n${stderr.join("")}`)));
   });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   page = await context.newPage();
-  page.on("pageerror", (e) => { throw e; });
+  page.on("pageerror", (e) => {
+    throw e;
+  });
 });
 
 after(async () => {
   await browser?.close();
   if (tend && tend.exitCode == null) {
     tend.kill("SIGTERM");
-    await new Promise((r) => { tend.on("exit", r); setTimeout(r, 10_000); });
+    await new Promise((r) => {
+      tend.on("exit", r);
+      setTimeout(r, 10_000);
+    });
   }
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -101,19 +114,31 @@ test("overview shows the demo pool and the empty-state note", async () => {
 test("the workers table lists the workers with live-changing states", async () => {
   await page.goto(base + "/workers");
   await until("three worker rows", async () => (await page.locator(".vt-row[data-worker]:visible").count()) === 3);
-  const ids = await page.locator(".vt-row[data-worker]:visible").evaluateAll((rs) => rs.map((r) => r.dataset.worker).sort());
+  const ids = await page
+    .locator(".vt-row[data-worker]:visible")
+    .evaluateAll((rs) => rs.map((r) => r.dataset.worker).sort());
   assert.deepEqual(ids, ["demo-0", "demo-1", "demo-2"]);
   // Watch the rows without reloading: demo-2 is recycled (new pid) and states change.
-  const read = () => page.locator(".vt-row[data-worker]:visible").evaluateAll((rs) =>
-    rs.map((r) => ({ id: r.dataset.worker, state: r.querySelector(".badge")?.textContent, pid: r.children[4]?.textContent })));
+  const read = () =>
+    page.locator(".vt-row[data-worker]:visible").evaluateAll((rs) =>
+      rs.map((r) => ({
+        id: r.dataset.worker,
+        state: r.querySelector(".badge")?.textContent,
+        pid: r.children[4]?.textContent,
+      })),
+    );
   const first = (await read()).find((r) => r.id === "demo-2");
   const states = new Set();
-  await until("demo-2's pid to change in the table and two different states", async () => {
-    const rows = await read();
-    for (const r of rows) states.add(r.state);
-    const now = rows.find((r) => r.id === "demo-2");
-    return now.pid !== first.pid && states.size >= 2 ? { pid: now.pid, states: [...states] } : null;
-  }, 60_000);
+  await until(
+    "demo-2's pid to change in the table and two different states",
+    async () => {
+      const rows = await read();
+      for (const r of rows) states.add(r.state);
+      const now = rows.find((r) => r.id === "demo-2");
+      return now.pid !== first.pid && states.size >= 2 ? { pid: now.pid, states: [...states] } : null;
+    },
+    60_000,
+  );
   // Keyboard: j moves the cursor, Enter opens the worker.
   await page.locator(".vt-body").focus();
   await page.keyboard.press("j");
@@ -129,19 +154,30 @@ test("the leaky worker's memory chart rises and its recycle appears in the timel
   await until("memory chart points", async () => Number(await mem.getAttribute("data-points")) > 3);
   let prev = Number(await mem.getAttribute("data-last"));
   let rises = 0;
-  await until("the memory chart to rise three times in a row", async () => {
-    await page.waitForTimeout(1000);
-    const v = Number(await mem.getAttribute("data-last"));
-    rises = v > prev + 0.5 ? rises + 1 : 0;
-    prev = v;
-    return rises >= 3;
-  }, 60_000, 0);
+  await until(
+    "the memory chart to rise three times in a row",
+    async () => {
+      await page.waitForTimeout(1000);
+      const v = Number(await mem.getAttribute("data-last"));
+      rises = v > prev + 0.5 ? rises + 1 : 0;
+      prev = v;
+      return rises >= 3;
+    },
+    60_000,
+    0,
+  );
   await page.locator('.tl-mark.recycle[data-reason="memory"]').first().waitFor({ timeout: 45_000 });
-  await until("an incarnation's lane in the timeline", async () => (await page.locator(".tl-seg[data-state=WORKING]").count()) > 0);
+  await until(
+    "an incarnation's lane in the timeline",
+    async () => (await page.locator(".tl-seg[data-state=WORKING]").count()) > 0,
+  );
   await shot("worker");
   const [png] = await Promise.all([page.waitForEvent("download"), page.click('button[data-action="png"]')]);
   assert.match(png.suggestedFilename(), /^tend-demo-2-.*\.png$/);
-  assert.deepEqual([...readFileSync(await png.path()).subarray(1, 4)].map((b) => String.fromCharCode(b)).join(""), "PNG");
+  assert.deepEqual(
+    [...readFileSync(await png.path()).subarray(1, 4)].map((b) => String.fromCharCode(b)).join(""),
+    "PNG",
+  );
 });
 
 test("Recycle with confirmation changes the worker's pid and logs a manual recycle", async () => {
@@ -189,11 +225,17 @@ test("an alert can be acknowledged and silenced", async () => {
   const row = page.locator('tr[data-alert="memory-high:demo-2"]');
   await row.waitFor({ timeout: 45_000 });
   await row.locator("button[data-ack]").click();
-  await until("the alert acknowledged on the server", async () =>
-    (await api("/alerts")).find((a) => a.rule === "memory-high" && a.subject === "demo-2")?.acknowledged, 5_000);
+  await until(
+    "the alert acknowledged on the server",
+    async () => (await api("/alerts")).find((a) => a.rule === "memory-high" && a.subject === "demo-2")?.acknowledged,
+    5_000,
+  );
   await row.locator("select[data-silence]").selectOption("15");
-  const silenced = await until("the alert silenced on the server", async () =>
-    (await api("/alerts")).find((a) => a.rule === "memory-high" && a.subject === "demo-2")?.silenced_until, 5_000);
+  const silenced = await until(
+    "the alert silenced on the server",
+    async () => (await api("/alerts")).find((a) => a.rule === "memory-high" && a.subject === "demo-2")?.silenced_until,
+    5_000,
+  );
   assert.ok(silenced > Date.now() + 14 * 60_000 && silenced < Date.now() + 16 * 60_000, `silenced until ${silenced}`);
   await row.getByText(/silenced until/).waitFor();
   await shot("alerts");
@@ -201,11 +243,17 @@ test("an alert can be acknowledged and silenced", async () => {
 
 test("compare and settings render", async () => {
   await page.goto(base + "/compare?workers=demo-0,demo-1,demo-2");
-  await until("compare chart points", async () => Number(await page.locator(".uplot").first().locator("..").getAttribute("data-points")) > 2);
+  await until(
+    "compare chart points",
+    async () => Number(await page.locator(".uplot").first().locator("..").getAttribute("data-points")) > 2,
+  );
   await shot("compare");
   await page.goto(base + "/settings");
   await page.getByText("none — running the embedded demo pool").waitFor();
-  await page.locator('[data-testid="budget"]').getByText(/at most 3 per rule/).waitFor();
+  await page
+    .locator('[data-testid="budget"]')
+    .getByText(/at most 3 per rule/)
+    .waitFor();
   assert.equal((await api("/settings")).notifications.per_rule, 3);
   await shot("settings");
 });

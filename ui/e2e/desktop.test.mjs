@@ -24,7 +24,10 @@ let driver, base, session, dataDir, appEnv;
 async function freePort() {
   return new Promise((res, rej) => {
     const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); });
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => res(p));
+    });
     s.on("error", rej);
   });
 }
@@ -57,15 +60,18 @@ async function until(what, f, ms = 30_000) {
     } catch (e) {
       last = e;
     }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
     await pause(250);
   }
 }
 
 /** Call a Tauri command from the page, as the UI does. */
-const invoke = (cmd, args = {}) => execAsync(
-  "const done = arguments[arguments.length - 1]; window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]).then((v) => done({ ok: v }), (e) => done({ err: e }));",
-  [cmd, args]);
+const invoke = (cmd, args = {}) =>
+  execAsync(
+    "const done = arguments[arguments.length - 1]; window.__TAURI_INTERNALS__.invoke(arguments[0], arguments[1]).then((v) => done({ ok: v }), (e) => done({ err: e }));",
+    [cmd, args],
+  );
 
 before(async () => {
   assert.ok(existsSync(app), `${app} is not built: cargo build -p tend-desktop`);
@@ -84,25 +90,38 @@ before(async () => {
     env: appEnv,
     stdio: ["ignore", "inherit", "inherit"],
   });
-  driver.on("error", (e) => { throw new Error(`cannot start tauri-driver (cargo install tauri-driver --locked): ${e.message}`); });
+  driver.on("error", (e) => {
+    throw new Error(`cannot start tauri-driver (cargo install tauri-driver --locked): ${e.message}`);
+  });
   await until("tauri-driver to listen", async () => (await fetch(base + "/status")).ok, 20_000);
-  const caps = { capabilities: { alwaysMatch: { "tauri:options": { application: app }, "wdio:enforceWebDriverClassic": true } } };
+  const caps = {
+    capabilities: { alwaysMatch: { "tauri:options": { application: app }, "wdio:enforceWebDriverClassic": true } },
+  };
   const created = await wd("POST", "/session", caps);
   session = created.sessionId;
 });
 
 /** The pid's parent, from /proc. */
 const parentOf = (pid) => Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[1]);
-const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 after(async () => {
   // Quit the app as a user would (SIGTERM = the close button): it drains its workers. Ending the
   // WebDriver session alone kills it outright and would leave the demo's workers behind.
-  const workers = session ? (await invoke("workers").catch(() => ({}))).ok ?? [] : [];
+  const workers = session ? ((await invoke("workers").catch(() => ({}))).ok ?? []) : [];
   const pids = workers.map((w) => w.pid).filter((p) => p && alive(p));
   if (pids.length) {
     process.kill(parentOf(pids[0]), "SIGTERM");
-    await until("the app to drain its workers", async () => pids.every((p) => !alive(p)), 20_000).catch((e) => console.error(e.message));
+    await until("the app to drain its workers", async () => pids.every((p) => !alive(p)), 20_000).catch((e) =>
+      console.error(e.message),
+    );
   }
   if (session) await wd("DELETE", s("")).catch(() => {});
   driver?.kill("SIGTERM");
@@ -119,11 +138,15 @@ test("the window opens on the console, with the desktop transport", async () => 
 test("worker rows appear with live states", async () => {
   await exec("document.querySelector('nav.side a[href=\"/workers\"]').click()");
   const rows = await until("three demo worker rows", async () => {
-    const ids = await exec("return [...document.querySelectorAll('[data-worker]')].map((r) => r.getAttribute('data-worker'))");
+    const ids = await exec(
+      "return [...document.querySelectorAll('[data-worker]')].map((r) => r.getAttribute('data-worker'))",
+    );
     return ids.filter((x) => /^demo-\d$/.test(x)).length >= 3 ? ids : null;
   });
   assert.deepEqual([...new Set(rows)].sort().slice(0, 3), ["demo-0", "demo-1", "demo-2"]);
-  await until("a READY worker", () => exec("return [...document.querySelectorAll('[data-worker]')].some((r) => /READY|WORKING/.test(r.textContent))"));
+  await until("a READY worker", () =>
+    exec("return [...document.querySelectorAll('[data-worker]')].some((r) => /READY|WORKING/.test(r.textContent))"),
+  );
   mkdirSync(shots, { recursive: true });
   await pause(1500); // let the sparklines and counts of the first seconds fill in
   execFileSync("import", ["-window", "root", join(shots, "desktop.png")]);
@@ -138,22 +161,36 @@ test("a recycle click replaces the worker's process and logs a manual recycle", 
   await exec("document.querySelector('button[data-action=\"recycle\"]').click()");
   await until("the confirmation", () => exec("return !!document.querySelector('dialog[open]')"));
   await exec("document.querySelector('dialog[open] button.primary').click()");
-  const after = await until("a new pid for demo-0", async () => {
-    const w = (await invoke("worker", { id: "demo-0" })).ok;
-    return w && w.pid && w.pid !== pid ? w : null;
-  }, 45_000);
+  const after = await until(
+    "a new pid for demo-0",
+    async () => {
+      const w = (await invoke("worker", { id: "demo-0" })).ok;
+      return w?.pid && w.pid !== pid ? w : null;
+    },
+    45_000,
+  );
   assert.notEqual(after.pid, pid);
   const events = (await invoke("worker_events", { id: "demo-0" })).ok;
-  assert.ok(events.some((e) => e.type === "recycled" && e.reason === "manual"), "a manual recycle event");
+  assert.ok(
+    events.some((e) => e.type === "recycled" && e.reason === "manual"),
+    "a manual recycle event",
+  );
 });
 
 test("CSV export writes the history store's file where the save dialog points (TEND_SAVE_DIR)", async () => {
   const to = Date.now();
-  const saved = await until("an export with data rows", async () => {
-    const r = await invoke("export_csv", { query: { kind: "samples", pool: "demo", from: to - 600_000, to: Date.now() }, name: "e2e.csv" });
-    assert.equal(r.err, undefined, JSON.stringify(r.err));
-    return r.ok && r.ok.bytes > 200 ? r.ok : null;
-  }, 20_000);
+  const saved = await until(
+    "an export with data rows",
+    async () => {
+      const r = await invoke("export_csv", {
+        query: { kind: "samples", pool: "demo", from: to - 600_000, to: Date.now() },
+        name: "e2e.csv",
+      });
+      assert.equal(r.err, undefined, JSON.stringify(r.err));
+      return r.ok && r.ok.bytes > 200 ? r.ok : null;
+    },
+    20_000,
+  );
   assert.equal(saved.path, join(dataDir, "e2e.csv"));
   const lines = readFileSync(saved.path, "utf8").trim().split("\n");
   assert.match(lines[0], /^time,worker,pool,incarnation,pid,state,/);
@@ -175,19 +212,34 @@ test("commands answer errors as {code, message} and settings report the data dir
   assert.equal(settings.data_dir, join(dataDir, "data"));
   assert.equal(settings.notifications.enabled, true);
   await exec("history.pushState(null, '', '/settings'); dispatchEvent(new PopStateEvent('popstate'))");
-  const budget = await until("the budget on the Settings screen", () => exec("return document.querySelector('[data-testid=\"budget\"]')?.textContent"));
+  const budget = await until("the budget on the Settings screen", () =>
+    exec("return document.querySelector('[data-testid=\"budget\"]')?.textContent"),
+  );
   assert.match(budget, /at most 3 per rule and 10 in all per 10 min/);
-  assert.match(await exec("return document.querySelector('[data-testid=\"data-dir\"]').textContent"), /tend-desktop-e2e-/);
+  assert.match(
+    await exec("return document.querySelector('[data-testid=\"data-dir\"]').textContent"),
+    /tend-desktop-e2e-/,
+  );
   execFileSync("import", ["-window", "root", join(shots, "desktop-settings.png")]);
 });
 
 test("a worker's page shows its live charts (screenshot)", async () => {
   await exec("history.pushState(null, '', '/workers/demo-2'); dispatchEvent(new PopStateEvent('popstate'))");
-  await until("memory chart points", () => exec("return Number(document.querySelector('.uplot')?.parentElement?.getAttribute('data-points') ?? 0) > 8"), 30_000);
+  await until(
+    "memory chart points",
+    () => exec("return Number(document.querySelector('.uplot')?.parentElement?.getAttribute('data-points') ?? 0) > 8"),
+    30_000,
+  );
   if (process.env.TEND_SHOT_DOCS) {
     // For the README: wait for the leaky worker's first recycle, so the chart shows the sawtooth.
-    await until("demo-2 recycled for memory", async () =>
-      ((await invoke("worker_events", { id: "demo-2" })).ok ?? []).some((e) => e.type === "recycled" && e.reason === "memory"), 60_000);
+    await until(
+      "demo-2 recycled for memory",
+      async () =>
+        ((await invoke("worker_events", { id: "demo-2" })).ok ?? []).some(
+          (e) => e.type === "recycled" && e.reason === "memory",
+        ),
+      60_000,
+    );
     await pause(4000);
   }
   const shot = join(shots, "desktop-worker.png");

@@ -18,8 +18,13 @@ import type { Ctx, View } from "./views/view";
 import "./styles.css";
 
 const NAV: [string, string][] = [
-  ["/", "Overview"], ["/workers", "Workers"], ["/compare", "Compare"], ["/alerts", "Alerts"],
-  ["/recycles", "Recycles"], ["/export", "Export"], ["/settings", "Settings"],
+  ["/", "Overview"],
+  ["/workers", "Workers"],
+  ["/compare", "Compare"],
+  ["/alerts", "Alerts"],
+  ["/recycles", "Recycles"],
+  ["/export", "Export"],
+  ["/settings", "Settings"],
 ];
 
 export function mount(root: HTMLElement, transport: Transport, store = new Store(transport)) {
@@ -27,9 +32,23 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
   const alertsChip = h("a.alerts-chip", { href: "/alerts", "data-testid": "alerts-chip" });
   const conn = h("span.conn", h("span.dot"), h("span", "live"));
   const selfcost = h("span.selfcost");
-  const top = h("header.topbar",
-    h("div.brand", h("span.logo"), "Tend"), counts, alertsChip, h("span.spacer"), conn, selfcost);
-  const navLinks = NAV.map(([p, l]) => h("a", { href: p, "data-nav": l.toLowerCase() }, h("span", l), l === "Alerts" ? h("span.badge-n", { style: { display: "none" } }) : null));
+  const top = h(
+    "header.topbar",
+    h("div.brand", h("span.logo"), "Tend"),
+    counts,
+    alertsChip,
+    h("span.spacer"),
+    conn,
+    selfcost,
+  );
+  const navLinks = NAV.map(([p, l]) =>
+    h(
+      "a",
+      { href: p, "data-nav": l.toLowerCase() },
+      h("span", l),
+      l === "Alerts" ? h("span.badge-n", { style: { display: "none" } }) : null,
+    ),
+  );
   const nav = h("nav.side", ...navLinks, h("div.foot"));
   const banner = h("div", { style: { padding: "0 18px" } });
   const main = h("main", banner);
@@ -50,14 +69,21 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
     const path = location.pathname.replace(/\/+$/, "") || "/";
     const ctx = ctxFor();
     const m = path.match(/^\/workers\/(.+)$/);
-    view = m ? workerView(ctx, decodeURIComponent(m[1]))
-      : path === "/workers" ? workers(ctx)
-      : path === "/compare" ? compare(ctx)
-      : path === "/alerts" ? alertsView(ctx)
-      : path === "/recycles" ? recyclesView(ctx)
-      : path === "/export" ? exportView(ctx)
-      : path === "/settings" ? settings(ctx)
-      : overview(ctx);
+    view = m
+      ? workerView(ctx, decodeURIComponent(m[1]))
+      : path === "/workers"
+        ? workers(ctx)
+        : path === "/compare"
+          ? compare(ctx)
+          : path === "/alerts"
+            ? alertsView(ctx)
+            : path === "/recycles"
+              ? recyclesView(ctx)
+              : path === "/export"
+                ? exportView(ctx)
+                : path === "/settings"
+                  ? settings(ctx)
+                  : overview(ctx);
     if (viewEl) viewEl.remove();
     viewEl = view.el;
     main.appendChild(viewEl);
@@ -73,7 +99,7 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
     const a = (e.target as Element).closest?.("a");
     if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
     const href = a.getAttribute("href");
-    if (!href || !href.startsWith("/") || href.startsWith("/api/")) return;
+    if (!href?.startsWith("/") || href.startsWith("/api/")) return;
     e.preventDefault();
     navigate(href);
   });
@@ -82,10 +108,17 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
   document.addEventListener("keydown", (e) => {
     const t = e.target as HTMLElement;
     if (e.ctrlKey || e.metaKey || e.altKey || document.querySelector("dialog[open]")) return;
-    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA") && e.key !== "Escape") return;
-    if (view?.onKey?.(e)) { e.preventDefault(); return; }
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA") && e.key !== "Escape")
+      return;
+    if (view?.onKey?.(e)) {
+      e.preventDefault();
+      return;
+    }
     const n = Number(e.key);
-    if (n >= 1 && n <= NAV.length) { navigate(NAV[n - 1][0]); e.preventDefault(); }
+    if (n >= 1 && n <= NAV.length) {
+      navigate(NAV[n - 1][0]);
+      e.preventDefault();
+    }
   });
 
   let lastCounts = "";
@@ -103,9 +136,20 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
     if (key !== lastCounts) {
       lastCounts = key;
       const shown = STATES.filter((s) => by[s]);
-      replace(counts, ...(hl ? (shown.length ? shown : []).map((s) =>
-        h("a.count", { href: "/workers?state=" + s, "data-state": s, title: `${by[s]} ${s}` }, h("span.dot", { style: { background: stateVar(s) } }), h("b", String(by[s])), s.toLowerCase()))
-        : [h("span.count", "connecting…")]));
+      replace(
+        counts,
+        ...(hl
+          ? (shown.length ? shown : []).map((s) =>
+              h(
+                "a.count",
+                { href: "/workers?state=" + s, "data-state": s, title: `${by[s]} ${s}` },
+                h("span.dot", { style: { background: stateVar(s) } }),
+                h("b", String(by[s])),
+                s.toLowerCase(),
+              ),
+            )
+          : [h("span.count", "connecting…")]),
+      );
       if (hl && !shown.length) counts.appendChild(h("span.count", "no workers"));
     }
     const firing = store.firing().length;
@@ -124,14 +168,29 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
     }
     // Banner: a failing source, or Tend itself unreachable. Never a blank screen: the last data stays.
     const msgs: [string, string][] = [];
-    if (!store.reachable && store.loaded) msgs.push(["error", `Lost contact with Tend (${store.lastError}) — retrying every second; showing the last known state.`]);
-    else if (!store.reachable) msgs.push(["error", `Cannot reach Tend at ${location.origin}/api/v1 (${store.lastError || "connecting"}) — retrying.`]);
-    if (hl?.status === "degraded") for (const [s, d] of Object.entries(hl.degraded)) msgs.push(["warn", `⚠ ${s} unreachable — ${d}. Retrying; other sources keep reporting.`]);
+    if (!store.reachable && store.loaded)
+      msgs.push([
+        "error",
+        `Lost contact with Tend (${store.lastError}) — retrying every second; showing the last known state.`,
+      ]);
+    else if (!store.reachable)
+      msgs.push([
+        "error",
+        `Cannot reach Tend at ${location.origin}/api/v1 (${store.lastError || "connecting"}) — retrying.`,
+      ]);
+    if (hl?.status === "degraded")
+      for (const [s, d] of Object.entries(hl.degraded))
+        msgs.push(["warn", `⚠ ${s} unreachable — ${d}. Retrying; other sources keep reporting.`]);
     if (hl?.status === "stopping") msgs.push(["warn", "Tend is stopping: workers are being drained."]);
     const bkey = JSON.stringify(msgs);
     if (banner.dataset.key !== bkey) {
       banner.dataset.key = bkey;
-      replace(banner, ...msgs.map(([k, m]) => h(`div.banner.${k}`, { role: "status", style: { marginTop: "12px", marginBottom: "0" } }, m)));
+      replace(
+        banner,
+        ...msgs.map(([k, m]) =>
+          h(`div.banner.${k}`, { role: "status", style: { marginTop: "12px", marginBottom: "0" } }, m),
+        ),
+      );
     }
     view?.update();
   }

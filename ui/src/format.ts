@@ -13,7 +13,7 @@ export function pct(p: number | null | undefined, digits = 1): string {
 }
 
 export function duration(secs: number | null | undefined): string {
-  if (secs == null || !isFinite(secs)) return "—";
+  if (secs == null || !Number.isFinite(secs)) return "—";
   const s = Math.max(0, Math.floor(secs));
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;

@@ -60,7 +60,10 @@ export class Store {
   private timers: number[] = [];
   private unsubscribe: (() => void) | null = null;
 
-  constructor(readonly transport: Transport, readonly pollMs = 1000) {}
+  constructor(
+    readonly transport: Transport,
+    readonly pollMs = 1000,
+  ) {}
 
   onChange(f: () => void): () => void {
     this.listeners.add(f);
@@ -194,7 +197,8 @@ export class Store {
         }
       }
       const keys = [...buckets.keys()].sort((a, b) => a - b);
-      const cpu: (number | null)[] = [], mem: (number | null)[] = [];
+      const cpu: (number | null)[] = [],
+        mem: (number | null)[] = [];
       for (const k of keys) {
         const vals = [...(buckets.get(k) as Map<string, { cpu: number | null; mem: number | null }>).values()];
         const c = vals.filter((v) => v.cpu != null).map((v) => v.cpu as number);

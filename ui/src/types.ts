@@ -26,7 +26,15 @@ export type { State } from "./generated/State";
 export type { Transition } from "./generated/Transition";
 export type { WorkerDetailDto } from "./generated/WorkerDetailDto";
 export type { WorkerDto } from "./generated/WorkerDto";
-export { ALERT_STATES, ERROR_STATUS, EVENT_TYPES, RECYCLE_REASONS, SEVERITIES, SOURCES, STATES } from "./generated/enums";
+export {
+  ALERT_STATES,
+  ERROR_STATUS,
+  EVENT_TYPES,
+  RECYCLE_REASONS,
+  SEVERITIES,
+  SOURCES,
+  STATES,
+} from "./generated/enums";
 
 import type { Event } from "./generated/Event";
 
@@ -38,7 +46,11 @@ export type EventOf<T extends Event["type"]> = Extract<Event, { type: T }>;
  * server's `ErrorCode`s, or `http_<status>` / `ipc_error` when the answer was not the API's.
  */
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -4,8 +4,17 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
-export interface Line { value: number; label: string; color: string; dash?: number[] }
-export interface SeriesSpec { label: string; color: string; fill?: boolean }
+export interface Line {
+  value: number;
+  label: string;
+  color: string;
+  dash?: number[];
+}
+export interface SeriesSpec {
+  label: string;
+  color: string;
+  fill?: boolean;
+}
 
 function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -40,13 +49,22 @@ export class TimeChart {
   private make(width: number) {
     const grid = cssVar("--line") || "#ddd";
     const text = cssVar("--muted") || "#666";
-    const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: "11px system-ui" };
+    const axis = {
+      stroke: text,
+      grid: { stroke: grid, width: 1 },
+      ticks: { stroke: grid, width: 1 },
+      font: "11px system-ui",
+    };
     const unit = this.opts.unit;
     const o: uPlot.Options = {
       width,
       height: this.opts.height,
       legend: { show: false },
-      cursor: { sync: this.opts.sync ? { key: this.opts.sync } : undefined, drag: { x: false, y: false }, points: { size: 6 } },
+      cursor: {
+        sync: this.opts.sync ? { key: this.opts.sync } : undefined,
+        drag: { x: false, y: false },
+        points: { size: 6 },
+      },
       scales: {
         x: { time: true, range: () => (this.range ? this.range : [0, 1]) as uPlot.Range.MinMax },
         y: {
@@ -87,7 +105,7 @@ export class TimeChart {
     const ctx = u.ctx;
     for (const l of lines) {
       const y = Math.round(u.valToPos(l.value, "y", true)) + 0.5;
-      if (!isFinite(y)) continue;
+      if (!Number.isFinite(y)) continue;
       ctx.save();
       ctx.strokeStyle = l.color;
       ctx.lineWidth = 1.25 * devicePixelRatio;
@@ -99,11 +117,17 @@ export class TimeChart {
       ctx.setLineDash([]);
       ctx.font = `${11 * devicePixelRatio}px system-ui`;
       ctx.textAlign = "right";
-      const tx = u.bbox.left + u.bbox.width - 4 * devicePixelRatio, ty = y - 4 * devicePixelRatio;
+      const tx = u.bbox.left + u.bbox.width - 4 * devicePixelRatio,
+        ty = y - 4 * devicePixelRatio;
       const tw = ctx.measureText(l.label).width;
       ctx.fillStyle = cssVar("--panel") || "#fff";
       ctx.globalAlpha = 0.85;
-      ctx.fillRect(tx - tw - 3 * devicePixelRatio, ty - 11 * devicePixelRatio, tw + 6 * devicePixelRatio, 14 * devicePixelRatio);
+      ctx.fillRect(
+        tx - tw - 3 * devicePixelRatio,
+        ty - 11 * devicePixelRatio,
+        tw + 6 * devicePixelRatio,
+        14 * devicePixelRatio,
+      );
       ctx.globalAlpha = 1;
       ctx.fillStyle = l.color;
       ctx.fillText(l.label, tx, ty);
@@ -125,7 +149,7 @@ export class TimeChart {
     // For tests and tools: how many points, and the newest value of the first series.
     const ys = data[1] as (number | null)[] | undefined;
     this.el.dataset.points = String(data[0].length);
-    if (ys && ys.length) this.el.dataset.last = String(ys[ys.length - 1] ?? "");
+    if (ys?.length) this.el.dataset.last = String(ys[ys.length - 1] ?? "");
     if (!this.u) this.fit();
     this.u?.setData(data, true);
   }
@@ -160,4 +184,15 @@ function fmtAxis(v: number): string {
 }
 
 /** A stable palette for Compare (state colours are reserved for states). */
-export const PALETTE = ["#2563eb", "#e11d48", "#059669", "#d97706", "#7c3aed", "#0891b2", "#be185d", "#65a30d", "#475569", "#ea580c"];
+export const PALETTE = [
+  "#2563eb",
+  "#e11d48",
+  "#059669",
+  "#d97706",
+  "#7c3aed",
+  "#0891b2",
+  "#be185d",
+  "#65a30d",
+  "#475569",
+  "#ea580c",
+];

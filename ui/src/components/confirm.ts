@@ -8,17 +8,20 @@ export function confirmAction(opts: {
   danger?: boolean;
 }): Promise<boolean> {
   return new Promise((resolve) => {
-    const ok = h("button.primary", { type: "submit", value: "ok", class: opts.danger ? "danger solid" : "" }, opts.confirm);
+    const ok = h(
+      "button.primary",
+      { type: "submit", value: "ok", class: opts.danger ? "danger solid" : "" },
+      opts.confirm,
+    );
     const dlg = h(
       "dialog",
       { "aria-label": opts.title },
-      h("form", { method: "dialog" },
+      h(
+        "form",
+        { method: "dialog" },
         h("h3", opts.title),
         h("p", opts.body),
-        h("div.row",
-          h("button", { type: "submit", value: "cancel" }, "Cancel"),
-          ok,
-        ),
+        h("div.row", h("button", { type: "submit", value: "cancel" }, "Cancel"), ok),
       ),
     );
     document.body.appendChild(dlg);

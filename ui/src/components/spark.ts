@@ -4,19 +4,24 @@ export class Sparkline {
   private drawnLen = -1;
   private drawnLast = NaN;
 
-  constructor(private color: string, private max?: () => number | null) {
+  constructor(
+    private color: string,
+    private max?: () => number | null,
+  ) {
     this.el = document.createElement("canvas");
   }
 
   draw(t: number[], v: (number | null)[], windowSec: number) {
     const n = t.length;
     const lastV = n ? (v[n - 1] ?? NaN) : NaN;
-    if (n === this.drawnLen && (lastV === this.drawnLast || (isNaN(lastV) && isNaN(this.drawnLast)))) return;
+    if (n === this.drawnLen && (lastV === this.drawnLast || (Number.isNaN(lastV) && Number.isNaN(this.drawnLast))))
+      return;
     this.drawnLen = n;
     this.drawnLast = lastV;
     const c = this.el;
     const dpr = window.devicePixelRatio || 1;
-    const w = c.clientWidth || 160, hgt = c.clientHeight || 36;
+    const w = c.clientWidth || 160,
+      hgt = c.clientHeight || 36;
     if (c.width !== Math.round(w * dpr)) c.width = Math.round(w * dpr);
     if (c.height !== Math.round(hgt * dpr)) c.height = Math.round(hgt * dpr);
     const g = c.getContext("2d");
@@ -42,11 +47,17 @@ export class Sparkline {
     const y = (val: number) => hgt - 2 - (val / hi) * (hgt - 5);
     g.beginPath();
     let started = false;
-    let firstX = 0, lastX = 0;
+    let firstX = 0,
+      lastX = 0;
     for (let i = 0; i < n; i++) {
       if (t[i] < t0 || v[i] == null) continue;
-      const px = x(t[i]), py = y(v[i] as number);
-      if (!started) { g.moveTo(px, py); started = true; firstX = px; } else g.lineTo(px, py);
+      const px = x(t[i]),
+        py = y(v[i] as number);
+      if (!started) {
+        g.moveTo(px, py);
+        started = true;
+        firstX = px;
+      } else g.lineTo(px, py);
       lastX = px;
     }
     g.strokeStyle = this.color;

@@ -38,8 +38,16 @@ export class Timeline {
     this.el.append(this.lanes, this.legend);
     this.legend.append(
       ...STATES.map((s) => h("span.count", h("span.dot", { style: { background: stateVar(s) } }), s.toLowerCase())),
-      h("span.count", h("span.dot", { style: { background: "var(--text)", borderRadius: "1px", transform: "rotate(45deg)" } }), "recycle"),
-      h("span.count", h("span.dot", { style: { background: "var(--warn)", borderRadius: "1px", transform: "rotate(45deg)" } }), "alert"),
+      h(
+        "span.count",
+        h("span.dot", { style: { background: "var(--text)", borderRadius: "1px", transform: "rotate(45deg)" } }),
+        "recycle",
+      ),
+      h(
+        "span.count",
+        h("span.dot", { style: { background: "var(--warn)", borderRadius: "1px", transform: "rotate(45deg)" } }),
+        "alert",
+      ),
     );
   }
 
@@ -78,15 +86,23 @@ export class Timeline {
       } else laneEnds[li] = end;
       const lane = laneEls[li];
       for (let i = 0; i < tr.length; i++) {
-        const a = tr[i].at, b = i + 1 < tr.length ? tr[i + 1].at : to;
+        const a = tr[i].at,
+          b = i + 1 < tr.length ? tr[i + 1].at : to;
         if (b < from || tr[i].to === "CLEANED") continue;
-        const left = pos(a), right = pos(b);
+        const left = pos(a),
+          right = pos(b);
         const seg = h("div.tl-seg", {
-          "data-state": tr[i].to, "data-incarnation": inc.incarnation,
+          "data-state": tr[i].to,
+          "data-incarnation": inc.incarnation,
           style: { left: left + "%", width: Math.max(0.25, right - left) + "%", background: stateVar(tr[i].to) },
         });
         const pid = inc.process ? `pid ${inc.process.pid}` : "no process";
-        lane.appendChild(hoverable(seg, `${tr[i].to} · incarnation ${inc.incarnation} (${pid})\nfrom ${clock(a)}${i + 1 < tr.length ? " to " + clock(b) : ""}\n${tr[i].cause}`));
+        lane.appendChild(
+          hoverable(
+            seg,
+            `${tr[i].to} · incarnation ${inc.incarnation} (${pid})\nfrom ${clock(a)}${i + 1 < tr.length ? " to " + clock(b) : ""}\n${tr[i].cause}`,
+          ),
+        );
       }
     }
     for (const l of laneEls) this.lanes.appendChild(l);
@@ -96,12 +112,18 @@ export class Timeline {
       if (e.type === "recycled" || e.type === "recycle_failed") {
         const what = e.type === "recycled" ? "recycled" : "recycle failed";
         const detail = "detail" in e ? e.detail : e.error;
-        const m = h("div.tl-mark.recycle", { "data-kind": e.type, "data-reason": e.reason, style: { left: pos(e.at) + "%" } });
+        const m = h("div.tl-mark.recycle", {
+          "data-kind": e.type,
+          "data-reason": e.reason,
+          style: { left: pos(e.at) + "%" },
+        });
         markers.appendChild(hoverable(m, `${what} (${e.reason}) at ${clock(e.at)}\n${detail}`));
       }
     }
     this.lanes.appendChild(markers);
-    this.lanes.appendChild(h("div.tl-axis", h("span", clock(from)), h("span", clock(from + span / 2)), h("span", clock(to))));
+    this.lanes.appendChild(
+      h("div.tl-axis", h("span", clock(from)), h("span", clock(from + span / 2)), h("span", clock(to))),
+    );
   }
 
   /** Alert markers come from alert events, which name the subject, not the worker field. */

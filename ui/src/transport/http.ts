@@ -1,7 +1,17 @@
 // The browser transport: `fetch` against `/api/v1` and an `EventSource` on `/api/v1/events`.
 import { download } from "../csv";
 import { ApiError, EVENT_TYPES, isNoStore } from "../types";
-import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
+import type {
+  Alert,
+  Event,
+  HealthDto,
+  History,
+  PoolMetrics,
+  RecycleRow,
+  SettingsDto,
+  WorkerDetailDto,
+  WorkerDto,
+} from "../types";
 import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./transport";
 
 async function apiError(res: Response): Promise<ApiError> {
@@ -12,7 +22,6 @@ async function apiError(res: Response): Promise<ApiError> {
     return new ApiError(res.status, "http_" + res.status, res.statusText || "request failed");
   }
 }
-
 
 export class HttpTransport implements Transport {
   readonly kind = "browser" as const;
@@ -48,15 +57,33 @@ export class HttpTransport implements Transport {
     if (!res.ok) throw await apiError(res);
   }
 
-  health() { return this.get<HealthDto>("/health"); }
-  workers() { return this.get<WorkerDto[]>("/workers"); }
-  worker(id: string) { return this.get<WorkerDetailDto>("/workers/" + encodeURIComponent(id)); }
-  workerEvents(id: string) { return this.get<Event[]>("/workers/" + encodeURIComponent(id) + "/events"); }
-  pools() { return this.get<PoolMetrics[]>("/pools"); }
-  alerts() { return this.get<Alert[]>("/alerts"); }
-  recycle(id: string) { return this.post("/workers/" + encodeURIComponent(id) + "/recycle"); }
-  stop(id: string) { return this.post("/workers/" + encodeURIComponent(id) + "/stop"); }
-  acknowledge(rule: string, subject: string) { return this.post("/alerts/ack", { rule, subject }); }
+  health() {
+    return this.get<HealthDto>("/health");
+  }
+  workers() {
+    return this.get<WorkerDto[]>("/workers");
+  }
+  worker(id: string) {
+    return this.get<WorkerDetailDto>("/workers/" + encodeURIComponent(id));
+  }
+  workerEvents(id: string) {
+    return this.get<Event[]>("/workers/" + encodeURIComponent(id) + "/events");
+  }
+  pools() {
+    return this.get<PoolMetrics[]>("/pools");
+  }
+  alerts() {
+    return this.get<Alert[]>("/alerts");
+  }
+  recycle(id: string) {
+    return this.post("/workers/" + encodeURIComponent(id) + "/recycle");
+  }
+  stop(id: string) {
+    return this.post("/workers/" + encodeURIComponent(id) + "/stop");
+  }
+  acknowledge(rule: string, subject: string) {
+    return this.post("/alerts/ack", { rule, subject });
+  }
   silence(rule: string, subject: string, minutes: number) {
     return this.post("/alerts/silence", { rule, subject, minutes });
   }

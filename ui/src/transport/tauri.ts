@@ -3,7 +3,17 @@
 // engine's broadcast. Errors come as `{code, message}`, the same codes as the HTTP API.
 import { Channel, invoke } from "@tauri-apps/api/core";
 import { ApiError, ERROR_STATUS, isNoStore } from "../types";
-import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
+import type {
+  Alert,
+  Event,
+  HealthDto,
+  History,
+  PoolMetrics,
+  RecycleRow,
+  SettingsDto,
+  WorkerDetailDto,
+  WorkerDto,
+} from "../types";
 import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./transport";
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
@@ -11,7 +21,8 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
     return await invoke<T>(cmd, args);
   } catch (e) {
     const err = e as { code?: string; message?: string } | string;
-    if (typeof err === "object" && err && err.code) throw new ApiError(ERROR_STATUS[err.code as keyof typeof ERROR_STATUS] ?? 500, err.code, err.message ?? err.code);
+    if (typeof err === "object" && err && err.code)
+      throw new ApiError(ERROR_STATUS[err.code as keyof typeof ERROR_STATUS] ?? 500, err.code, err.message ?? err.code);
     throw new ApiError(500, "ipc_error", String(err));
   }
 }
@@ -19,29 +30,64 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export class TauriTransport implements Transport {
   readonly kind = "desktop" as const;
 
-  health() { return call<HealthDto>("health"); }
-  workers() { return call<WorkerDto[]>("workers"); }
-  worker(id: string) { return call<WorkerDetailDto>("worker", { id }); }
-  workerEvents(id: string) { return call<Event[]>("worker_events", { id }); }
-  pools() { return call<PoolMetrics[]>("pools"); }
-  alerts() { return call<Alert[]>("alerts"); }
-  recycle(id: string) { return call<void>("recycle", { id }); }
-  stop(id: string) { return call<void>("stop", { id }); }
-  acknowledge(rule: string, subject: string) { return call<void>("acknowledge", { rule, subject }); }
-  silence(rule: string, subject: string, minutes: number) { return call<void>("silence", { rule, subject, minutes }); }
-  settings() { return call<SettingsDto>("settings"); }
+  health() {
+    return call<HealthDto>("health");
+  }
+  workers() {
+    return call<WorkerDto[]>("workers");
+  }
+  worker(id: string) {
+    return call<WorkerDetailDto>("worker", { id });
+  }
+  workerEvents(id: string) {
+    return call<Event[]>("worker_events", { id });
+  }
+  pools() {
+    return call<PoolMetrics[]>("pools");
+  }
+  alerts() {
+    return call<Alert[]>("alerts");
+  }
+  recycle(id: string) {
+    return call<void>("recycle", { id });
+  }
+  stop(id: string) {
+    return call<void>("stop", { id });
+  }
+  acknowledge(rule: string, subject: string) {
+    return call<void>("acknowledge", { rule, subject });
+  }
+  silence(rule: string, subject: string, minutes: number) {
+    return call<void>("silence", { rule, subject, minutes });
+  }
+  settings() {
+    return call<SettingsDto>("settings");
+  }
 
   subscribe(since: number, h: EventStreamHandlers): () => void {
     let open = true;
     const ch = new Channel<Event>();
-    ch.onmessage = (e) => { if (open) h.onEvent(e); };
-    call<void>("subscribe", { since, channel: ch }).then(() => h.onStatus(true), () => h.onStatus(false));
-    return () => { open = false; };
+    ch.onmessage = (e) => {
+      if (open) h.onEvent(e);
+    };
+    call<void>("subscribe", { since, channel: ch }).then(
+      () => h.onStatus(true),
+      () => h.onStatus(false),
+    );
+    return () => {
+      open = false;
+    };
   }
 
   async history(id: string, metric: string, from: number, to: number, stepMs?: number): Promise<History | null> {
     try {
-      return await call<History>("history", { id, metric, from: Math.round(from), to: Math.round(to), stepMs: stepMs ? Math.round(stepMs) : null });
+      return await call<History>("history", {
+        id,
+        metric,
+        from: Math.round(from),
+        to: Math.round(to),
+        stepMs: stepMs ? Math.round(stepMs) : null,
+      });
     } catch (e) {
       if (isNoStore(e)) return null;
       throw e;
@@ -64,7 +110,10 @@ export class TauriTransport implements Transport {
 
   async exportCsvToFile(q: ExportQuery, name: string): Promise<Saved | null | undefined> {
     try {
-      return await call<Saved | null>("export_csv", { query: { ...q, from: Math.round(q.from), to: Math.round(q.to) }, name });
+      return await call<Saved | null>("export_csv", {
+        query: { ...q, from: Math.round(q.from), to: Math.round(q.to) },
+        name,
+      });
     } catch (e) {
       if (isNoStore(e)) return undefined;
       throw e;

@@ -1,6 +1,16 @@
 // One interface between the UI and Tend. `HttpTransport` speaks HTTP + SSE to `tend serve`;
 // `TauriTransport` speaks Tauri IPC (commands + a Channel of events) inside the desktop app.
-import type { Alert, Event, HealthDto, History, PoolMetrics, RecycleRow, SettingsDto, WorkerDetailDto, WorkerDto } from "../types";
+import type {
+  Alert,
+  Event,
+  HealthDto,
+  History,
+  PoolMetrics,
+  RecycleRow,
+  SettingsDto,
+  WorkerDetailDto,
+  WorkerDto,
+} from "../types";
 
 export interface EventStreamHandlers {
   onEvent(e: Event): void;

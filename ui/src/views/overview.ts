@@ -9,7 +9,12 @@ import { describe } from "./worker";
 import { clock } from "../format";
 import type { Ctx, View } from "./view";
 
-const SOURCE_LABEL: Record<string, string> = { spawned: "spawn", attached: "attach", container: "docker", reported: "reported" };
+const SOURCE_LABEL: Record<string, string> = {
+  spawned: "spawn",
+  attached: "attach",
+  container: "docker",
+  reported: "reported",
+};
 
 interface Card {
   el: HTMLElement;
@@ -30,9 +35,12 @@ export function overview(ctx: Ctx): View {
   const grid = h("div.cards");
   const activity = h("tbody");
   const attention = h("tbody");
-  const lower = h("div", { style: { display: "grid", gridTemplateColumns: "minmax(0, 3fr) minmax(0, 2fr)", gap: "12px", marginTop: "4px" } },
+  const lower = h(
+    "div",
+    { style: { display: "grid", gridTemplateColumns: "minmax(0, 3fr) minmax(0, 2fr)", gap: "12px", marginTop: "4px" } },
     h("div", h("h2", "Recent activity"), h("div.tablewrap", h("table.grid.fixed", activity))),
-    h("div", h("h2", "Needs attention"), h("div.tablewrap", h("table.grid.fixed", attention))));
+    h("div", h("h2", "Needs attention"), h("div.tablewrap", h("table.grid.fixed", attention))),
+  );
   const el = h("div.view", h("h1", "Overview", h("span.sub", "pools and their workers")), intro, grid, lower);
   let actKey = "";
   const cards = new Map<string, Card>();
@@ -40,17 +48,41 @@ export function overview(ctx: Ctx): View {
   function makeCard(p: PoolMetrics): Card {
     const cpu = new Sparkline("#2563eb");
     const mem = new Sparkline("#7c3aed");
-    const cpuNow = h("b"), memNow = h("b");
+    const cpuNow = h("b"),
+      memNow = h("b");
     const vals: Record<string, HTMLElement> = {};
     const kv = (k: string, label: string) => h("div", h("span.k", label), (vals[k] = h("span.v", "—")));
-    const stack = h("div.stack"), legend = h("div.legend"), reasons = h("div.reasons");
-    const el = h("div.panel.card", { "data-pool": p.pool, onclick: () => ctx.navigate("/workers?pool=" + encodeURIComponent(p.pool)), title: "Show this pool's workers" },
-      h("div.card-head", h("span.name", p.pool), h("span.tag", SOURCE_LABEL[p.source ?? ""] ?? p.source ?? "—"), h("span.spacer"), (vals.workers = h("span.muted"))),
-      stack, legend,
-      h("div.sparks",
+    const stack = h("div.stack"),
+      legend = h("div.legend"),
+      reasons = h("div.reasons");
+    const el = h(
+      "div.panel.card",
+      {
+        "data-pool": p.pool,
+        onclick: () => ctx.navigate("/workers?pool=" + encodeURIComponent(p.pool)),
+        title: "Show this pool's workers",
+      },
+      h(
+        "div.card-head",
+        h("span.name", p.pool),
+        h("span.tag", SOURCE_LABEL[p.source ?? ""] ?? p.source ?? "—"),
+        h("span.spacer"),
+        (vals.workers = h("span.muted")),
+      ),
+      stack,
+      legend,
+      h(
+        "div.sparks",
         h("div.spark", h("div.k", h("span", "CPU (avg, 15 min)"), cpuNow), cpu.el),
-        h("div.spark", h("div.k", h("span", "Memory (total, 15 min)"), memNow), mem.el)),
-      h("div.kv", kv("requests", "Requests"), kv("errors", "Errors"), kv("warnings", "Warnings"), kv("restarts", "Restarts")),
+        h("div.spark", h("div.k", h("span", "Memory (total, 15 min)"), memNow), mem.el),
+      ),
+      h(
+        "div.kv",
+        kv("requests", "Requests"),
+        kv("errors", "Errors"),
+        kv("warnings", "Warnings"),
+        kv("restarts", "Restarts"),
+      ),
       reasons,
     );
     return { el, stack, legend, cpu, mem, cpuNow, memNow, vals, reasons, last: "" };
@@ -60,10 +92,19 @@ export function overview(ctx: Ctx): View {
     const h0 = store.health;
     if (h0?.demo && !intro.firstChild) {
       intro.appendChild(
-        h("div.banner.info",
-          h("span", h("b", "No config given — running the demo pool. "),
+        h(
+          "div.banner.info",
+          h(
+            "span",
+            h("b", "No config given — running the demo pool. "),
             "Three workers of Tend's own demo worker; one leaks and is recycled about every 20 s. To watch your own workers, write a config to ",
-            h("code", "tend.toml"), " (pools, commands, recycle limits; see the README) and start ", h("code", "tend serve --config tend.toml"), ".")));
+            h("code", "tend.toml"),
+            " (pools, commands, recycle limits; see the README) and start ",
+            h("code", "tend serve --config tend.toml"),
+            ".",
+          ),
+        ),
+      );
     }
     if (!store.loaded) {
       if (!grid.firstChild) grid.appendChild(h("div.empty", "Connecting to Tend…"));
@@ -85,10 +126,26 @@ export function overview(ctx: Ctx): View {
       if (key !== c.last) {
         c.last = key;
         const total = Math.max(1, p.total_workers);
-        replace(c.stack, ...STATES.filter((s) => p.by_state[s]).map((s) =>
-          h("span", { title: `${s}: ${p.by_state[s]}`, style: { width: ((p.by_state[s] ?? 0) / total) * 100 + "%", background: stateVar(s) } })));
-        replace(c.legend, ...STATES.filter((s) => p.by_state[s]).map((s: State) =>
-          h("span.count", h("span.dot", { style: { background: stateVar(s) } }), h("b", String(p.by_state[s])), s.toLowerCase())));
+        replace(
+          c.stack,
+          ...STATES.filter((s) => p.by_state[s]).map((s) =>
+            h("span", {
+              title: `${s}: ${p.by_state[s]}`,
+              style: { width: ((p.by_state[s] ?? 0) / total) * 100 + "%", background: stateVar(s) },
+            }),
+          ),
+        );
+        replace(
+          c.legend,
+          ...STATES.filter((s) => p.by_state[s]).map((s: State) =>
+            h(
+              "span.count",
+              h("span.dot", { style: { background: stateVar(s) } }),
+              h("b", String(p.by_state[s])),
+              s.toLowerCase(),
+            ),
+          ),
+        );
       }
       setText(c.vals.workers, `${p.active_workers} of ${p.total_workers} workers live`);
       setText(c.vals.requests, int(p.total_requests));
@@ -104,9 +161,12 @@ export function overview(ctx: Ctx): View {
       }
       const reasons = Object.entries(p.recycles_by_reason) as [RecycleReason, number][];
       const lastHour = recyclesLastHour(p.pool);
-      setText(c.reasons, reasons.length
-        ? `Recycles: ${reasons.map(([r, n]) => `${r} ${n}`).join(" · ")}${lastHour ? ` (last hour: ${lastHour})` : ""}`
-        : "No recycles yet");
+      setText(
+        c.reasons,
+        reasons.length
+          ? `Recycles: ${reasons.map(([r, n]) => `${r} ${n}`).join(" · ")}${lastHour ? ` (last hour: ${lastHour})` : ""}`
+          : "No recycles yet",
+      );
     }
     updateLower();
   }
@@ -120,21 +180,61 @@ export function overview(ctx: Ctx): View {
     if (key === actKey) return;
     actKey = key;
     const wlink = (id: string) => h("a", { href: "/workers/" + encodeURIComponent(id) }, id);
-    replace(activity, ...(recent.length ? recent.map((e) => h("tr",
-      h("td.muted", { style: { width: "70px" } }, clock(e.at)),
-      h("td", { style: { width: "110px" } }, "worker" in e ? wlink(e.worker) : e.type === "alert_changed" ? wlink(e.alert.subject) : ""),
-      h("td.ellipsis", { title: describe(e) }, h("b", e.type.replace(/_/g, " ")), " ", h("span.muted", describe(e)))))
-      : [h("tr", h("td.empty", "No events yet."))]));
-    replace(attention, ...[
-      ...att.map((a) => h("tr", h("td", { style: { width: "80px" } }, h(`span.sev.${a.severity}`, a.severity)), h("td", { style: { width: "90px" } }, wlink(a.subject)), h("td.ellipsis", { title: a.message }, a.state, " · ", h("span.muted", a.message)))),
-      ...held.map((w) => h("tr", h("td", h("span.sev.critical", w.state.toLowerCase())), h("td", wlink(w.id)), h("td.muted", w.held ?? w.last_event?.cause ?? ""))),
-    ].concat(att.length || held.length ? [] : [h("tr", h("td.empty", "All quiet: no alert pending or firing, no worker failed or held."))]));
+    replace(
+      activity,
+      ...(recent.length
+        ? recent.map((e) =>
+            h(
+              "tr",
+              h("td.muted", { style: { width: "70px" } }, clock(e.at)),
+              h(
+                "td",
+                { style: { width: "110px" } },
+                "worker" in e ? wlink(e.worker) : e.type === "alert_changed" ? wlink(e.alert.subject) : "",
+              ),
+              h(
+                "td.ellipsis",
+                { title: describe(e) },
+                h("b", e.type.replace(/_/g, " ")),
+                " ",
+                h("span.muted", describe(e)),
+              ),
+            ),
+          )
+        : [h("tr", h("td.empty", "No events yet."))]),
+    );
+    replace(
+      attention,
+      ...[
+        ...att.map((a) =>
+          h(
+            "tr",
+            h("td", { style: { width: "80px" } }, h(`span.sev.${a.severity}`, a.severity)),
+            h("td", { style: { width: "90px" } }, wlink(a.subject)),
+            h("td.ellipsis", { title: a.message }, a.state, " · ", h("span.muted", a.message)),
+          ),
+        ),
+        ...held.map((w) =>
+          h(
+            "tr",
+            h("td", h("span.sev.critical", w.state.toLowerCase())),
+            h("td", wlink(w.id)),
+            h("td.muted", w.held ?? w.last_event?.cause ?? ""),
+          ),
+        ),
+      ].concat(
+        att.length || held.length
+          ? []
+          : [h("tr", h("td.empty", "All quiet: no alert pending or firing, no worker failed or held."))],
+      ),
+    );
   }
 
   function recyclesLastHour(pool: string): string {
     const since = Date.now() - 3600_000;
     const by = new Map<string, number>();
-    for (const r of store.recycles) if (r.pool === pool && r.at >= since && r.type === "recycled") by.set(r.reason, (by.get(r.reason) ?? 0) + 1);
+    for (const r of store.recycles)
+      if (r.pool === pool && r.at >= since && r.type === "recycled") by.set(r.reason, (by.get(r.reason) ?? 0) + 1);
     return [...by].map(([r, n]) => `${r} ${n}`).join(" · ");
   }
 

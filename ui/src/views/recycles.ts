@@ -26,7 +26,18 @@ export function recyclesView(ctx: Ctx): View {
     update();
   })();
 
-  const link = (id: string) => h("a", { href: "/workers/" + id, onclick: (e: MouseEvent) => { e.preventDefault(); ctx.navigate("/workers/" + encodeURIComponent(id)); } }, id);
+  const link = (id: string) =>
+    h(
+      "a",
+      {
+        href: "/workers/" + id,
+        onclick: (e: MouseEvent) => {
+          e.preventDefault();
+          ctx.navigate("/workers/" + encodeURIComponent(id));
+        },
+      },
+      id,
+    );
 
   function update() {
     const k = source + store.recycles.length + (stored?.length ?? -1);
@@ -36,20 +47,79 @@ export function recyclesView(ctx: Ctx): View {
     if (stored) {
       const seen = new Set(stored.map((r) => r.at + r.worker));
       const live = store.recycles.filter((r) => !seen.has(r.at + r.worker));
-      for (const r of live) stored.push(r.type === "recycled"
-        ? { at: r.at, worker: r.worker, pool: r.pool, reason: r.reason, detail: r.detail, outcome: "recycled", old_pid: r.old_process?.pid ?? null, new_pid: r.new_process?.pid ?? null, uptime_secs: r.uptime_secs, requests: r.requests, last_metrics: r.last_metrics ?? null }
-        : { at: r.at, worker: r.worker, pool: r.pool, reason: r.reason, detail: r.error, outcome: "failed", old_pid: null, new_pid: null, uptime_secs: null, requests: null, last_metrics: null });
+      for (const r of live)
+        stored.push(
+          r.type === "recycled"
+            ? {
+                at: r.at,
+                worker: r.worker,
+                pool: r.pool,
+                reason: r.reason,
+                detail: r.detail,
+                outcome: "recycled",
+                old_pid: r.old_process?.pid ?? null,
+                new_pid: r.new_process?.pid ?? null,
+                uptime_secs: r.uptime_secs,
+                requests: r.requests,
+                last_metrics: r.last_metrics ?? null,
+              }
+            : {
+                at: r.at,
+                worker: r.worker,
+                pool: r.pool,
+                reason: r.reason,
+                detail: r.error,
+                outcome: "failed",
+                old_pid: null,
+                new_pid: null,
+                uptime_secs: null,
+                requests: null,
+                last_metrics: null,
+              },
+        );
       stored.sort((a, b) => b.at - a.at);
-      for (const r of stored) rows.push([dateTime(r.at), link(r.worker), r.pool, r.reason, r.outcome, `${r.old_pid ?? "—"} → ${r.new_pid ?? "—"}`, duration(r.uptime_secs), int(r.requests), bytes(r.last_metrics?.memory_bytes), r.detail]);
+      for (const r of stored)
+        rows.push([
+          dateTime(r.at),
+          link(r.worker),
+          r.pool,
+          r.reason,
+          r.outcome,
+          `${r.old_pid ?? "—"} → ${r.new_pid ?? "—"}`,
+          duration(r.uptime_secs),
+          int(r.requests),
+          bytes(r.last_metrics?.memory_bytes),
+          r.detail,
+        ]);
     } else {
       for (const r of [...store.recycles].reverse()) {
-        rows.push(r.type === "recycled"
-          ? [dateTime(r.at), link(r.worker), r.pool, r.reason, "recycled", `${r.old_process?.pid ?? "—"} → ${r.new_process?.pid ?? "—"}`, duration(r.uptime_secs), int(r.requests), bytes(r.last_metrics?.memory_bytes), r.detail]
-          : [dateTime(r.at), link(r.worker), r.pool, r.reason, "failed", "—", "—", "—", "—", r.error]);
+        rows.push(
+          r.type === "recycled"
+            ? [
+                dateTime(r.at),
+                link(r.worker),
+                r.pool,
+                r.reason,
+                "recycled",
+                `${r.old_process?.pid ?? "—"} → ${r.new_process?.pid ?? "—"}`,
+                duration(r.uptime_secs),
+                int(r.requests),
+                bytes(r.last_metrics?.memory_bytes),
+                r.detail,
+              ]
+            : [dateTime(r.at), link(r.worker), r.pool, r.reason, "failed", "—", "—", "—", "—", r.error],
+        );
       }
     }
     info.textContent = `${rows.length} recycles · ${source}`;
-    replace(body, table(["Time", "Worker", "Pool", "Reason", "Outcome", "Old → new pid", "Uptime", "Requests", "Last memory", "Detail"], rows, "No recycles yet. A worker is recycled when it crosses its pool's limits (memory, TTL, requests), hangs, dies, or on request."));
+    replace(
+      body,
+      table(
+        ["Time", "Worker", "Pool", "Reason", "Outcome", "Old → new pid", "Uptime", "Requests", "Last memory", "Detail"],
+        rows,
+        "No recycles yet. A worker is recycled when it crosses its pool's limits (memory, TTL, requests), hangs, dies, or on request.",
+      ),
+    );
   }
 
   return { el, update };

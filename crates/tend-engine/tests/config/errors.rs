@@ -3,6 +3,51 @@
 use super::{POOL, problems};
 use tend_engine::config::{self, ParseOptions};
 
+// Inputs shared with the snapshot of the rendered diagnostics (diagnostics.rs).
+
+/// A spawn pool whose program is not on PATH.
+pub(super) const PROGRAM_NOT_ON_PATH: &str =
+    "[[pool]]\nname = \"api\"\ncommand = [\"pythn3\", \"worker.py\"]\nsize = 1\n";
+/// A relative program in a `cwd` that does not exist.
+pub(super) const MISSING_CWD: &str =
+    "[[pool]]\nname = \"api\"\ncommand = [\"./worker\"]\ncwd = \"/nonexistent-tend-dir\"\nsize = 1\n";
+/// Problems of every section in one file.
+pub(super) const MANY_PROBLEMS: &str = r#"[server]
+listen = "nowhere"
+
+[[pool]]
+name = "api"
+command = ["python3"]
+size = 0
+profile = "turbo"
+recycle = { max_unavailable = 0 }
+
+[[pool.rule]]
+name = "mem"
+metric = "memory_mb"
+above = 100
+for = "soon"
+
+[[pool]]
+name = "api"
+source = "attach"
+cmdline = "("
+"#;
+/// A type error in one pool beside a range error in another.
+pub(super) const TYPE_ERROR_AMONG_OTHERS: &str =
+    "[[pool]]\nname = \"a\"\nsize = \"x\"\n[[pool]]\nname = \"b\"\nsize = 0\ncommand = [\"x\"]\n";
+/// A docker pool with no labels.
+pub(super) const DOCKER_HEAD: &str = "[[pool]]\nname = \"etl\"\nsource = \"docker\"\n";
+
+/// A docker pool with a problem in almost every key.
+pub(super) fn docker_pool_with_problems() -> String {
+    format!(
+        "{DOCKER_HEAD}labels = [\"=x\"]\ndocker_host = \"/var/run/docker.sock\"\ncontainer_name = \"(\"\n\
+         recycle_mode = \"replace\"\nstats = \"sometimes\"\nrestart = \"always\"\nreadiness = {{ tcp_port = 80 }}\n\
+         size = 2\n"
+    )
+}
+
 #[test]
 fn malformed_toml() {
     assert_eq!(
@@ -112,15 +157,13 @@ fn invalid_duration() {
 
 #[test]
 fn program_not_found() {
-    let text = "[[pool]]\nname = \"api\"\ncommand = [\"pythn3\", \"worker.py\"]\nsize = 1\n";
+    let text = PROGRAM_NOT_ON_PATH;
     let err = config::parse(text, "tend.toml").unwrap_err();
     assert_eq!(err.to_string(), "tend.toml:3:12: pool \"api\": command `pythn3` not found on PATH");
     // Skippable for configs written for another machine.
     config::parse_with(text, "tend.toml", &ParseOptions { check_programs: false }).unwrap();
 
-    let text =
-        "[[pool]]\nname = \"api\"\ncommand = [\"./worker\"]\ncwd = \"/nonexistent-tend-dir\"\nsize = 1\n";
-    let err = config::parse(text, "tend.toml").unwrap_err();
+    let err = config::parse(MISSING_CWD, "tend.toml").unwrap_err();
     assert_eq!(
         err.to_string(),
         "tend.toml:3:12: pool \"api\": command `./worker` not found\n\
@@ -333,27 +376,7 @@ fn rule_fields() {
 
 #[test]
 fn many_problems_are_reported_at_once() {
-    let text = r#"[server]
-listen = "nowhere"
-
-[[pool]]
-name = "api"
-command = ["python3"]
-size = 0
-profile = "turbo"
-recycle = { max_unavailable = 0 }
-
-[[pool.rule]]
-name = "mem"
-metric = "memory_mb"
-above = 100
-for = "soon"
-
-[[pool]]
-name = "api"
-source = "attach"
-cmdline = "("
-"#;
+    let text = MANY_PROBLEMS;
     assert_eq!(
         problems(text),
         [
@@ -373,7 +396,7 @@ cmdline = "("
 
 #[test]
 fn a_type_error_in_one_pool_does_not_hide_the_others() {
-    let text = "[[pool]]\nname = \"a\"\nsize = \"x\"\n[[pool]]\nname = \"b\"\nsize = 0\ncommand = [\"x\"]\n";
+    let text = TYPE_ERROR_AMONG_OTHERS;
     assert_eq!(
         problems(text),
         [
@@ -385,19 +408,14 @@ fn a_type_error_in_one_pool_does_not_hide_the_others() {
 
 #[test]
 fn docker_pool_problems() {
-    let head = "[[pool]]\nname = \"etl\"\nsource = \"docker\"\n";
     assert_eq!(
-        problems(head),
+        problems(DOCKER_HEAD),
         [
             "tend.toml:1:1: pool \"etl\": a docker pool needs `labels` (e.g. labels = [\"tend.pool=etl\"]): Tend \
           watches only the containers that carry them"
         ]
     );
-    let text = format!(
-        "{head}labels = [\"=x\"]\ndocker_host = \"/var/run/docker.sock\"\ncontainer_name = \"(\"\n\
-         recycle_mode = \"replace\"\nstats = \"sometimes\"\nrestart = \"always\"\nreadiness = {{ tcp_port = 80 }}\n\
-         size = 2\n"
-    );
+    let text = docker_pool_with_problems();
     let p = problems(&text);
     let expected = [
         "tend.toml:4:10: pool \"etl\": invalid label \"=x\": write \"key=value\" or \"key\"",

@@ -1,7 +1,9 @@
-//! The config: the full example, every class of error with its exact location, environment
-//! overrides, the embedded demo, and fuzzing of the whole path from text to the engine's pool specs.
+//! The config: the full example, every class of error with its exact location (and the rendered
+//! diagnostics, snapshotted), environment overrides, the embedded demo, and fuzzing of the whole path
+//! from text to the engine's pool specs.
 
 mod demo;
+mod diagnostics;
 mod env;
 mod errors;
 mod extremes;
