@@ -67,6 +67,17 @@ impl ReadyExport {
     }
 }
 
+/// A recorded alert event as the live stream shows it: the store keeps the core's alert, which has its
+/// metric but not the unit the wire derives from it.
+fn with_unit(event: &mut serde_json::Value) {
+    let Some(alert) = event.get_mut("alert").and_then(|a| a.as_object_mut()) else { return };
+    if alert.contains_key("unit") {
+        return;
+    }
+    let unit = alert.get("metric").and_then(|m| m.as_str()).and_then(api::unit_of);
+    alert.insert("unit".to_owned(), unit.map_or(serde_json::Value::Null, serde_json::Value::from));
+}
+
 impl App {
     /// The history database, or why there is none right now (off, or not open: the reason).
     fn store(&self) -> Result<tend_store::Store, AppError> {
@@ -148,7 +159,9 @@ impl App {
         w: Window,
     ) -> Result<Vec<serde_json::Value>, AppError> {
         let (db, f) = self.scoped(subject, w).await?;
-        db.events(&f).await.map_err(AppError::store)
+        let mut events = db.events(&f).await.map_err(AppError::store)?;
+        events.iter_mut().for_each(with_unit);
+        Ok(events)
     }
 
     /// Alert state changes of a worker or a pool from the history, oldest first.
