@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # HTTP fuzzing of a live `tend serve` (`make http-fuzz`, part of `make test`). Schemathesis, driven by
 # the OpenAPI document that Tend serves, sends generated requests (valid and invalid) to every
-# operation; the run fails on any 5xx answer (check `not_a_server_error`) or when it cannot run.
+# operation and runs all its checks: no 5xx, no undocumented status code or content type, every answer
+# matches its schema, schema-valid requests are accepted (2xx, or 404/409 for a missing worker or a
+# refused transition) and schema-invalid ones refused, 405 for undocumented methods, 401 without the
+# token. The one exception is below, with its reason.
 #
 # Tend is started here on 127.0.0.1 (a free port) with a bearer token, a private data directory and a
 # small config (a spawn pool of demo-workers, a reported pool), and stopped on exit. Bounded: a fixed
 # seed, a fixed number of examples per operation, a time limit; nothing leaves 127.0.0.1.
 #
 # Environment: TEND (binary, default target/debug/tend), FUZZ_VENV (default target/fuzz-venv),
-# HTTP_FUZZ_EXAMPLES (per operation, default 60), HTTP_FUZZ_SEED, HTTP_FUZZ_CHECKS (default
-# not_a_server_error; `all` also checks the responses against the document), HTTP_FUZZ_TIME_LIMIT
+# HTTP_FUZZ_EXAMPLES (per operation, default 60), HTTP_FUZZ_SEED, HTTP_FUZZ_CHECKS (default all;
+# `not_a_server_error` for the 5xx check alone), HTTP_FUZZ_TIME_LIMIT
 # (seconds, default 110: the run is stopped, and fails, past it), HTTP_FUZZ_REPORT (a directory to
 # keep the NDJSON report and Tend's log in).
 set -euo pipefail
@@ -20,7 +23,7 @@ TEND=${TEND:-target/debug/tend}
 VENV=$(realpath -m "${FUZZ_VENV:-target/fuzz-venv}")
 EXAMPLES=${HTTP_FUZZ_EXAMPLES:-60}
 SEED=${HTTP_FUZZ_SEED:-20261202}
-CHECKS=${HTTP_FUZZ_CHECKS:-not_a_server_error}
+CHECKS=${HTTP_FUZZ_CHECKS:-all}
 TIME_LIMIT=${HTTP_FUZZ_TIME_LIMIT:-110}
 REPORT=${HTTP_FUZZ_REPORT:+$(realpath -m "$HTTP_FUZZ_REPORT")}
 
@@ -84,7 +87,22 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$worker" ] || { echo "http-fuzz: no demo worker appeared:"; cat "$work/tend.log"; exit 1; }
-printf '[parameters]\n"path.id" = "%s"\n"path.name" = "demo"\n' "$worker" > "$work/schemathesis.toml"
+cat > "$work/schemathesis.toml" <<TOML
+[parameters]
+"path.id" = "$worker"
+"path.name" = "demo"
+
+# \`to\` must be after \`from\`: a constraint between two parameters that OpenAPI cannot state. A
+# generated pair in the wrong order is rightly refused (400), so the operations with a time window are
+# not held to "every schema-valid request is accepted"; every other check applies to them.
+[[operations]]
+include-path-regex = ".*(/history|/recycles\$|/export\\\\.csv\$)"
+checks.positive_data_acceptance.enabled = false
+TOML
+
+# All checks is the default: named on the command line they would override the exception above.
+check_args=()
+[ "$CHECKS" = all ] || check_args=(--checks "$CHECKS")
 
 # The SSE streams never end: they are left out (an event stream is not a request/response operation).
 # Run in the scratch directory: schemathesis keeps its replay data under the working directory.
@@ -93,7 +111,7 @@ cd "$work"
 timeout "$TIME_LIMIT" "$VENV/bin/schemathesis" --config-file "$work/schemathesis.toml" \
   run "$work/openapi.json" --url "$base" \
   -H "Authorization: Bearer $token" \
-  --checks "$CHECKS" --seed "$SEED" --max-examples "$EXAMPLES" \
+  "${check_args[@]}" --seed "$SEED" --max-examples "$EXAMPLES" \
   --phases examples,coverage,fuzzing --workers 1 --request-timeout 10 --no-shrink \
   --exclude-path /api/v1/events --generation-database none \
   --report ndjson --report-ndjson-path "$work/schemathesis.ndjson" \

@@ -1,52 +1,50 @@
 //! The history API: a worker's metric over time from the tier that fits, lifecycle events and alert
 //! history per worker and pool, recycles with their reasons, and CSV export streamed from the database.
-//! Handlers parse the query (a bad parameter is a 400 that names it), call the App, and shape the
-//! answer; the App checks the worker or pool and reads the store.
+//! Handlers parse the typed query (a bad parameter is a 400 that names it), turn its times into times,
+//! call the App, and shape the answer; the App checks the worker or pool and reads the store.
 
-use std::collections::HashMap;
-
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use tend_engine::api::query::{ExportQuery, MetricHistoryQuery, RecyclesQuery, WindowQuery};
 use tend_engine::api::{self, ExportKind};
 use tend_engine::app::{CsvExport, Subject, Window};
 
-use crate::{ApiError, Ctx};
+use crate::{ApiError, ApiQuery, ApiResult, Ctx};
 
-pub(crate) fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/workers/{id}/history", get(history))
-        .route("/workers/{id}/history/events", get(worker_events))
-        .route("/workers/{id}/history/alerts", get(worker_alerts))
-        .route("/pools/{name}/history/events", get(pool_events))
-        .route("/pools/{name}/history/alerts", get(pool_alerts))
-        .route("/recycles", get(recycles))
-        .route("/export.csv", get(export_csv))
+pub(crate) fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(history))
+        .routes(routes!(worker_events))
+        .routes(routes!(worker_alerts))
+        .routes(routes!(pool_events))
+        .routes(routes!(pool_alerts))
+        .routes(routes!(recycles))
+        .routes(routes!(export_csv))
 }
-
-type Params = Query<HashMap<String, String>>;
-type ApiResult<T> = Result<T, ApiError>;
 
 fn bad(param: &str, message: impl std::fmt::Display) -> ApiError {
     tend_engine::AppError::bad_param(param, message).into()
 }
 
-/// `from` and `to` (ISO-8601, epoch ms, `now`, `-1h`); defaults: `from_default` before now, and now.
+/// `from` and `to`; defaults: `from_default` (else the beginning), and now.
 fn range(
     ctx: &Ctx,
-    q: &HashMap<String, String>,
+    from: Option<&str>,
+    to: Option<&str>,
     from_default: Option<api::Timestamp>,
 ) -> ApiResult<(api::Timestamp, api::Timestamp)> {
     let now = ctx.app.wire_now();
-    let from = match q.get("from") {
+    let from = match from {
         Some(s) => ctx.app.parse_time(s).map_err(|e| bad("from", e))?,
         None => from_default.unwrap_or(api::Timestamp(i64::MIN)),
     };
-    let to = match q.get("to") {
+    let to = match to {
         Some(s) => ctx.app.parse_time(s).map_err(|e| bad("to", e))?,
         None => api::Timestamp(now.0.saturating_add(1)),
     };
@@ -56,36 +54,31 @@ fn range(
     Ok((from, to))
 }
 
-fn limit(q: &HashMap<String, String>) -> ApiResult<i64> {
-    match q.get("limit") {
-        None => Ok(10_000),
-        Some(s) => match s.parse::<i64>() {
-            Ok(n) if (1..=100_000).contains(&n) => Ok(n),
-            _ => Err(bad("limit", "must be a whole number from 1 to 100000")),
-        },
-    }
+/// At most this many rows (the query type checked the range).
+fn limit(limit: Option<u32>) -> i64 {
+    limit.map_or(10_000, i64::from)
 }
 
-fn check_params(q: &HashMap<String, String>, allowed: &[&str]) -> ApiResult<()> {
-    for k in q.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(bad(k, format!("unknown parameter; expected one of: {}", allowed.join(", "))));
-        }
-    }
-    Ok(())
+fn window(ctx: &Ctx, q: &WindowQuery) -> ApiResult<Window> {
+    let (from, to) = range(ctx, q.from.as_deref(), q.to.as_deref(), None)?;
+    Ok(Window { from, to, limit: limit(q.limit) })
 }
 
-fn window(ctx: &Ctx, q: &HashMap<String, String>) -> ApiResult<Window> {
-    let (from, to) = range(ctx, q, None)?;
-    Ok(Window { from, to, limit: limit(q)? })
-}
-
-async fn history(State(ctx): State<Ctx>, Path(id): Path<String>, Query(q): Params) -> ApiResult<Response> {
-    check_params(&q, &["metric", "from", "to", "step"])?;
-    let metric = q.get("metric").map(String::as_str).unwrap_or("cpu_percent");
+/// Points from the tier that fits the range (raw, minute or hour rollups). A worker the fleet knows
+/// but the history has not written yet has no points.
+#[utoipa::path(get, path = "/workers/{id}/history", tag = "history",
+    params(("id" = String, Path, description = "Worker id"), MetricHistoryQuery),
+    responses((status = 200, body = api::History),
+        (status = 404, body = api::ErrorResponse, description = "No such worker")))]
+pub(crate) async fn history(
+    State(ctx): State<Ctx>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<MetricHistoryQuery>,
+) -> ApiResult<Json<api::History>> {
+    let metric = q.metric.as_deref().unwrap_or("cpu_percent");
     let hour_ago = api::Timestamp(ctx.app.wire_now().0.saturating_sub(3_600_000));
-    let (from, to) = range(&ctx, &q, Some(hour_ago))?;
-    let step = match q.get("step") {
+    let (from, to) = range(&ctx, q.from.as_deref(), q.to.as_deref(), Some(hour_ago))?;
+    let step = match q.step.as_deref() {
         None => None,
         Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             Some(s.parse::<i64>().map_err(|e| bad("step", e))?)
@@ -99,73 +92,88 @@ async fn history(State(ctx): State<Ctx>, Path(id): Path<String>, Query(q): Param
     if step == Some(0) {
         return Err(bad("step", "must be positive"));
     }
-    Ok(Json(ctx.app.metric_history(&id, metric, from, to, step).await?).into_response())
+    Ok(Json(ctx.app.metric_history(&id, metric, from, to, step).await?))
 }
 
-async fn scoped_events(ctx: &Ctx, q: &HashMap<String, String>, subject: Subject) -> ApiResult<Response> {
-    check_params(q, &["from", "to", "limit"])?;
-    Ok(Json(ctx.app.event_history(subject, window(ctx, q)?).await?).into_response())
-}
-
-async fn scoped_alerts(ctx: &Ctx, q: &HashMap<String, String>, subject: Subject) -> ApiResult<Response> {
-    check_params(q, &["from", "to", "limit"])?;
-    Ok(Json(ctx.app.alert_history(subject, window(ctx, q)?).await?).into_response())
-}
-
-async fn worker_events(
+/// The worker's recorded lifecycle events, oldest first.
+#[utoipa::path(get, path = "/workers/{id}/history/events", tag = "history",
+    params(("id" = String, Path, description = "Worker id"), WindowQuery),
+    responses((status = 200, body = Vec<api::Event>),
+        (status = 404, body = api::ErrorResponse, description = "No such worker")))]
+pub(crate) async fn worker_events(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
-    Query(q): Params,
-) -> ApiResult<Response> {
-    scoped_events(&ctx, &q, Subject::Worker(id)).await
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    Ok(Json(ctx.app.event_history(Subject::Worker(id), window(&ctx, &q)?).await?))
 }
 
-async fn worker_alerts(
+/// The worker's recorded alert changes, oldest first.
+#[utoipa::path(get, path = "/workers/{id}/history/alerts", tag = "history",
+    params(("id" = String, Path, description = "Worker id"), WindowQuery),
+    responses((status = 200, body = Vec<api::AlertRow>),
+        (status = 404, body = api::ErrorResponse, description = "No such worker")))]
+pub(crate) async fn worker_alerts(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
-    Query(q): Params,
-) -> ApiResult<Response> {
-    scoped_alerts(&ctx, &q, Subject::Worker(id)).await
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<Json<Vec<api::AlertRow>>> {
+    Ok(Json(ctx.app.alert_history(Subject::Worker(id), window(&ctx, &q)?).await?))
 }
 
-async fn pool_events(
+/// The pool's recorded lifecycle events, oldest first.
+#[utoipa::path(get, path = "/pools/{name}/history/events", tag = "history",
+    params(("name" = String, Path, description = "Pool name"), WindowQuery),
+    responses((status = 200, body = Vec<api::Event>),
+        (status = 404, body = api::ErrorResponse, description = "No such pool")))]
+pub(crate) async fn pool_events(
     State(ctx): State<Ctx>,
     Path(name): Path<String>,
-    Query(q): Params,
-) -> ApiResult<Response> {
-    scoped_events(&ctx, &q, Subject::Pool(name)).await
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    Ok(Json(ctx.app.event_history(Subject::Pool(name), window(&ctx, &q)?).await?))
 }
 
-async fn pool_alerts(
+/// The pool's recorded alert changes, oldest first.
+#[utoipa::path(get, path = "/pools/{name}/history/alerts", tag = "history",
+    params(("name" = String, Path, description = "Pool name"), WindowQuery),
+    responses((status = 200, body = Vec<api::AlertRow>),
+        (status = 404, body = api::ErrorResponse, description = "No such pool")))]
+pub(crate) async fn pool_alerts(
     State(ctx): State<Ctx>,
     Path(name): Path<String>,
-    Query(q): Params,
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<Json<Vec<api::AlertRow>>> {
+    Ok(Json(ctx.app.alert_history(Subject::Pool(name), window(&ctx, &q)?).await?))
+}
+
+/// Recorded recycles: reason, outcome, uptime, requests, last metrics.
+#[utoipa::path(get, path = "/recycles", tag = "history", params(RecyclesQuery),
+    responses((status = 200, body = Vec<api::RecycleRow>)))]
+pub(crate) async fn recycles(
+    State(ctx): State<Ctx>,
+    ApiQuery(q): ApiQuery<RecyclesQuery>,
+) -> ApiResult<Json<Vec<api::RecycleRow>>> {
+    let (from, to) = range(&ctx, q.from.as_deref(), q.to.as_deref(), None)?;
+    let w = Window { from, to, limit: limit(q.limit) };
+    Ok(Json(ctx.app.recycle_history(q.worker, q.pool, w).await?))
+}
+
+/// CSV streamed from the store: a header row, ISO-8601 UTC times, formula cells escaped. The database
+/// is read as the client reads, in ~64 KiB chunks.
+#[utoipa::path(get, path = "/export.csv", tag = "history", params(ExportQuery),
+    responses((status = 200, description = "The rows", content_type = "text/csv", body = String),
+        (status = 404, body = api::ErrorResponse, description = "No such worker or pool")))]
+pub(crate) async fn export_csv(
+    State(ctx): State<Ctx>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
-    scoped_alerts(&ctx, &q, Subject::Pool(name)).await
-}
-
-async fn recycles(State(ctx): State<Ctx>, Query(q): Params) -> ApiResult<Response> {
-    check_params(&q, &["pool", "worker", "from", "to", "limit"])?;
-    let w = window(&ctx, &q)?;
-    Ok(Json(ctx.app.recycle_history(q.get("worker").cloned(), q.get("pool").cloned(), w).await?)
-        .into_response())
-}
-
-/// CSV, streamed: the database is read as the client reads, in ~64 KiB chunks.
-async fn export_csv(State(ctx): State<Ctx>, Query(q): Params) -> ApiResult<Response> {
-    check_params(&q, &["kind", "pool", "worker", "from", "to", "metrics"])?;
-    let kind = match q.get("kind") {
-        None => ExportKind::Samples,
-        Some(k) => {
-            ExportKind::parse(k).ok_or_else(|| bad("kind", "one of samples, events, alerts, recycles"))?
-        }
-    };
-    let (from, to) = range(&ctx, &q, None)?;
-    let metrics = q.get("metrics").map(|m| {
+    let kind = q.kind.unwrap_or(ExportKind::Samples);
+    let (from, to) = range(&ctx, q.from.as_deref(), q.to.as_deref(), None)?;
+    let metrics = q.metrics.as_deref().map(|m| {
         m.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<String>>()
     });
-    let export =
-        CsvExport { kind, worker: q.get("worker").cloned(), pool: q.get("pool").cloned(), from, to, metrics };
+    let export = CsvExport { kind, worker: q.worker, pool: q.pool, from, to, metrics };
     // Checked before the status line goes out: afterwards an error can only cut the body.
     let ready = ctx.app.prepare_export(export).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);

@@ -3,23 +3,19 @@
 //! and nothing else; it never decides anything about workers.
 #![forbid(unsafe_code)]
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
-use futures::Stream;
-use serde::Deserialize;
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use tend_engine::api::{self, ErrorCode};
-use tend_engine::app::Streamed;
 use tend_engine::{App, AppError};
 
 pub mod conn;
@@ -27,6 +23,7 @@ mod history;
 pub mod openapi;
 mod reports;
 pub mod ui;
+mod workers;
 
 /// Largest request body accepted; larger ones are answered 413. Reports are a few hundred bytes.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -37,40 +34,25 @@ struct Ctx {
     token: Option<String>,
 }
 
+/// Every operation of the API with its documentation, before state is attached: `/api/v1/...` and
+/// `/metrics`. The OpenAPI document is generated from this (see [`openapi::document`]).
+pub(crate) fn operations() -> OpenApiRouter<Ctx> {
+    let api = OpenApiRouter::new().merge(workers::routes()).merge(reports::routes()).merge(history::routes());
+    OpenApiRouter::new().nest("/api/v1", api).routes(routes!(workers::prometheus_metrics))
+}
+
 /// The router, for tests and for embedding.
 pub fn router(app: App, token: Option<String>) -> Router {
     let ctx = Ctx { app, token };
-    let api = Router::new()
-        .route("/health", get(health))
-        .route("/settings", get(settings))
-        .route("/workers", get(workers))
-        .route("/workers/{id}", get(worker))
-        .route("/workers/{id}/events", get(worker_events))
-        .route("/workers/{id}/recycle", post(recycle))
-        .route("/workers/{id}/stop", post(stop))
-        .route("/workers/{id}/remove", post(remove))
-        .route("/orphans", get(orphans))
-        .route("/orphans/clean", post(clean_orphans))
-        .route("/pools", get(pools))
-        .route("/pools/{name}/metrics", get(pool_metrics))
-        .route("/alerts", get(alerts))
-        .route("/alerts/ack", post(ack))
-        .route("/alerts/silence", post(silence))
-        .route("/events", get(events))
-        .merge(reports::routes())
-        .merge(history::routes())
-        .route("/openapi.json", get(openapi::serve))
-        .fallback(not_found)
+    let (ops, _) = operations().split_for_parts();
+    // Paths under /api/ that match no operation answer in the API's error shape, not with the UI.
+    let api_fallback = Router::new().route("/api/v1/{*rest}", get(not_found).fallback(not_found));
+    ops.merge(api_fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .layer(middleware::from_fn(refuse_oversized))
-        .with_state(ctx.clone());
-    // Scraped by Prometheus: outside /api/v1 by convention, behind the same token when one is set.
-    let exposition = Router::new()
-        .route("/metrics", get(prometheus_metrics))
-        .layer(middleware::from_fn_with_state(ctx.clone(), auth))
-        .with_state(ctx);
-    Router::new().nest("/api/v1", api).merge(exposition).fallback(ui_or_not_found)
+        .with_state(ctx)
+        .fallback(ui_or_not_found)
 }
 
 /// Bind and serve until `shutdown` resolves. Returns the bound address through `bound` first.
@@ -138,7 +120,7 @@ type ApiResult<T> = Result<T, ApiError>;
 
 async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Next) -> Response {
     if let Some(token) = &ctx.token
-        && req.uri().path() != "/health"
+        && req.uri().path() != "/api/v1/health"
     {
         let given = headers.get(header::AUTHORIZATION).and_then(|v| bearer(v.as_bytes()));
         if !given.is_some_and(|g| same_secret(g, token.as_bytes())) {
@@ -174,96 +156,11 @@ async fn ui_or_not_found(req: Request) -> Response {
     ui::serve(req.method().clone(), req.uri().clone()).await
 }
 
+/// No operation at this path: named as the API sees it (without `/api/v1`).
 async fn not_found(req: Request) -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.uri().path()))
-}
-
-async fn health(State(ctx): State<Ctx>) -> ApiResult<Response> {
-    Ok(Json(ctx.app.health().await?).into_response())
-}
-
-async fn settings(State(ctx): State<Ctx>) -> Json<api::SettingsDto> {
-    Json(ctx.app.settings())
-}
-
-async fn workers(State(ctx): State<Ctx>) -> ApiResult<Response> {
-    Ok(Json(ctx.app.workers().await?).into_response())
-}
-
-async fn worker(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
-    match ctx.app.worker(&id).await? {
-        Some(w) => Ok(Json(w).into_response()),
-        None => Err(ApiError::new(ErrorCode::NotFound, format!("no worker with id {id:?}"))),
-    }
-}
-
-#[derive(Deserialize)]
-struct SinceQuery {
-    since: Option<u64>,
-}
-
-async fn worker_events(
-    State(ctx): State<Ctx>,
-    Path(id): Path<String>,
-    Query(q): Query<SinceQuery>,
-) -> ApiResult<Response> {
-    Ok(Json(ctx.app.worker_events(&id, q.since.unwrap_or(0)).await?).into_response())
-}
-
-async fn recycle(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
-    ctx.app.recycle(&id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "recycling", "reason": "manual"})))
-        .into_response())
-}
-
-async fn stop(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
-    ctx.app.stop(&id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "stopping"}))).into_response())
-}
-
-async fn remove(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
-    ctx.app.remove(&id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"worker": id, "status": "removing"}))).into_response())
-}
-
-async fn orphans(State(ctx): State<Ctx>) -> ApiResult<Response> {
-    Ok(Json(ctx.app.orphans().await?).into_response())
-}
-
-async fn clean_orphans(State(ctx): State<Ctx>) -> ApiResult<Response> {
-    let removing = ctx.app.clean_orphans().await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"removing": removing}))).into_response())
-}
-
-async fn pools(State(ctx): State<Ctx>) -> ApiResult<Response> {
-    Ok(Json(ctx.app.pools().await?).into_response())
-}
-
-async fn pool_metrics(State(ctx): State<Ctx>, Path(name): Path<String>) -> ApiResult<Response> {
-    match ctx.app.pool_metrics(&name).await? {
-        Some(m) => Ok(Json(m).into_response()),
-        None => Err(ApiError::new(ErrorCode::NotFound, format!("no pool named {name:?}"))),
-    }
-}
-
-async fn alerts(State(ctx): State<Ctx>) -> ApiResult<Response> {
-    Ok(Json(ctx.app.alerts().await?).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AlertRef {
-    rule: String,
-    subject: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SilenceBody {
-    rule: String,
-    subject: String,
-    /// Minutes from now; 0 lifts the silence.
-    minutes: f64,
+    let path = req.uri().path();
+    let path = path.strip_prefix("/api/v1").filter(|p| p.starts_with('/')).unwrap_or(path);
+    ApiError::new(ErrorCode::NotFound, format!("no route for {} {path}", req.method()))
 }
 
 /// What an oversized request may still send before Tend stops reading it and closes the connection.
@@ -302,12 +199,6 @@ fn body(
     })
 }
 
-async fn prometheus_metrics(State(ctx): State<Ctx>, headers: HeaderMap) -> ApiResult<Response> {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (content_type, page) = ctx.app.prometheus_page(accept).await?;
-    Ok(([(header::CONTENT_TYPE, content_type)], page).into_response())
-}
-
 /// Parse a JSON body, naming the field at fault: `field "rule": invalid type: integer, expected a string`.
 /// The body must be that one JSON value: anything but whitespace after it is refused.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
@@ -327,55 +218,52 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     Ok(value)
 }
 
-async fn ack(
-    State(ctx): State<Ctx>,
-    raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<Response> {
-    let r: AlertRef = json_body(&body(raw)?)?;
-    ctx.app.acknowledge(&r.rule, &r.subject).await?;
-    Ok(Json(json!({"rule": r.rule, "subject": r.subject, "acknowledged": true})).into_response())
+/// A JSON body of `T`: 413 when too large, 400 naming the field at fault, or when anything but
+/// whitespace follows the value.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let raw = axum::body::Bytes::from_request(req, state).await;
+        Ok(JsonBody(json_body(&body(raw)?)?))
+    }
 }
 
-async fn silence(
-    State(ctx): State<Ctx>,
-    raw: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult<Response> {
-    let r: SilenceBody = json_body(&body(raw)?)?;
-    let until = ctx.app.silence(&r.rule, &r.subject, r.minutes).await?;
-    Ok(Json(json!({"rule": r.rule, "subject": r.subject, "silenced_until": until})).into_response())
-}
+/// A query string of `T` (a type of `tend_api::query`): an unknown parameter is refused with the list
+/// of known ones, a bad value is a 400 naming its parameter.
+pub(crate) struct ApiQuery<T>(pub T);
 
-/// Server-Sent Events: every event as JSON, `event:` its type, `id:` its sequence number. A client that
-/// reconnects with `Last-Event-ID` (or `?since=`) first gets what it missed from the in-memory log.
-async fn events(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
-    Query(q): Query<SinceQuery>,
-) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or(q.since);
-    let stream = futures::StreamExt::map(ctx.app.event_stream(last).await?, |item| {
-        Ok::<_, Infallible>(match item {
-            Streamed::Event(ev) => to_sse(&ev),
-            Streamed::Lagged(n) => SseEvent::default().event("lagged").data(json!({"missed": n}).to_string()),
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned + utoipa::IntoParams,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let known: Vec<String> = T::into_params(|| None).into_iter().map(|p| p.name).collect();
+        for (k, _) in form_urlencoded::parse(query.as_bytes()) {
+            if !known.iter().any(|n| *n == k) {
+                let message = format!("unknown parameter; expected one of: {}", known.join(", "));
+                return Err(AppError::bad_param(&k, message).into());
+            }
+        }
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let path = e.path().to_string();
+            let param = if path == "." { "query" } else { path.as_str() };
+            AppError::bad_param(param, e.inner()).into()
         })
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-fn to_sse(ev: &api::Event) -> SseEvent {
-    SseEvent::default()
-        .event(ev.kind.name())
-        .id(ev.seq.to_string())
-        .data(serde_json::to_string(ev).unwrap_or_else(|e| json!({"error": e.to_string()}).to_string()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {

@@ -195,11 +195,19 @@ impl App {
             }
         }
         if let Some(w) = &e.worker {
-            if db.worker_row(w).await.map_err(AppError::store)?.is_none() {
+            let Some(row) = db.worker_row(w).await.map_err(AppError::store)? else {
                 return Err(AppError::NotFound(format!("no worker with id {w:?}")));
+            };
+            // Both named: the worker must be of that pool, or the export would select nothing.
+            if let Some(p) = e.pool.as_ref().filter(|p| **p != row.pool) {
+                return Err(AppError::NotFound(format!("no worker with id {w:?} in pool {p:?}")));
             }
         } else if let Some(p) = &e.pool {
-            self.known_pool(&db, p).await?;
+            // A pool the fleet knows but the history has no worker of yet has nothing to export.
+            if db.worker_rows(Some(p)).await.map_err(AppError::store)?.is_empty() {
+                self.known_pool(&db, p).await?;
+                return Err(AppError::NotFound(format!("no worker of pool {p:?} in the history")));
+            }
         }
         let kind = match e.kind {
             api::ExportKind::Samples => Kind::Samples,
