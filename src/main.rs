@@ -55,6 +55,8 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: a long-running Tend keeps its heap in two arenas (see tend_collect::malloc).
+    tend_engine::os::limit_malloc_arenas();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::DemoWorker(args) => match demo_worker::run(args) {

@@ -53,6 +53,8 @@ fn posix_locale_to_english() {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: the heap in two arenas, like `tend serve` (see tend_collect::malloc).
+    tend_engine::os::limit_malloc_arenas();
     // tauri-driver and WebKitWebDriver pass arguments of their own: ignore what we do not know.
     let cli = match Cli::try_parse() {
         Ok(c) => c,

@@ -19,6 +19,7 @@
 pub mod discover;
 pub mod docker;
 pub mod fd_limit;
+pub mod malloc;
 pub mod proc_stat;
 pub mod readiness;
 pub mod reaper;

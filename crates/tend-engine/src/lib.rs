@@ -21,7 +21,9 @@ pub use sinks::{notify, webhooks};
 /// The wire types, for the shells (they depend on this crate and on `tend-api` only).
 pub use tend_api as api;
 
-/// Tend's own descriptor limit (the HTTP server sizes its connection cap from it).
+/// Tend's own process: its descriptor limit (the HTTP server sizes its connection cap from it) and its
+/// heap's arenas (capped first thing in `main`, see `tend_collect::malloc`).
 pub mod os {
     pub use tend_collect::fd_limit::{nofile_soft_limit, raise_nofile_to_hard};
+    pub use tend_collect::malloc::limit_arenas as limit_malloc_arenas;
 }
