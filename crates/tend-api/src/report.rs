@@ -20,8 +20,6 @@ pub const MAX_METRICS: usize = 256;
 /// Most requests added by one report.
 pub const MAX_REQUESTS: u64 = 1_000_000_000;
 
-/// A worker id: it ends up in URLs and Prometheus labels.
-pub const ID_PATTERN: &str = r"^[A-Za-z0-9_.:-]{1,128}$";
 /// Text without control characters.
 pub const TEXT_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 /// A reported metric's name.

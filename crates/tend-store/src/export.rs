@@ -60,6 +60,12 @@ pub struct ExportStats {
 
 const CHUNK: usize = 64 * 1024;
 
+/// A metric column an export can be asked for: a built-in, `requests`, or any well-formed custom name
+/// (one the history has not seen yet is an empty column).
+pub fn is_exportable_metric(name: &str) -> bool {
+    METRICS.contains(&name) || name == "requests" || crate::query::is_custom_name(name)
+}
+
 /// A cell as written: text that starts like a formula (`= + - @`, tab, CR) gets a leading `'`.
 pub fn escape_cell(s: &str) -> std::borrow::Cow<'_, str> {
     match s.as_bytes().first() {
@@ -250,8 +256,7 @@ impl Store {
         let mut with_requests = true;
         if let Some(wanted) = &req.metrics {
             for m in wanted {
-                let known = METRICS.contains(&m.as_str()) || m == "requests" || custom.contains(m);
-                if !known && !crate::query::is_custom_name(m) {
+                if !custom.contains(m) && !is_exportable_metric(m) {
                     return Err(QueryError::BadParam {
                         param: "metrics",
                         message: format!("unknown metric {m:?}"),

@@ -29,11 +29,6 @@ pub struct Window {
 }
 
 impl Window {
-    /// Everything up to now, at most 10 000 rows.
-    pub fn all(now: api::Timestamp) -> Self {
-        Window { from: api::Timestamp(i64::MIN), to: api::Timestamp(now.0.saturating_add(1)), limit: 10_000 }
-    }
-
     fn filter(&self, worker: Option<String>, pool: Option<String>) -> Filter {
         Filter { worker, pool, from: Timestamp(self.from.0), to: Timestamp(self.to.0), limit: self.limit }
     }
@@ -188,8 +183,7 @@ impl App {
         let db = self.store()?;
         if let Some(names) = &e.metrics {
             for n in names {
-                let builtin = tend_store::METRICS.contains(&n.as_str()) || n == "requests";
-                if !builtin && !tend_store::query::is_custom_name(n) {
+                if !tend_store::export::is_exportable_metric(n) {
                     return Err(AppError::bad_param("metrics", format!("bad metric name {n:?}")));
                 }
             }
