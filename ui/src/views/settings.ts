@@ -25,22 +25,26 @@ export function settings(ctx: Ctx): View {
   );
   let key = "";
   let s: SettingsDto | null = null;
+  // Nothing is drawn until the first settings answer (or failure) is in: before it, "not reported"
+  // would be a claim about the server that is not yet known.
+  let asked = false;
   let alive = true;
 
   async function poll() {
     if (!alive) return;
     try {
       s = await transport.settings();
-      update();
     } catch {
       /* the frame's banner says when Tend is unreachable */
     }
+    asked = true;
+    update();
     if (s && alive) setTimeout(poll, 2000);
   }
 
   function update() {
     const hl = store.health;
-    if (!hl) return;
+    if (!hl || !asked) return;
     const k = JSON.stringify({ ...hl, uptime_secs: 0, tend: null, by_state: null, workers: 0 }) + JSON.stringify(s);
     if (k === key) return;
     key = k;
