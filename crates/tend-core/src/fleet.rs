@@ -20,6 +20,10 @@ mod container;
 mod observe;
 mod recycling;
 mod report;
+mod restore;
+#[cfg(test)]
+pub(crate) mod sim;
+mod tick;
 mod types;
 
 pub use container::{
@@ -263,93 +267,6 @@ impl Fleet {
         self.take()
     }
 
-    /// Alerts an earlier run left open (pending, firing, flapping), read back from the history store.
-    /// One whose subject (the pool, or a worker known now) exists is tracked again in its state, and the
-    /// next readings confirm or clear it (no event: that state is already published). One whose subject
-    /// is not known yet (an attached process or a container found by the first discoveries, a reporter
-    /// registering again) waits up to [`RESTORE_WAIT`] for it. One whose rule or pool is no longer
-    /// configured ends now, with an event, so it is not left open in the history. `restart-storm`
-    /// alerts come back and are checked at once against the new run's breaker (which starts closed).
-    /// Returns how many were restored now, and the events of those that ended.
-    pub fn restore_alerts(&mut self, alerts: Vec<Alert>, now: Timestamp) -> (usize, Output) {
-        let mut restored = 0;
-        for alert in alerts {
-            if self.rule_of(&alert).is_none() {
-                let why = format!("rule {} is no longer configured for pool {}", alert.rule, alert.pool);
-                if let Some(alert) = crate::rules::ended(&alert, &why, now) {
-                    self.emit(now, EventKind::AlertChanged { alert });
-                }
-                continue;
-            }
-            let known = alert.subject == alert.pool
-                || self.workers.contains_key(&WorkerId::new(alert.subject.as_str()));
-            if !known {
-                self.awaiting_subject.push((alert, now.plus(RESTORE_WAIT)));
-            } else if self.restore_alert(alert, now) {
-                restored += 1;
-            }
-        }
-        (restored, self.take())
-    }
-
-    /// The rule an alert belongs to: one of its pool's, the pool's storm breaker, or its orphan count.
-    fn rule_of(&self, alert: &Alert) -> Option<Rule> {
-        if alert.rule == STORM_RULE {
-            return self.storm_rules.get(&alert.pool).cloned();
-        }
-        if alert.rule == ORPHAN_RULE {
-            return self.docker_pool(&alert.pool)?.orphans_max.map(container::orphan_rule);
-        }
-        let spec = self.pools.iter().find(|p| p.name == alert.pool)?;
-        spec.rules.iter().find(|r| r.name == alert.rule).cloned()
-    }
-
-    fn restore_alert(&mut self, alert: Alert, now: Timestamp) -> bool {
-        let Some(rule) = self.rule_of(&alert) else { return false };
-        let (subject, pool) = (alert.subject.clone(), alert.pool.clone());
-        if !self.alerts.restore(&rule, alert) {
-            return false;
-        }
-        if rule.name == STORM_RULE {
-            // The breaker is not kept across runs: this run's worker starts with it closed, so the
-            // alert is checked against that (held = still tripped).
-            let id = WorkerId::new(subject);
-            let held = self.workers.get(&id).is_some_and(|w| w.held.is_some());
-            self.observe_storm(&id, &pool, 0, held, now);
-        }
-        true
-    }
-
-    /// A worker just appeared: restore the alerts of the last run that were waiting for it.
-    pub(crate) fn restore_awaiting(&mut self, id: &WorkerId, now: Timestamp) {
-        if self.awaiting_subject.is_empty() {
-            return;
-        }
-        let (mine, rest) = std::mem::take(&mut self.awaiting_subject)
-            .into_iter()
-            .partition(|(a, _)| a.subject == id.as_str());
-        self.awaiting_subject = rest;
-        for (alert, _) in mine {
-            self.restore_alert(alert, now);
-        }
-    }
-
-    /// Alerts whose subject did not come back in time end, with an event.
-    fn expire_awaiting(&mut self, now: Timestamp) {
-        if self.awaiting_subject.is_empty() {
-            return;
-        }
-        let (expired, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.awaiting_subject).into_iter().partition(|(_, until)| now >= *until);
-        self.awaiting_subject = rest;
-        for (alert, _) in expired {
-            let why = format!("{} was not found again after the restart", alert.subject);
-            if let Some(alert) = crate::rules::ended(&alert, &why, now) {
-                self.emit(now, EventKind::AlertChanged { alert });
-            }
-        }
-    }
-
     pub fn acknowledge(&mut self, rule: &str, subject: &str, now: Timestamp) -> Option<Output> {
         let alert = self.alerts.acknowledge(rule, subject)?;
         self.emit(now, EventKind::AlertChanged { alert });
@@ -445,114 +362,9 @@ pub fn alert_of<'a>(fleet: &'a Fleet, rule: &str, subject: &str) -> Option<&'a A
 
 #[cfg(test)]
 mod tests {
+    use super::sim::*;
     use super::*;
     use crate::rules::Comparison;
-
-    const MB: u64 = 1024 * 1024;
-
-    fn t(ms: i64) -> Timestamp {
-        Timestamp::from_millis(ms)
-    }
-    fn pid(p: u32) -> ProcessId {
-        ProcessId { pid: p, start_ticks: u64::from(p) * 10 }
-    }
-    fn w(s: &str) -> WorkerId {
-        WorkerId::new(s)
-    }
-
-    /// Drives a fleet the way the runtime does, answering Spawn actions with fresh pids.
-    struct Sim {
-        fleet: Fleet,
-        next_pid: u32,
-        events: Vec<Event>,
-        actions: Vec<Action>,
-    }
-
-    impl Sim {
-        fn new(pools: Vec<PoolSpec>) -> Sim {
-            let mut s = Sim { fleet: Fleet::new(pools), next_pid: 100, events: vec![], actions: vec![] };
-            let out = s.fleet.start(t(0));
-            s.absorb(out);
-            s
-        }
-        fn absorb(&mut self, out: Output) -> Output {
-            self.events.extend(out.events.iter().cloned());
-            self.actions.extend(out.actions.iter().cloned());
-            out
-        }
-        fn feed(&mut self, input: Input, at: i64) -> Output {
-            let out = self.fleet.observe(input, t(at));
-            self.absorb(out)
-        }
-        /// Answer every pending Spawn with Spawned (+ Ready when `ready`).
-        fn spawn_all(&mut self, at: i64, ready: bool) -> Vec<(WorkerId, u32, ProcessId)> {
-            let spawns: Vec<Action> = std::mem::take(&mut self.actions);
-            let mut started = vec![];
-            for a in spawns {
-                match a {
-                    Action::Spawn { worker, incarnation, .. } => {
-                        self.next_pid += 1;
-                        let p = pid(self.next_pid);
-                        self.feed(Input::Spawned { worker: worker.clone(), incarnation, process: p }, at);
-                        if ready {
-                            self.feed(
-                                Input::Ready { worker: worker.clone(), incarnation, how: "alive 1s".into() },
-                                at,
-                            );
-                        }
-                        started.push((worker, incarnation, p));
-                    }
-                    other => self.actions.push(other),
-                }
-            }
-            started
-        }
-        fn sample(&mut self, pool: &str, at: i64, mem_mb: &[(&str, u64)]) -> Output {
-            let readings = mem_mb
-                .iter()
-                .map(|(id, mb)| {
-                    let c = self.fleet.worker(id).unwrap().current.as_ref().unwrap();
-                    Observed {
-                        worker: w(id),
-                        incarnation: c.n,
-                        metrics: Metrics {
-                            memory_bytes: Some(mb * MB),
-                            cpu_percent: Some(1.0),
-                            ..Default::default()
-                        },
-                        log_lines: None,
-                        requests: None,
-                    }
-                })
-                .collect();
-            self.feed(Input::Samples { pool: pool.into(), readings }, at)
-        }
-        fn states(&self, id: &str) -> Vec<(u32, State)> {
-            self.events
-                .iter()
-                .filter_map(|e| match &e.kind {
-                    EventKind::StateChanged { worker, incarnation, to, .. } if worker.as_str() == id => {
-                        Some((*incarnation, *to))
-                    }
-                    _ => None,
-                })
-                .collect()
-        }
-        fn kinds(&self) -> Vec<&'static str> {
-            self.events.iter().map(|e| e.kind.name()).collect()
-        }
-        fn live_serving(&self, pool: &str) -> usize {
-            self.fleet
-                .workers()
-                .filter(|x| x.pool == pool)
-                .map(|x| {
-                    x.live_incarnations()
-                        .filter(|i| matches!(i.state(), State::Ready | State::Working))
-                        .count()
-                })
-                .sum()
-        }
-    }
 
     #[test]
     fn start_spawns_every_slot_and_they_become_ready() {

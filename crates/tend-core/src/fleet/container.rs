@@ -765,15 +765,10 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::event::Event;
+    use crate::fleet::sim::{MB, t};
     use crate::fleet::{Observed, PoolSpec};
     use crate::model::Metrics;
     use crate::recycle::RecyclePolicy;
-
-    const MB: u64 = 1024 * 1024;
-
-    fn t(ms: i64) -> Timestamp {
-        Timestamp::from_millis(ms)
-    }
 
     fn fleet(recycle: ContainerRecycle, remove_ended: bool) -> Fleet {
         let mut spec = PoolSpec::spawn("etl", 0);

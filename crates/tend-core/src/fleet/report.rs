@@ -417,14 +417,9 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::fleet::PoolSpec;
+    use crate::fleet::sim::{MB, t};
     use crate::recycle::RecycleReason;
     use crate::rules::{AlertState, Comparison, Rule};
-
-    const MB: u64 = 1024 * 1024;
-
-    fn t(ms: i64) -> Timestamp {
-        Timestamp::from_millis(ms)
-    }
 
     fn reported_pool(rules: Vec<Rule>) -> PoolSpec {
         let mut spec = PoolSpec::spawn("loom", 0);
