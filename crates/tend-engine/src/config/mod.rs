@@ -177,13 +177,20 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 mod bounds;
 mod check;
+mod diagnostics;
+mod env;
 mod model;
+mod profile;
 mod raw;
 
 pub use bounds::show_duration;
 use bounds::*;
 use check::Checker;
+pub use diagnostics::*;
+use env::parse_listen;
+pub use env::{Overrides, resolve};
 pub use model::*;
+pub use profile::*;
 use raw::*;
 
 pub use tend_core::rules::{Comparison, Scope, Severity};
@@ -215,63 +222,6 @@ const MAX_MEMORY_MB: u64 = 16 << 20;
 const MAX_DB_MB: u64 = 1 << 20;
 /// The most workers a spawn pool may have at all (`max_size` included).
 pub const HARD_MAX_SIZE: u32 = 16_384;
-
-// ---------------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------------
-
-/// A 1-based line and column (in characters).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Location {
-    pub line: usize,
-    pub col: usize,
-}
-
-/// One problem with a config: where, and what.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// The file (or `<demo>`, or the environment variable for overrides).
-    pub origin: String,
-    pub location: Option<Location>,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Some(Location { line, col }) => write!(f, "{}:{line}:{col}: {}", self.origin, self.message),
-            None => write!(f, "{}: {}", self.origin, self.message),
-        }
-    }
-}
-
-/// Everything wrong with a config; displays one problem per line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub problems: Vec<Problem>,
-}
-
-impl ConfigError {
-    fn single(origin: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            problems: vec![Problem { origin: origin.into(), location: None, message: message.into() }],
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 // ---------------------------------------------------------------------------------------------------
 // Entry points
@@ -348,46 +298,6 @@ fn read_limited(path: &Path) -> Result<String, String> {
         .map_err(|e| format!("cannot read: not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))
 }
 
-/// What the command line sets over the file and the environment.
-#[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-}
-
-/// The one validation path of `tend serve` and `tend check-config`: the file (the embedded demo when
-/// there is none), then the `TEND_*` environment read through `vars`, then the command line, then the
-/// server check (a non-loopback `listen` needs a token). Problems of the file and of the environment
-/// are reported together.
-pub fn resolve(
-    file: Option<&Path>,
-    vars: impl Fn(&str) -> Option<String>,
-    overrides: &Overrides,
-) -> Result<Config, ConfigError> {
-    let mut cfg = match file.map(load) {
-        Some(Ok(cfg)) => cfg,
-        Some(Err(mut file_error)) => {
-            // The environment is still checked, on an empty config, so one run names every problem.
-            if let Ok(mut empty) = parse("", "<environment>")
-                && let Err(env_error) = empty.apply_env(&vars)
-            {
-                file_error.problems.extend(env_error.problems);
-            }
-            return Err(file_error);
-        }
-        None => demo(),
-    };
-    cfg.apply_env(vars)?;
-    if let Some(dir) = &overrides.data_dir {
-        cfg.store.data_dir = Some(dir.clone());
-    }
-    if let Some(listen) = overrides.listen {
-        cfg.server.listen = listen;
-        cfg.check_server()?;
-    }
-    Ok(cfg)
-}
-
 /// The embedded demo (`demo.toml`): used when no config is given.
 pub fn demo() -> Config {
     // The demo is part of the binary and checked by the tests; failing here is a build defect.
@@ -397,73 +307,6 @@ pub fn demo() -> Config {
 /// The embedded demo's text, for `tend check-config --demo` or showing it to the user.
 pub fn demo_text() -> &'static str {
     DEMO_TOML
-}
-
-impl Config {
-    /// Applies the `TEND_*` overrides (see the module docs) read through `vars`, then checks that a
-    /// non-loopback `listen` has a token ([`Config::check_server`]). Every bad value is reported, each
-    /// under its variable's name.
-    pub fn apply_env(&mut self, vars: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let get = |name: &str| vars(name).filter(|v| !v.is_empty());
-        let mut problems = Vec::new();
-        let mut problem = |var: &str, message: String| {
-            problems.push(Problem { origin: var.to_string(), location: None, message })
-        };
-        if let Some(v) = get("TEND_LISTEN") {
-            match parse_listen(&v) {
-                Ok(addr) => self.server.listen = addr,
-                Err(e) => problem("TEND_LISTEN", e),
-            }
-        }
-        if let Some(v) = get("TEND_TOKEN") {
-            self.server.token = Some(v);
-        }
-        if let Some(v) = get("DOCKER_HOST") {
-            for pool in &mut self.pools {
-                if let SourceConfig::Docker(d) = &mut pool.source
-                    && d.docker_host.is_none()
-                {
-                    d.docker_host = Some(v.clone());
-                }
-            }
-        }
-        if let Some(v) = get("TEND_DATA_DIR") {
-            self.store.data_dir = Some(PathBuf::from(v));
-        }
-        if let Some(v) = get("TEND_INTERVAL") {
-            match parse_duration(&v) {
-                Ok(d) => match INTERVAL.refuse(d) {
-                    Some(why) => problem("TEND_INTERVAL", format!("interval \"{v}\" {why}")),
-                    None => {
-                        for pool in self.pools.iter_mut().filter(|p| p.profile != Profile::Disabled) {
-                            pool.interval = Some(d);
-                        }
-                    }
-                },
-                Err(e) => problem("TEND_INTERVAL", e),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(ConfigError { problems });
-        }
-        self.check_server()
-    }
-
-    /// A server on a non-loopback address must have a token (brief §10). [`Config::apply_env`] ends
-    /// with this check; call it again after any later override of `listen` or `token` (CLI flags).
-    pub fn check_server(&self) -> Result<(), ConfigError> {
-        if self.server.listen.ip().is_loopback() || self.server.token.is_some() {
-            return Ok(());
-        }
-        Err(ConfigError::single(
-            &self.origin,
-            format!(
-                "the server listens on {}, which is not a loopback address: \
-                 set `token` in [server] or TEND_TOKEN",
-                self.server.listen
-            ),
-        ))
-    }
 }
 
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -499,14 +342,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         rest = tail;
     }
     Ok(total)
-}
-
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    s.parse::<SocketAddr>().map_err(|_| {
-        format!(
-            "invalid listen address \"{s}\": use an IP address and a port, like 127.0.0.1:7878 or [::1]:7878"
-        )
-    })
 }
 
 #[cfg(test)]
