@@ -10,12 +10,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use tend_core::time::Clock;
+use tend_core::time::{Clock, parse_time};
 use tend_engine::clock::SystemClock;
 use tend_engine::config;
 use tend_store::chart::{self, Format};
 use tend_store::export::{ExportRequest, Kind};
-use tend_store::timefmt::parse_time;
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("who").args(["pool", "worker"])))]

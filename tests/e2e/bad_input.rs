@@ -23,10 +23,11 @@ fn check_config_locates_every_problem() {
     assert_eq!(code, 1);
     assert!(out.contains("tend.toml:4:1") && out.contains("unknown key \"sise\""), "{out}");
 
-    let (code, out) =
-        check("[[pool]]\nname = \"a\"\ncommand = [\"sleep\", \"1\"]\nsize = 1\nstop_grace = \"5 sec\"\n");
+    let (code, out) = check(
+        "[[pool]]\nname = \"a\"\ncommand = [\"sleep\", \"1\"]\nsize = 1\nstop_grace = \"five seconds\"\n",
+    );
     assert_eq!(code, 1);
-    assert!(out.contains("tend.toml:5:") && out.contains("invalid duration \"5 sec\""), "{out}");
+    assert!(out.contains("tend.toml:5:") && out.contains("invalid duration \"five seconds\""), "{out}");
 
     let (code, out) = check("[[pool]]\nname = \"a\"\ncommand = [\"pythn3-not-here\", \"w.py\"]\nsize = 1\n");
     assert_eq!(code, 1);

@@ -4,15 +4,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Each workspace package's direct dependencies of every kind (normal, dev, build), by name.
-fn direct_deps() -> BTreeMap<String, BTreeSet<(String, Option<String>)>> {
+/// `cargo metadata` of the workspace's own packages.
+fn metadata() -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");
     assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    serde_json::from_slice(&out.stdout).expect("metadata JSON")
+}
+
+/// Each workspace package's direct dependencies of every kind (normal, dev, build), by name.
+fn direct_deps() -> BTreeMap<String, BTreeSet<(String, Option<String>)>> {
+    let meta = metadata();
     let mut deps = BTreeMap::new();
     for p in meta["packages"].as_array().expect("packages") {
         let name = p["name"].as_str().expect("package name").to_owned();
@@ -74,8 +79,25 @@ fn the_core_and_the_wire_types_stand_alone() {
         all["tend-core"].iter().filter(|(_, k)| k.is_none()).map(|(d, _)| d.clone()).collect();
     assert_eq!(
         core,
-        set(&["serde", "thiserror"]),
+        set(&["jiff", "serde", "thiserror"]),
         "tend-core does no I/O: no runtime, no clock, no OS crates"
+    );
+    // jiff parses times and durations there; without its default features it cannot read the system
+    // clock's time zone or the tz database.
+    let meta = metadata();
+    let jiff = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "tend-core")
+        .and_then(|p| p["dependencies"].as_array()?.iter().find(|d| d["name"] == "jiff"))
+        .expect("tend-core's jiff");
+    assert_eq!(jiff["uses_default_features"], false, "tend-core takes jiff without its default features");
+    let features: Vec<&str> =
+        jiff["features"].as_array().expect("features").iter().filter_map(|f| f.as_str()).collect();
+    assert!(
+        features.iter().all(|f| !f.starts_with("tz")),
+        "tend-core's jiff must not read time zones: {features:?}"
     );
 }
 

@@ -14,7 +14,7 @@ use crate::lifecycle::{Lifecycle, State, Transition, TransitionError};
 use crate::model::{Metrics, ProcessId, Sample, Source, WorkerId};
 use crate::recycle::{RecyclePolicy, RecycleReason, StormBreaker, Usage, seed};
 use crate::rules::{Alert, AlertBook, AlertState, Condition, Reading, Rule, Scope, Severity};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, fmt_secs as secs};
 
 mod container;
 mod observe;
@@ -348,11 +348,6 @@ impl Fleet {
     fn take(&mut self) -> Output {
         std::mem::take(&mut self.out)
     }
-}
-
-fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 { format!("{s:.0}s") } else { format!("{s:.1}s") }
 }
 
 /// For tests and the API: the alert of a (rule, subject), if tracked.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
-use crate::time::Timestamp;
+use crate::time::{Timestamp, fmt_duration};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -607,25 +607,6 @@ fn fmt_number(v: f64) -> String {
     if rounded.is_finite() { rounded.to_string() } else { v.to_string() }
 }
 
-/// `500ms`, `2.9s`, `45s`, `1m30s`, `10m`, `2h`.
-fn fmt_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return if d.subsec_millis() == 0 { "0s".to_owned() } else { format!("{}ms", d.subsec_millis()) };
-    }
-    if secs < 60 && d.subsec_millis() != 0 {
-        return format!("{:.1}s", d.as_secs_f64());
-    }
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if n != 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1065,8 +1046,5 @@ mod tests {
         let rule = mem(150.0, Some(120.0));
         assert_eq!(rule.metric(), Some("memory_mb"));
         assert_eq!(Rule::new("s", Condition::Stale { after: secs(1) }).metric(), None);
-        assert_eq!(fmt_duration(Duration::from_millis(2900)), "2.9s");
-        assert_eq!(fmt_duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(fmt_duration(secs(3725)), "1h2m5s");
     }
 }

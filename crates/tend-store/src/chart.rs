@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
-use chrono::{Local, TimeZone};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -160,13 +159,19 @@ pub fn render(data: &ChartData, format: Format, path: &Path, width: u32, height:
     Ok(())
 }
 
+/// An instant in the system's time zone (UTC when it cannot be found).
+fn local(ms: i64) -> Option<jiff::ZonedDateTime> {
+    let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
+    Some(jiff::Timestamp::from_millisecond(ms).ok()?.to_zoned_datetime(tz))
+}
+
 fn local_label(ms: i64, span_ms: i64) -> String {
-    match Local.timestamp_millis_opt(ms).single() {
-        Some(t) if span_ms > 86_400_000 => t.format("%m-%d %H:%M").to_string(),
-        Some(t) if span_ms > 600_000 => t.format("%H:%M").to_string(),
-        Some(t) => t.format("%H:%M:%S").to_string(),
-        None => ms.to_string(),
-    }
+    let format = match span_ms {
+        s if s > 86_400_000 => "%m-%d %H:%M",
+        s if s > 600_000 => "%H:%M",
+        _ => "%H:%M:%S",
+    };
+    local(ms).map(|t| t.strftime(format).to_string()).unwrap_or_else(|| ms.to_string())
 }
 
 fn draw<DB: DrawingBackend>(
@@ -180,8 +185,7 @@ where
     root.fill(&WHITE).map_err(err)?;
     let (from, to) = (data.from.as_millis(), data.to.as_millis().max(data.from.as_millis() + 1));
     let span = to - from;
-    let offset =
-        Local.timestamp_millis_opt(from).single().map(|t| t.format("%:z").to_string()).unwrap_or_default();
+    let offset = local(from).map(|t| t.strftime("%:z").to_string()).unwrap_or_default();
     let areas = root.split_evenly((data.panels.len(), 1));
     for (panel, area) in data.panels.iter().zip(areas.iter()) {
         let max = panel.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0f64, f64::max);

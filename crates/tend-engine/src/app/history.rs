@@ -222,16 +222,62 @@ impl App {
 
     /// A time as the API accepts it (ISO-8601, epoch ms, `now`, `-1h`), relative to now.
     pub fn parse_time(&self, s: &str) -> Result<api::Timestamp, String> {
-        tend_store::timefmt::parse_time(s, self.now()).map(|t| t.wire())
+        tend_core::time::parse_time(s, self.now()).map(|t| t.wire())
     }
 
     /// A span as the API accepts it (`10s`, `1m`, `1h`), in milliseconds.
     pub fn parse_span(&self, s: &str) -> Option<i64> {
-        tend_store::timefmt::parse_span(s)
+        tend_core::time::parse_span(s)
     }
 
     /// Now, as the wire counts time.
     pub fn wire_now(&self) -> api::Timestamp {
         self.now().wire()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tend_api::query::{STEP_PATTERN, TIME_PATTERN};
+    use tend_core::time::{Timestamp, parse_span, parse_time};
+
+    /// What the API's documented patterns admit, the parsers read: a schema-valid time or step is never
+    /// refused by the handler behind it.
+    #[test]
+    fn every_form_the_api_patterns_admit_is_read() {
+        let time = regex::Regex::new(TIME_PATTERN).unwrap();
+        let now = Timestamp::from_secs(2_000_000_000);
+        for s in [
+            "now",
+            "-90",
+            "-1.5",
+            "-999999",
+            "-0.001ms",
+            "-999999.999h",
+            "-1.5m",
+            "-999999d",
+            "-7d",
+            "0",
+            "999999999999999",
+            "1900-01-01",
+            "2000-02-29",
+            "2096-02-29T00:00",
+            "2099-12-31T23:59:59",
+            "2026-11-23T10:00:00.123456789",
+            "2026-11-23T10:00:00Z",
+            "2026-11-23T10:00:00.5+13:59",
+            "2026-11-23T10:00:00-09:30",
+        ] {
+            assert!(time.is_match(s), "{s} is not admitted by the pattern");
+            assert!(parse_time(s, now).is_ok(), "{s}: {:?}", parse_time(s, now));
+        }
+        for s in ["-1.5d", "2100-01-01", "2001-02-29", "2026-11-23T24:00", "-1y", "yesterday"] {
+            assert!(!time.is_match(s), "{s} is admitted by the pattern");
+        }
+        let step = regex::Regex::new(STEP_PATTERN).unwrap();
+        for s in ["1", "999999999", "999999d", "500ms", "15m", "1h"] {
+            assert!(step.is_match(s), "{s} is not admitted by the step pattern");
+            assert!(parse_span(s).is_some_and(|ms| ms >= 0), "{s}");
+        }
     }
 }

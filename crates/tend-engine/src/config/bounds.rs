@@ -1,6 +1,7 @@
 //! The ranges of duration keys: every duration of the file has one, checked at load.
 
 use super::*;
+pub use tend_core::time::show_duration;
 
 /// The range a duration key accepts, both ends included. Every duration of the file has one, so that a
 /// value no deadline arithmetic can hold (`"106751991167300d"`) is refused at load with its location.
@@ -52,16 +53,4 @@ impl Bounds {
         }
         (d > self.max).then(|| format!("is too long: the maximum is {}", show_duration(self.max)))
     }
-}
-
-/// A duration as the file would write it (`100ms`, `5s`, `30d`): for limits in messages.
-pub fn show_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
-    for (size, unit) in units {
-        if ms >= size && ms.is_multiple_of(size) {
-            return format!("{}{unit}", ms / size);
-        }
-    }
-    format!("{ms}ms")
 }

@@ -104,8 +104,9 @@
 //! clean_orphans = false              # docker: remove orphaned containers automatically
 //! ```
 //!
-//! Durations are strings like `500ms`, `5s`, `2m`, `1h`, `1d` or combinations (`1h30m`, `1.5s`); a bare
-//! TOML number is a number of seconds.
+//! Durations are strings like `500ms`, `5s`, `2m`, `1h`, `1d`, combinations (`1h30m`, `1h 30m`, `1.5s`),
+//! spelled-out units (`90 minutes`) or ISO 8601 (`PT1H30M`), read by `tend_core::time::parse_duration`;
+//! a day is 24 hours. A bare TOML number is a number of seconds.
 //!
 //! # Limits
 //! Every value has a range, checked at load with the value's location:
@@ -311,37 +312,17 @@ pub fn demo_text() -> &'static str {
 
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Parses `250ms`, `5s`, `2m`, `1h`, `1d`, combinations (`1h30m`, `1m30s500ms`) and decimals (`1.5s`).
-/// No spaces, no sign, every number needs a unit.
+/// A duration of the file or the environment: see [`tend_core::time::parse_duration`] for the forms
+/// (`250ms`, `5s`, `1h30m`, `1h 30m`, `90 minutes`, `7d`, `PT1H30M`). Every number needs a unit. A
+/// number too large for any duration reads as the longest one, so the key's bounds name its maximum.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration \"{s}\": {DURATION_HINT}");
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
-            return Err(bad());
+    match tend_core::time::parse_duration(s) {
+        Ok(d) => Ok(d),
+        Err(tend_core::time::DurationError::TooLong) => Ok(Duration::MAX),
+        Err(tend_core::time::DurationError::Invalid(_)) => {
+            Err(format!("invalid duration \"{s}\": {DURATION_HINT}"))
         }
-        let value: f64 = num.parse().map_err(|_| bad())?;
-        let unit_secs = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return Err(bad()),
-        };
-        let part = Duration::try_from_secs_f64(value * unit_secs).map_err(|_| bad())?;
-        total = total.checked_add(part).ok_or_else(bad)?;
-        rest = tail;
     }
-    Ok(total)
 }
 
 #[cfg(test)]
@@ -360,14 +341,15 @@ mod tests {
             ("1h30m", Duration::from_secs(5400)),
             ("1m30s500ms", Duration::from_millis(90_500)),
             ("1.5s", Duration::from_millis(1500)),
+            ("1h 30m", Duration::from_secs(5400)),
+            ("5 sec", Duration::from_secs(5)),
+            ("PT2M", Duration::from_secs(120)),
             ("0s", Duration::ZERO),
         ];
         for (text, want) in ok {
             assert_eq!(parse_duration(text), Ok(want), "{text}");
         }
-        for bad in
-            ["", "5", "5 s", "5 sec", "-5s", "s", "1.s", ".5s", "5x", "1h 30m", "99999999999999999999d"]
-        {
+        for bad in ["", "5", "-5s", "s", ".5s", "5x", "1mo", "1h30"] {
             let e = parse_duration(bad).unwrap_err();
             assert_eq!(e, format!("invalid duration \"{bad}\": {DURATION_HINT}"));
         }

@@ -42,13 +42,14 @@ fn nothing_set_changes_nothing() {
 #[test]
 fn bad_values_name_the_variable() {
     let mut config = super::parse(TEXT).unwrap();
-    let err =
-        config.apply_env(vars(&[("TEND_LISTEN", "localhost"), ("TEND_INTERVAL", "5 sec")])).unwrap_err();
+    let err = config
+        .apply_env(vars(&[("TEND_LISTEN", "localhost"), ("TEND_INTERVAL", "five seconds")]))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "TEND_LISTEN: invalid listen address \"localhost\": use an IP address and a port, like 127.0.0.1:7878 or \
          [::1]:7878\n\
-         TEND_INTERVAL: invalid duration \"5 sec\": use a number with a unit: 500ms, 5s, 2m, 1h, 1d (combinations \
+         TEND_INTERVAL: invalid duration \"five seconds\": use a number with a unit: 500ms, 5s, 2m, 1h, 1d (combinations \
          like 1h30m are allowed)"
     );
     let err = config.apply_env(vars(&[("TEND_INTERVAL", "10ms")])).unwrap_err();

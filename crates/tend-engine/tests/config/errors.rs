@@ -133,12 +133,13 @@ fn wrong_types_name_the_key() {
 
 #[test]
 fn invalid_duration() {
-    let text =
-        format!("{POOL}[[pool.rule]]\nname = \"mem\"\nmetric = \"memory_mb\"\nabove = 1\nfor = \"5 sec\"\n");
+    let text = format!(
+        "{POOL}[[pool.rule]]\nname = \"mem\"\nmetric = \"memory_mb\"\nabove = 1\nfor = \"five seconds\"\n"
+    );
     assert_eq!(
         problems(&text),
         [
-            "tend.toml:9:7: pool \"api\": rule \"mem\": invalid duration \"5 sec\" for key \"for\": use a number \
+            "tend.toml:9:7: pool \"api\": rule \"mem\": invalid duration \"five seconds\" for key \"for\": use a number \
              with a unit: 500ms, 5s, 2m, 1h, 1d (combinations like 1h30m are allowed)"
         ]
     );
