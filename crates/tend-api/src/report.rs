@@ -20,6 +20,10 @@ pub const MAX_METRICS: usize = 256;
 /// Most requests added by one report.
 pub const MAX_REQUESTS: u64 = 1_000_000_000;
 
+/// A reported worker's id: it ends up in URLs and Prometheus labels.
+pub const ID_PATTERN: &str = r"^[A-Za-z0-9_.:-]{1,128}$";
+/// A lifecycle state as reported, upper or lower case.
+pub const STATE_PATTERN: &str = r"^(INITIALIZING|READY|WORKING|COMPLETING|COMPLETED|FAILED|TIMEOUT|TERMINATED|CLEANED|initializing|ready|working|completing|completed|failed|timeout|terminated|cleaned)$";
 /// Text without control characters.
 pub const TEXT_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 /// A reported metric's name.
@@ -178,3 +182,21 @@ impl utoipa::PartialSchema for MetricsBody {
 }
 
 impl ToSchema for MetricsBody {}
+
+#[cfg(test)]
+mod tests {
+    /// The patterns in the attributes are the constants (attributes cannot name a constant).
+    #[test]
+    fn the_documented_patterns_are_the_constants() {
+        let src = include_str!("report.rs");
+        for (name, pattern, uses) in [
+            ("ID", super::ID_PATTERN, 1),
+            ("STATE", super::STATE_PATTERN, 1),
+            ("TEXT", super::TEXT_PATTERN, 4),
+        ] {
+            assert!(regex::Regex::new(pattern).is_ok(), "{name}_PATTERN compiles");
+            let attr = format!("pattern = r\"{pattern}\"");
+            assert_eq!(src.matches(&attr).count(), uses, "{name}_PATTERN is what the attributes say");
+        }
+    }
+}

@@ -128,3 +128,55 @@ impl App {
         Ok(b.count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use proptest::string::string_regex;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    use regex::Regex;
+    use tend_api::report::{ID_PATTERN, MAX_TEXT, STATE_PATTERN, TEXT_PATTERN};
+
+    use super::*;
+
+    /// A seeded runner: the same cases on every run, nothing written to disk.
+    fn runner() -> TestRunner {
+        TestRunner::new_with_rng(
+            Config { cases: 2000, failure_persistence: None, ..Config::default() },
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+        )
+    }
+
+    /// Strings that sit near the patterns' edges: their alphabet, control and non-ASCII characters,
+    /// and lengths on both sides of the limits.
+    fn near_edges() -> impl Strategy<Value = String> {
+        prop_oneof![
+            string_regex("[A-Za-z0-9_.:\\-]{0,130}").unwrap(),
+            string_regex("[A-Za-z0-9_.:\\- /\\x00-\\x1F\\x7F-\\x9Fé☃]{0,12}").unwrap(),
+            string_regex("[a-z\\x7F-\\xA0]{250,260}").unwrap(),
+            any::<String>(),
+        ]
+    }
+
+    /// The schema's patterns and the checks behind them agree on every string: what the OpenAPI
+    /// document admits, the App accepts, and what it refuses, the App refuses too.
+    #[test]
+    fn the_report_checks_are_the_documented_patterns() {
+        let (id, text) = (Regex::new(ID_PATTERN).unwrap(), Regex::new(TEXT_PATTERN).unwrap());
+        runner()
+            .run(&near_edges(), |s| {
+                prop_assert_eq!(check_id("id", &s).is_ok(), id.is_match(&s), "id {:?}", s);
+                let documented = text.is_match(&s) && s.chars().count() <= MAX_TEXT;
+                prop_assert_eq!(check_text("pool", &s, MAX_TEXT).is_ok(), documented, "text {:?}", s);
+                Ok(())
+            })
+            .unwrap();
+        let state = Regex::new(STATE_PATTERN).unwrap();
+        runner()
+            .run(&string_regex(STATE_PATTERN.trim_matches(['^', '$'])).unwrap(), |s| {
+                prop_assert!(state.is_match(&s) && State::parse(&s).is_some(), "state {:?}", s);
+                Ok(())
+            })
+            .unwrap();
+    }
+}
