@@ -50,8 +50,27 @@ impl Tend {
         env: &[(&str, &str)],
         tweak: impl FnOnce(&mut Command),
     ) -> Tend {
+        Self::start_under(&[], dir, args, env, tweak)
+    }
+
+    /// Like [`Tend::start_with`], run through `wrapper` (e.g. `unshare --user`): the program and its
+    /// arguments, then Tend's.
+    pub fn start_under(
+        wrapper: &[&str],
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Tend {
         let data_dir = dir.path().join("data");
-        let mut cmd = Command::new(TEND);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(TEND);
+                c
+            }
+            None => Command::new(TEND),
+        };
         cmd.args(args)
             .args(["--listen", "127.0.0.1:0", "--events-jsonl"])
             .env("TEND_LOG", "info,tend_engine=debug")

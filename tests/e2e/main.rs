@@ -9,6 +9,7 @@ mod attach;
 mod bad_input;
 mod demo;
 mod deps;
+mod discovery;
 mod docker;
 mod grandchildren;
 mod history;

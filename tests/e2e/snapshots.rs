@@ -282,9 +282,11 @@ fn api_answers_match_their_snapshots() {
         ready(&attached)?;
         work["pid"].as_u64()
     });
-    tend.wait_for(30, "the alert firing and Tend's own CPU measured", |t| {
+    tend.wait_for(30, "the alert firing, Tend's own CPU measured and the discovery mode settled", |t| {
         let firing = t.json("/api/v1/alerts").as_array()?.iter().any(|a| a["state"] == "firing");
-        (firing && t.json("/api/v1/health")["tend"]["cpu_percent"].is_number()).then_some(())
+        let health = t.json("/api/v1/health");
+        let settled = !health["discovery"]["detail"].as_str().unwrap_or("starting").starts_with("starting");
+        (firing && health["tend"]["cpu_percent"].is_number() && settled).then_some(())
     });
     tend.wait_for(30, "the history written", |t| {
         let has =

@@ -255,5 +255,8 @@ test("compare and settings render", async () => {
     .getByText(/at most 3 per rule/)
     .waitFor();
   assert.equal((await api("/settings")).notifications.per_rule, 3);
+  // The demo has no attach pool: health reports no discovery, and Settings says so.
+  assert.equal((await api("/health")).discovery, null);
+  await page.locator('[data-testid="discovery"]').getByText("no attach pool").waitFor();
   await shot("settings");
 });

@@ -102,6 +102,7 @@ class FakeTransport implements Transport {
       config: "bench",
       demo: false,
       tend: { cpu_percent: 1, memory_bytes: 30 * MiB },
+      discovery: null,
     };
   }
   async workers(): Promise<WorkerDto[]> {

@@ -26,5 +26,8 @@ pub use error::{ApiError, ErrorCode, ErrorResponse};
 pub use event::{Event, EventKind};
 pub use history::{AlertRow, ExportKind, History, HistoryPoint, RecycleRow, Tier};
 pub use model::{Metrics, ProcessId, RecycleReason, Sample, Source, State, Timestamp, Transition, WorkerId};
-pub use status::{HealthDto, NotificationsDto, NotifyStatus, RetentionDto, SelfUsage, SettingsDto};
+pub use status::{
+    DiscoveryDto, DiscoveryMode, HealthDto, NotificationsDto, NotifyStatus, RetentionDto, SelfUsage,
+    SettingsDto,
+};
 pub use worker::{ErrorRecord, IncarnationDto, LastEvent, Orphan, PoolMetrics, WorkerDetailDto, WorkerDto};

@@ -27,6 +27,28 @@ pub struct HealthDto {
     pub config: Option<String>,
     pub demo: bool,
     pub tend: SelfUsage,
+    /// How attach pools find new processes; absent when there is no attach pool.
+    pub discovery: Option<DiscoveryDto>,
+}
+
+/// Where attach pools hear of processes that start matching.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryMode {
+    /// The kernel's process events, with a full scan every `every_secs` as a safety net.
+    Events,
+    /// Scans of the process table every `every_secs`.
+    Scan,
+}
+crate::model::names!(DiscoveryMode { Events = "events", Scan = "scan" });
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
+pub struct DiscoveryDto {
+    pub mode: DiscoveryMode,
+    /// The cadence of full scans.
+    pub every_secs: f64,
+    /// Why this mode: chosen in the config, or why the kernel's events could not be used.
+    pub detail: String,
 }
 
 /// What the Settings screen shows (read from the config and the running notifier).

@@ -67,7 +67,18 @@ pub fn find(matcher: &Matcher, exclude: &[u32]) -> Vec<Found> {
     found
 }
 
-fn inspect(pid: u32, matcher: &Matcher) -> Option<Found> {
+/// The parent of `pid` (`None` when it is gone or unreadable).
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let bytes = fs::read(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
+    Some(parse_stat(&bytes)?.ppid)
+}
+
+/// Whether the process `pid` matches, read from `/proc` now: for processes heard of one at a time (the
+/// kernel's process events), where [`find`] would scan everything.
+pub fn inspect(pid: u32, matcher: &Matcher) -> Option<Found> {
+    if matcher.is_empty() {
+        return None;
+    }
     let dir = Path::new("/proc").join(pid.to_string());
     let stat_bytes = fs::read(dir.join("stat")).ok()?;
     let stat = parse_stat(&stat_bytes)?;

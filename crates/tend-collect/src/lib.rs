@@ -7,7 +7,8 @@
 //!
 //! The pieces, in the order a supervisor uses them:
 //! - [`spawn`] starts a worker in its own process group and streams its output as [`spawn::LogLine`]s;
-//! - [`discover`] finds existing processes to attach to;
+//! - [`discover`] finds existing processes to attach to, and [`proc_events`] hears of new ones from the
+//!   kernel as they exec;
 //! - [`readiness`] waits until a worker is ready (alive for a while, port open, HTTP 2xx, log line);
 //! - [`Sampler`] ([`proc_stat::ProcSampler`] on Linux, [`sysinfo_sampler::SysinfoSampler`] elsewhere)
 //!   reads CPU, memory, threads, fds and disk I/O of exactly the watched processes each sweep;
@@ -20,6 +21,7 @@ pub mod discover;
 pub mod docker;
 pub mod fd_limit;
 pub mod malloc;
+pub mod proc_events;
 pub mod proc_stat;
 pub mod readiness;
 pub mod reaper;

@@ -678,13 +678,23 @@ mod tests {
         spec.kind = PoolKind::Attach;
         let mut s = Sim::new(vec![spec]);
         let old = ProcessId { pid: 4242, start_ticks: 1000 };
-        s.feed(Input::Discovered { pool: "legacy".into(), found: vec![(old, "gunicorn".into())] }, 0);
+        s.feed(
+            Input::Discovered { pool: "legacy".into(), found: vec![(old, "gunicorn".into())], began: t(0) },
+            0,
+        );
         assert_eq!(s.fleet.watch_list("legacy"), vec![(w("legacy-4242"), 1, old)]);
         s.sample("legacy", 1000, &[("legacy-4242", 30)]);
         assert_eq!(s.fleet.worker("legacy-4242").unwrap().state(), State::Ready);
         // The process died and a new one got the same pid before the next discovery pass.
         let reused = ProcessId { pid: 4242, start_ticks: 5000 };
-        s.feed(Input::Discovered { pool: "legacy".into(), found: vec![(reused, "gunicorn".into())] }, 2000);
+        s.feed(
+            Input::Discovered {
+                pool: "legacy".into(),
+                found: vec![(reused, "gunicorn".into())],
+                began: t(2000),
+            },
+            2000,
+        );
         let olds: Vec<_> = s
             .events
             .iter()
@@ -706,6 +716,50 @@ mod tests {
         );
         assert_eq!(s.fleet.worker("legacy-4242").unwrap().process(), Some(reused));
         assert_eq!(s.fleet.worker("legacy-4242").unwrap().state(), State::Initializing);
+    }
+
+    /// A process heard of as it exec'd is attached; the ones already watched stay as they are (an
+    /// appearance says nothing of them), and Tend's own spawned workers are never attached.
+    #[test]
+    fn appeared_processes_are_attached_and_the_others_left_alone() {
+        let mut attach = PoolSpec::spawn("legacy", 0);
+        attach.kind = PoolKind::Attach;
+        let mut s = Sim::new(vec![attach, PoolSpec::spawn("api", 1)]);
+        let mine = s.spawn_all(0, true)[0].2;
+        let first = ProcessId { pid: 4242, start_ticks: 1000 };
+        s.feed(
+            Input::Discovered { pool: "legacy".into(), found: vec![(first, "gunicorn".into())], began: t(0) },
+            0,
+        );
+        let second = ProcessId { pid: 4343, start_ticks: 2000 };
+        let found = vec![(second, "gunicorn".into()), (first, "gunicorn".into()), (mine, "demo".into())];
+        s.feed(Input::Appeared { pool: "legacy".into(), found }, 500);
+        let watched: Vec<ProcessId> = s.fleet.watch_list("legacy").into_iter().map(|(_, _, p)| p).collect();
+        assert_eq!(watched, vec![first, second]);
+        assert_eq!(s.fleet.worker("legacy-4242").unwrap().generation, 1, "the first one was not re-attached");
+        // Appearing again (a rename after the exec) changes nothing; an appearance in a spawn pool is ignored.
+        let before = s.events.len();
+        s.feed(Input::Appeared { pool: "legacy".into(), found: vec![(second, "renamed".into())] }, 600);
+        s.feed(
+            Input::Appeared {
+                pool: "api".into(),
+                found: vec![(ProcessId { pid: 9, start_ticks: 9 }, "x".into())],
+            },
+            600,
+        );
+        assert_eq!(s.events.len(), before);
+        // A scan that began before the appearance and missed it leaves it; one that began after ends it.
+        let began_before = vec![(first, "gunicorn".into())];
+        s.feed(Input::Discovered { pool: "legacy".into(), found: began_before.clone(), began: t(400) }, 700);
+        assert_eq!(s.fleet.watch_list("legacy").len(), 2);
+        s.feed(Input::Discovered { pool: "legacy".into(), found: began_before, began: t(800) }, 900);
+        assert!(!s.fleet.worker("legacy-4343").unwrap().state().is_live(), "the later scan ended it");
+        // The first one's pid appears again with another start time: the old process ended, and the
+        // new one takes the id.
+        let reused = ProcessId { pid: 4242, start_ticks: 9000 };
+        s.feed(Input::Appeared { pool: "legacy".into(), found: vec![(reused, "gunicorn".into())] }, 1000);
+        assert_eq!(s.fleet.watch_list("legacy"), vec![(w("legacy-4242"), 1, reused)]);
+        assert_eq!(s.states("legacy-4242").last(), Some(&(1, State::Initializing)));
     }
 
     #[test]
@@ -844,7 +898,10 @@ mod tests {
         assert!(s.fleet.alerts().get("big", "legacy-4242").is_none());
         // Discovery finds the same process again (same pid: same id): the alert is tracked again.
         let p = ProcessId { pid: 4242, start_ticks: 1000 };
-        s.feed(Input::Discovered { pool: "legacy".into(), found: vec![(p, "gunicorn".into())] }, 1000);
+        s.feed(
+            Input::Discovered { pool: "legacy".into(), found: vec![(p, "gunicorn".into())], began: t(1000) },
+            1000,
+        );
         assert_eq!(s.fleet.alerts().get("big", "legacy-4242").map(|a| a.state), Some(AlertState::Firing));
         // Still above: no new pending/firing episode (no second notification).
         s.sample("legacy", 2000, &[("legacy-4242", 300)]);

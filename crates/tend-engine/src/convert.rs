@@ -18,9 +18,6 @@ use crate::config::{
     RuleCondition, RuleConfig, SourceConfig, SpawnConfig, substitute,
 };
 
-/// How often attach pools look for new matching processes, at most (the pool interval if shorter).
-pub const DISCOVERY_EVERY: Duration = Duration::from_secs(2);
-
 /// What the runtime needs beside the fleet's view of a pool.
 #[derive(Clone, Debug)]
 pub struct PoolRuntime {
@@ -31,7 +28,6 @@ pub struct PoolRuntime {
     pub matcher: Option<Matcher>,
     /// Lines of a spawned worker's output that count as one handled request.
     pub request_pattern: Option<Regex>,
-    pub discover_every: Duration,
     /// What the pool's monitoring profile reads beyond CPU and memory.
     pub fields: Fields,
     /// The worker's own Prometheus page, scraped each interval off the engine task.
@@ -158,7 +154,6 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
         recycle,
         rules: p.rules.iter().map(rule).collect(),
     };
-    let discover_every = interval.map(|i| i.min(DISCOVERY_EVERY)).unwrap_or(DISCOVERY_EVERY);
     Ok(PoolRuntime {
         spec,
         spawn,
@@ -166,7 +161,6 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
         readiness_timeout: p.readiness.timeout,
         matcher,
         request_pattern: p.requests_log.as_ref().map(|r| r.regex().clone()),
-        discover_every,
         fields: Fields {
             disk_io: p.profile.collects(MetricGroup::Io),
             fds: p.profile.collects(MetricGroup::Fds),

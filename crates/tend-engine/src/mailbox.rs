@@ -27,10 +27,23 @@ pub struct EngineView<'a> {
     pub self_usage: &'a crate::dto::SelfUsage,
     /// How long the last sampling sweep of each pool took.
     pub collection: &'a HashMap<String, Duration>,
+    /// How attach pools find new processes (None without attach pools).
+    pub discovery: Option<tend_api::DiscoveryDto>,
+}
+
+/// What the listener for the kernel's process events says about itself.
+#[derive(Clone, Debug)]
+pub(crate) enum Listener {
+    Listening,
+    /// It cannot listen, or stopped: why.
+    Unavailable(String),
+    /// Events were lost: a full scan of every attach pool is due.
+    Overflowed,
 }
 
 pub(crate) enum Msg {
     Observe(Input),
+    Listener(Listener),
     Recycle {
         id: String,
         reply: oneshot::Sender<Result<(), CommandError>>,

@@ -86,6 +86,19 @@ export function settings(ctx: Ctx): View {
                 .join("; ")}`
             : "",
         ),
+        h("dt", "Process discovery"),
+        h(
+          "dd",
+          { "data-testid": "discovery" },
+          hl.discovery
+            ? hl.discovery.mode === "events"
+              ? `the kernel's process events, and a full scan every ${span(hl.discovery.every_secs)}`
+              : [
+                  `a scan of the process table every ${span(hl.discovery.every_secs)} `,
+                  none(`(${hl.discovery.detail})`),
+                ]
+            : none("no attach pool"),
+        ),
         h("dt", "Data directory"),
         h(
           "dd",

@@ -4,6 +4,7 @@
 
 mod discover;
 mod proc;
+mod proc_events;
 mod readiness;
 mod signal;
 mod spawn;

@@ -24,7 +24,8 @@ impl Fleet {
             }
             Input::Gone { worker, incarnation } => self.on_exit(&worker, incarnation, None, now),
             Input::Samples { pool, readings } => self.on_samples(&pool, readings, now),
-            Input::Discovered { pool, found } => self.on_discovered(&pool, found, now),
+            Input::Discovered { pool, found, began } => self.on_discovered(&pool, found, began, now),
+            Input::Appeared { pool, found } => self.attach_found(&pool, found, now),
             Input::Containers { pool, found } => self.on_containers(&pool, found, now),
             Input::Container { pool, seen, change } => self.on_container(&pool, seen, change, now),
             Input::ContainerCreated { worker, incarnation, container } => {
@@ -443,10 +444,17 @@ impl Fleet {
         }
     }
 
-    pub(super) fn on_discovered(&mut self, pool: &str, found: Vec<(ProcessId, String)>, now: Timestamp) {
+    pub(super) fn on_discovered(
+        &mut self,
+        pool: &str,
+        found: Vec<(ProcessId, String)>,
+        began: Timestamp,
+        now: Timestamp,
+    ) {
         let owned = self.owned_processes();
         let found: Vec<(ProcessId, String)> = found.into_iter().filter(|(p, _)| !owned.contains(p)).collect();
-        // Watched processes that are no longer listed (or whose pid now names another process) ended.
+        // Watched processes that are no longer listed (or whose pid now names another process) ended;
+        // one attached while the scan ran (heard of as it exec'd) may be missing from it and stays.
         let gone: Vec<(WorkerId, u32)> = self
             .workers
             .values()
@@ -454,19 +462,45 @@ impl Fleet {
             .filter_map(|w| {
                 let c = w.current.as_ref()?;
                 let p = c.process?;
-                (c.state().is_live() && !found.iter().any(|(f, _)| *f == p)).then(|| (w.id.clone(), c.n))
+                let listed = found.iter().any(|(f, _)| *f == p);
+                (c.state().is_live() && !listed && c.lifecycle.created() <= began)
+                    .then(|| (w.id.clone(), c.n))
             })
             .collect();
         for (id, n) in gone {
             self.on_exit(&id, n, None, now);
         }
-        for (process, name) in found {
+        self.attach_found(pool, found, now);
+    }
+
+    /// Attach what is not watched yet among `found` (Tend's own processes are never attached).
+    fn attach_found(&mut self, pool: &str, found: Vec<(ProcessId, String)>, now: Timestamp) {
+        if !self.pools.iter().any(|p| p.name == pool && matches!(p.kind, PoolKind::Attach)) {
+            return;
+        }
+        let owned = self.owned_processes();
+        for (process, name) in found.into_iter().filter(|(p, _)| !owned.contains(p)) {
             let known = self.workers.values().any(|w| {
                 w.pool == pool
                     && w.current.as_ref().is_some_and(|c| c.process == Some(process) && c.state().is_live())
             });
             if known {
                 continue;
+            }
+            // A watched process with the same pid and another start time is gone: the pid is this
+            // process's now. It ends first, so the new one takes its id.
+            let reused: Vec<(WorkerId, u32)> = self
+                .workers
+                .values()
+                .filter(|w| w.pool == pool)
+                .filter_map(|w| {
+                    let c = w.current.as_ref()?;
+                    let p = c.process?;
+                    (c.state().is_live() && p.pid == process.pid && p != process).then(|| (w.id.clone(), c.n))
+                })
+                .collect();
+            for (id, n) in reused {
+                self.on_exit(&id, n, None, now);
             }
             let mut id = WorkerId::new(format!("{pool}-{}", process.pid));
             if let Some(old) = self.workers.get(&id) {

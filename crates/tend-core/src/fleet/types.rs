@@ -181,8 +181,16 @@ pub enum Input {
         pool: String,
         readings: Vec<Observed>,
     },
-    /// The complete list of processes matching an attach pool's selector right now.
+    /// The complete list of processes matching an attach pool's selector, as a scan that began at
+    /// `began` saw them. Watched processes it does not list ended, unless attached after it began.
     Discovered {
+        pool: String,
+        found: Vec<(ProcessId, String)>,
+        began: Timestamp,
+    },
+    /// Processes that started matching an attach pool's selector (heard from the kernel as they exec'd
+    /// or renamed themselves). Unlike [`Input::Discovered`] it says nothing of the others.
+    Appeared {
         pool: String,
         found: Vec<(ProcessId, String)>,
     },

@@ -101,6 +101,7 @@ impl App {
         if let Some(store) = &store {
             engine = engine.with_store(store.clone());
         }
+        engine = engine.with_discovery(config.discovery.clone());
         // Before the first worker starts: what a worker leaves behind comes back to Tend.
         let adoption = crate::sources::supervisor::adopt(tx.clone());
         let run = tokio::spawn(engine.run());
@@ -293,6 +294,7 @@ impl App {
                 config,
                 demo,
                 tend: v.self_usage.clone(),
+                discovery: v.discovery.clone(),
             }
         })
         .await

@@ -36,6 +36,10 @@ pub(super) const LONG_OR_ZERO: Bounds = Bounds { min: Duration::ZERO, max: secs(
 pub(super) const RETENTION: Bounds = Bounds { min: NONZERO, max: secs(3650 * DAY) };
 /// `[notifications] window`: above zero, up to 7 days.
 pub(super) const NOTIFY_WINDOW: Bounds = Bounds { min: NONZERO, max: secs(7 * DAY) };
+/// `[discovery] scan_every`: 1s to 1h.
+pub(super) const SCAN_EVERY: Bounds = Bounds { min: secs(1), max: secs(3600) };
+/// `[discovery] rescan_every`: 5s to 24h.
+pub(super) const RESCAN_EVERY: Bounds = Bounds { min: secs(5), max: secs(DAY) };
 /// A webhook's `backoff`: above zero, up to 1h.
 pub(super) const WEBHOOK_BACKOFF: Bounds = Bounds { min: NONZERO, max: secs(3600) };
 /// A webhook's `timeout`: above zero, up to 10 minutes.

@@ -25,6 +25,12 @@
 //! record_only = ["info"]             # severities that never notify (default ["info"])
 //! digest = true                      # one "N more held back" notification per window (default true)
 //!
+//! [discovery]                        # optional: how attach pools find processes that start matching
+//! mode = "auto"                      # auto (default): the kernel's process events when Tend may
+//!                                    #   listen, else scans | scan: scans only
+//! scan_every = "5s"                  # the scan's cadence without events (default 5s)
+//! rescan_every = "30s"               # with events, a full scan this often anyway (default 30s)
+//!
 //! [[pool]]
 //! name = "api"                       # unique, [A-Za-z0-9_.-]+
 //! source = "spawn"                   # spawn (default) | attach | reported | docker
@@ -124,6 +130,7 @@
 //! | `[store] retention` tiers | above zero, up to 3650d |
 //! | `[notifications] window` | above zero, up to 7d |
 //! | a webhook's `backoff` / `timeout` | above zero, up to 1h / 10m |
+//! | `[discovery] scan_every` / `rescan_every` | 1s to 1h / 5s to 24h |
 //! | `recycle.memory_mb` / `retention.max_size_mb` | 1 to 16777216 (16 TiB) / 1 to 1048576 (1 TiB) |
 //! | `size` | 1 to 1024; up to `max_size` (at most 16384) when the pool sets it |
 //! | `command` + `env` of a spawn pool | each string under 128 KiB, all together under 1 MiB (the kernel refuses larger with E2BIG) |

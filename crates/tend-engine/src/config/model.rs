@@ -16,6 +16,39 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// `[notifications]`: desktop notifications and their budget.
     pub notifications: NotificationsConfig,
+    /// `[discovery]`: how attach pools find new processes.
+    pub discovery: DiscoveryConfig,
+}
+
+/// `[discovery]`: how attach pools find processes that start matching.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiscoveryConfig {
+    pub mode: DiscoveryMode,
+    /// The scan's cadence when the kernel's process events are not used.
+    pub scan_every: Duration,
+    /// With process events, a full scan this often anyway (a safety net for what events cannot say,
+    /// like a command line rewritten without a rename).
+    pub rescan_every: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            mode: DiscoveryMode::Auto,
+            scan_every: Duration::from_secs(5),
+            rescan_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where attach pools hear of new processes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DiscoveryMode {
+    /// The kernel's process events when Tend may listen (root or CAP_NET_ADMIN, the initial PID
+    /// namespace), else scans.
+    Auto,
+    /// Scans of `/proc` only, every `scan_every`.
+    Scan,
 }
 
 /// `[notifications]`: whether desktop notifications are on, and the budget they go through.

@@ -33,6 +33,14 @@ pub(super) struct RawNotifications {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawDiscovery {
+    pub(super) mode: S<String>,
+    pub(super) scan_every: S<DurationValue>,
+    pub(super) rescan_every: S<DurationValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawQuietHours {
     pub(super) from: Spanned<String>,
     pub(super) to: Spanned<String>,

@@ -27,8 +27,9 @@ pub use crate::mailbox::EngineView;
 use crate::mailbox::{Mailbox, Msg};
 use crate::sinks::history;
 use crate::sources::supervisor::{self, Counters};
-use crate::sources::{discovery, docker, scrape};
+use crate::sources::{docker, scrape};
 
+mod discovery;
 mod sweep;
 
 /// How often time-based decisions are made (deadlines, TTLs, `for` durations, restarts due).
@@ -51,8 +52,9 @@ pub(crate) struct Engine {
     pub jsonl: bool,
     samplers: HashMap<String, Box<dyn Sampler + Send>>,
     next_sweep: HashMap<String, Instant>,
-    next_discovery: HashMap<String, Instant>,
-    discovering: HashMap<String, bool>,
+    discovery_cfg: crate::config::DiscoveryConfig,
+    /// Attach pools' discovery, from the start of the loop.
+    discovery: Option<discovery::Discovery>,
     counters: HashMap<(WorkerId, u32), Arc<Counters>>,
     self_sampler: Option<Box<dyn Sampler + Send>>,
     self_id: Option<ProcessId>,
@@ -99,8 +101,8 @@ impl Engine {
             jsonl,
             samplers: HashMap::new(),
             next_sweep: HashMap::new(),
-            next_discovery: HashMap::new(),
-            discovering: HashMap::new(),
+            discovery_cfg: Default::default(),
+            discovery: None,
             counters: HashMap::new(),
             self_sampler: tend_collect::default_sampler().ok(),
             self_id,
@@ -117,6 +119,12 @@ impl Engine {
             fault_panic_at: fault::engine_panic_at(),
         };
         (engine, tx)
+    }
+
+    /// How attach pools find new processes (`[discovery]`).
+    pub fn with_discovery(mut self, cfg: crate::config::DiscoveryConfig) -> Self {
+        self.discovery_cfg = cfg;
+        self
     }
 
     /// Record samples and events into this store; at start, stop what a crashed earlier run left running.
@@ -149,6 +157,7 @@ impl Engine {
             history::clean_orphans(store.clone(), grace, now);
         }
         let out = self.fleet.start(now);
+        self.discovery = Some(discovery::Discovery::start(self.discovery_cfg.clone(), &self.pools, &self.tx));
         scrape::start(&self.pools, self.tx.clone());
         self.docker = docker::start(&self.pools, self.tx.clone());
         self.dispatch(out);
@@ -227,12 +236,19 @@ impl Engine {
                         self.counters.remove(&(worker.clone(), *incarnation));
                     }
                     Input::Discovered { pool, .. } => {
-                        self.discovering.remove(pool);
+                        if let Some(d) = &mut self.discovery {
+                            d.done(pool);
+                        }
                     }
                     _ => {}
                 }
                 let out = self.fleet.observe(input, now);
                 self.dispatch(out);
+            }
+            Msg::Listener(l) => {
+                if let Some(d) = &mut self.discovery {
+                    d.on_listener(l, Instant::now());
+                }
             }
             Msg::Recycle { id, reply } => {
                 let r = self.fleet.recycle(&id, RecycleReason::Manual, "requested by operator", now);
@@ -267,6 +283,7 @@ impl Engine {
                     events: &self.log,
                     self_usage: &self.self_usage,
                     collection: &self.collection,
+                    discovery: self.discovery.as_ref().and_then(|d| d.wire()),
                 };
                 q(&view);
             }

@@ -13,8 +13,9 @@ use tend_collect::scrape::Scraped;
 use tend_core::fleet::{Input, Observed};
 use tend_core::model::{Metrics, ProcessId, Source, WorkerId};
 
-use super::{Engine, TICK, discovery, history};
+use super::{Engine, TICK, history};
 use crate::convert::PoolRuntime;
+use crate::sources::discovery;
 
 impl Engine {
     /// Sample every pool whose interval has come round, and start due discovery passes.
@@ -38,14 +39,11 @@ impl Engine {
                 self.sweep(&name, &rt);
             }
             if let Some(matcher) = rt.matcher.clone()
-                && self.next_discovery.get(&name).is_none_or(|t| *t <= now)
-                && !self.discovering.get(&name).copied().unwrap_or(false)
+                && self.discovery.as_mut().is_some_and(|d| d.due(&name, now))
             {
-                self.next_discovery.insert(name.clone(), now + rt.discover_every);
-                self.discovering.insert(name.clone(), true);
                 let mut exclude: Vec<u32> = self.fleet.owned_processes().iter().map(|p| p.pid).collect();
                 exclude.push(std::process::id());
-                discovery::start(name.clone(), matcher, exclude, self.tx.clone());
+                discovery::start(name.clone(), matcher, exclude, self.clock.now(), self.tx.clone());
             }
         }
     }

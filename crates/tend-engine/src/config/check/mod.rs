@@ -93,6 +93,7 @@ impl<'a> Checker<'a> {
             pools: Vec::new(),
             webhooks: Vec::new(),
             notifications: NotificationsConfig::default(),
+            discovery: DiscoveryConfig::default(),
         };
         for (key, value) in root {
             match key.get_ref().as_ref() {
@@ -111,13 +112,18 @@ impl<'a> Checker<'a> {
                         config.notifications = self.notifications(raw);
                     }
                 }
+                "discovery" => {
+                    if let Some(raw) = self.de::<RawDiscovery>(value, "[discovery]: ") {
+                        config.discovery = self.discovery(raw);
+                    }
+                }
                 "pool" => config.pools = self.pools(value),
                 "webhook" => config.webhooks = self.webhooks(value),
                 other => self.at(
                     key.span(),
                     "",
                     format!(
-                        "unknown key \"{other}\", expected one of: server, store, notifications, pool, webhook"
+                        "unknown key \"{other}\", expected one of: server, store, notifications, discovery, pool, webhook"
                     ),
                 ),
             }
@@ -277,6 +283,19 @@ impl<'a> Checker<'a> {
             retention.max_size_mb = self.int(r.max_size_mb, "max_size_mb", ctx, 1, MAX_DB_MB);
         }
         store
+    }
+
+    fn discovery(&mut self, raw: RawDiscovery) -> DiscoveryConfig {
+        let ctx = "[discovery]: ";
+        let d = DiscoveryConfig::default();
+        let choices = [("auto", DiscoveryMode::Auto), ("scan", DiscoveryMode::Scan)];
+        DiscoveryConfig {
+            mode: raw.mode.as_ref().and_then(|m| self.choice(m, "mode", ctx, &choices)).unwrap_or(d.mode),
+            scan_every: self.duration(raw.scan_every, "scan_every", ctx, SCAN_EVERY).unwrap_or(d.scan_every),
+            rescan_every: self
+                .duration(raw.rescan_every, "rescan_every", ctx, RESCAN_EVERY)
+                .unwrap_or(d.rescan_every),
+        }
     }
 
     fn notifications(&mut self, raw: RawNotifications) -> NotificationsConfig {
