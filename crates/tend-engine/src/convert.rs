@@ -18,6 +18,19 @@ use crate::config::{
     RuleCondition, RuleConfig, SourceConfig, SpawnConfig, substitute,
 };
 
+/// What a pool's sweep reads beyond `stat` and `statm`: `io` and the fd count when its profile shows
+/// them or one of its rules watches them, and not otherwise (each costs a read per process per sweep).
+pub fn fields(p: &PoolConfig) -> Fields {
+    let watched = |group: MetricGroup| {
+        p.rules.iter().any(|r| match &r.condition {
+            RuleCondition::Threshold { metric, .. } => MetricGroup::of(metric) == Some(group),
+            RuleCondition::Stale { .. } | RuleCondition::RestartChurn { .. } => false,
+        })
+    };
+    let needs = |group| p.profile.collects(group) || watched(group);
+    Fields { disk_io: needs(MetricGroup::Io), fds: needs(MetricGroup::Fds) }
+}
+
 /// What the runtime needs beside the fleet's view of a pool.
 #[derive(Clone, Debug)]
 pub struct PoolRuntime {
@@ -161,10 +174,7 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
         readiness_timeout: p.readiness.timeout,
         matcher,
         request_pattern: p.requests_log.as_ref().map(|r| r.regex().clone()),
-        fields: Fields {
-            disk_io: p.profile.collects(MetricGroup::Io),
-            fds: p.profile.collects(MetricGroup::Fds),
-        },
+        fields: fields(p),
         scrape: p.metrics_url.as_ref().map(|url| ScrapeConfig {
             url: url.clone(),
             requests_metric: p.requests_metric.clone(),

@@ -321,3 +321,25 @@ fn load_reads_a_file_and_names_it() {
     let err = tend_engine::config::load(&missing).unwrap_err();
     assert!(err.to_string().starts_with(&format!("{}: cannot read: ", missing.display())), "{err}");
 }
+
+/// A pool reads `io` and the fd count when its profile shows them or a rule watches them; a `batch`
+/// pool with neither reads only `stat` and `statm`.
+#[test]
+fn a_sweep_reads_io_and_fds_only_when_the_profile_or_a_rule_needs_them() {
+    let pool = |profile: &str, rule: &str| {
+        let text = format!(
+            "[[pool]]\nname = \"p\"\nsource = \"attach\"\ncmdline = \"x\"\nprofile = \"{profile}\"\n{rule}"
+        );
+        let cfg = super::parse(&text).unwrap();
+        let f = tend_engine::convert::fields(&cfg.pools[0]);
+        (f.disk_io, f.fds)
+    };
+    let rule = |metric: &str| format!("[[pool.rule]]\nname = \"r\"\nmetric = \"{metric}\"\nabove = 1\n");
+    assert_eq!(pool("batch", ""), (false, false));
+    assert_eq!(pool("standard", ""), (false, true));
+    assert_eq!(pool("intensive", ""), (true, true));
+    assert_eq!(pool("batch", &rule("fds")), (false, true));
+    assert_eq!(pool("batch", &rule("disk_write_bytes")), (true, false));
+    assert_eq!(pool("batch", &rule("memory_mb")), (false, false));
+    assert_eq!(pool("batch", "[[pool.rule]]\nname = \"s\"\nstale = \"1m\"\n"), (false, false));
+}
