@@ -10,6 +10,7 @@
 #![deny(unsafe_code)] // the few libc calls that need it say so with `#[allow(unsafe_code)]`
 
 mod children;
+mod curve;
 mod docker;
 mod http;
 mod os;
@@ -68,6 +69,7 @@ enum Part {
     Scale,
     Store,
     Docker,
+    Curve,
     Soak,
 }
 
@@ -95,6 +97,10 @@ pub struct Plan {
     pub soak_every_secs: u64,
     pub soak_leakers: usize,
     pub soak_attached: usize,
+    /// The cost curve: N attached processes per point, its window, and the watched/unwatched point.
+    pub curve_ns: Vec<usize>,
+    pub curve_secs: u64,
+    pub curve_unwatched: Option<(usize, usize)>,
 }
 
 impl Plan {
@@ -120,6 +126,9 @@ impl Plan {
                 soak_every_secs: 2,
                 soak_leakers: 4,
                 soak_attached: 20,
+                curve_ns: vec![10, 20],
+                curve_secs: 2,
+                curve_unwatched: Some((10, 20)),
             }
         } else {
             Plan {
@@ -142,6 +151,9 @@ impl Plan {
                 soak_every_secs: 10,
                 soak_leakers: 20,
                 soak_attached: 200,
+                curve_ns: vec![100, 500, 1000, 2000, 5000],
+                curve_secs: 30,
+                curve_unwatched: Some((1000, 4000)),
             }
         }
     }
@@ -176,6 +188,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let wants = |p: Part| {
         if cli.only.is_empty() { p != Part::Soak || cli.smoke } else { cli.only.contains(&p) }
     };
+    // The cost curve's plot goes beside the file the table is written into, else into the work dir.
+    let plot: Option<PathBuf> = Some(match cli.write.as_ref().and_then(|w| w.parent()) {
+        Some(dir) => dir.join("cost-curve.png"),
+        None => cli.work_dir.join("cost-curve.png"),
+    });
     let started = std::time::Instant::now();
     type Step<'a> = (Part, &'a str, Box<dyn Fn(&mut report::Report) -> anyhow::Result<()> + 'a>);
     let steps: Vec<Step<'_>> = vec![
@@ -189,6 +206,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         (Part::Scale, "4. Scale", Box::new(|r| scale::run(&plan, &tend, r))),
         (Part::Store, "5. Ingest and CSV export", Box::new(|r| store::run(&root, cli.smoke, r))),
         (Part::Docker, "6. Docker containers", Box::new(|r| docker::run(&plan, &tend, r))),
+        (
+            Part::Curve,
+            "8. Cost curve",
+            Box::new(|r| curve::run(&plan, &tend, &cli.work_dir, plot.as_deref(), r)),
+        ),
         (Part::Soak, soak::TITLE, Box::new(|r| soak::run(&plan, &tend, r))),
     ];
     let mut failures = 0;

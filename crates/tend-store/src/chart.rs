@@ -111,8 +111,12 @@ const FONT_PATHS: &[&str] = &[
     "C:\\Windows\\Fonts\\arial.ttf",
 ];
 
-/// Register the chart font once: `TEND_FONT` if set, else the first known system font found.
-fn ensure_font() -> anyhow::Result<()> {
+/// The family name charts draw text in, once [`ensure_font`] registered it.
+pub const FONT_FAMILY: &str = FONT;
+
+/// Register the chart font once: `TEND_FONT` if set, else the first known system font found. Other
+/// plotters charts of the workspace (the bench's plot) call it too.
+pub fn ensure_font() -> anyhow::Result<()> {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         let candidates: Vec<String> = std::env::var("TEND_FONT")
