@@ -345,6 +345,25 @@ impl Fleet {
         self.out.actions.push(a);
     }
 
+    /// Stop and remove an incarnation's container, with its pool's grace.
+    fn stop_container(&mut self, id: &WorkerId, n: u32, container: String) {
+        let (pool, grace) = (self.pool_of(id), self.grace_of(id));
+        self.push_action(Action::ContainerStop {
+            worker: id.clone(),
+            pool,
+            incarnation: n,
+            container,
+            grace,
+            remove: true,
+        });
+    }
+
+    /// SIGTERM, the pool's grace, SIGKILL to an incarnation's process (its whole group when `group`).
+    fn terminate(&mut self, id: &WorkerId, n: u32, process: ProcessId, group: bool) {
+        let grace = self.grace_of(id);
+        self.push_action(Action::Terminate { worker: id.clone(), incarnation: n, process, grace, group });
+    }
+
     fn take(&mut self) -> Output {
         std::mem::take(&mut self.out)
     }

@@ -516,15 +516,7 @@ impl Fleet {
         if (incoming || spec.remove_ended && asked.is_none() && !restarting)
             && let Some(container) = container
         {
-            let grace = self.grace_of(id);
-            self.push_action(Action::ContainerStop {
-                worker: id.clone(),
-                pool: pool.to_owned(),
-                incarnation: n,
-                container,
-                grace,
-                remove: true,
-            });
+            self.stop_container(id, n, container);
         }
     }
 

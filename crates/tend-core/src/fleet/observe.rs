@@ -80,14 +80,7 @@ impl Fleet {
             },
         );
         if kill {
-            let grace = self.grace(&pool);
-            self.push_action(Action::Terminate {
-                worker: id.clone(),
-                incarnation: n,
-                process,
-                grace,
-                group: true,
-            });
+            self.terminate(id, n, process, true);
         }
     }
 
@@ -139,14 +132,7 @@ impl Fleet {
         inc.ending = Some(Ending::Kill("readiness failed".into()));
         self.transition(id, n, State::Failed, format!("readiness failed: {error}"), now);
         if let Some(process) = process {
-            let grace = self.grace_of(id);
-            self.push_action(Action::Terminate {
-                worker: id.clone(),
-                incarnation: n,
-                process,
-                grace,
-                group: true,
-            });
+            self.terminate(id, n, process, true);
         }
     }
 

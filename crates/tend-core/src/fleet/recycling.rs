@@ -280,20 +280,11 @@ impl Fleet {
             self.transition(id, n, State::Completing, why.to_owned(), now);
         }
         if let Some(container) = container {
-            let (pool, grace) = (self.pool_of(id), self.grace_of(id));
-            self.push_action(Action::ContainerStop {
-                worker: id.clone(),
-                pool,
-                incarnation: n,
-                container,
-                grace,
-                remove: true,
-            });
+            self.stop_container(id, n, container);
             return;
         }
         if let Some(process) = process {
-            let grace = self.grace_of(id);
-            self.push_action(Action::Terminate { worker: id.clone(), incarnation: n, process, grace, group });
+            self.terminate(id, n, process, group);
         }
     }
 

@@ -176,27 +176,12 @@ impl Fleet {
         if role == Role::Incoming
             && let Some(container) = container
         {
-            let (pool, grace) = (self.pool_of(id), self.grace_of(id));
-            self.push_action(Action::ContainerStop {
-                worker: id.clone(),
-                pool,
-                incarnation: n,
-                container,
-                grace,
-                remove: true,
-            });
+            self.stop_container(id, n, container);
         }
         if let Some(process) = process
             && source == Source::Spawned
         {
-            let grace = self.grace_of(id);
-            self.push_action(Action::Terminate {
-                worker: id.clone(),
-                incarnation: n,
-                process,
-                grace,
-                group: true,
-            });
+            self.terminate(id, n, process, true);
         }
     }
 }

@@ -337,26 +337,13 @@ mod tests {
     use super::check::{locate, resolve_program};
     use super::*;
 
+    /// The forms are `tend_core::time`'s (tested there); the config adds its message and reads a
+    /// number too large for any duration as the longest one, for the key's bounds to refuse.
     #[test]
     fn durations() {
-        let ok = [
-            ("250ms", Duration::from_millis(250)),
-            ("5s", Duration::from_secs(5)),
-            ("2m", Duration::from_secs(120)),
-            ("1h", Duration::from_secs(3600)),
-            ("1d", Duration::from_secs(86400)),
-            ("1h30m", Duration::from_secs(5400)),
-            ("1m30s500ms", Duration::from_millis(90_500)),
-            ("1.5s", Duration::from_millis(1500)),
-            ("1h 30m", Duration::from_secs(5400)),
-            ("5 sec", Duration::from_secs(5)),
-            ("PT2M", Duration::from_secs(120)),
-            ("0s", Duration::ZERO),
-        ];
-        for (text, want) in ok {
-            assert_eq!(parse_duration(text), Ok(want), "{text}");
-        }
-        for bad in ["", "5", "-5s", "s", ".5s", "5x", "1mo", "1h30"] {
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("106751991167300d"), Ok(Duration::MAX));
+        for bad in ["", "5", "-5s", "5x", "1mo"] {
             let e = parse_duration(bad).unwrap_err();
             assert_eq!(e, format!("invalid duration \"{bad}\": {DURATION_HINT}"));
         }
