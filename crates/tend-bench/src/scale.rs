@@ -184,7 +184,9 @@ fn scanning(plan: &Plan, tend_exe: &Path, sleepers: &Sleepers) -> anyhow::Result
         "[discovery]\nmode = \"scan\"\nscan_every = \"1s\"\n\n[[pool]]\nname = \"many\"\nsource = \"attach\"\ncmdline = \"{}\"\nprofile = \"intensive\"\n",
         sleepers.cmdline_regex()
     );
-    let mut tend = TendProc::start(tend_exe, "scale-scan", &config, true, "info")?;
+    // Without its event stream: stopping a TendProc kills the processes its events named, and these
+    // sleepers are watched next by the main run.
+    let mut tend = TendProc::start(tend_exe, "scale-scan", &config, false, "info")?;
     tend.wait_ready(n, 120)?;
     let (cpu, rss) = quiet_cost(&tend, plan.quiet_secs)?;
     let mode = discovery_mode(&tend);

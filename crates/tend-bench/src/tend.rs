@@ -148,7 +148,7 @@ impl TendProc {
         }
         let v: Value = serde_json::from_slice(&r.body).context("workers JSON")?;
         let list = v.as_array().cloned().unwrap_or_default();
-        for w in &list {
+        for w in list.iter().filter(|w| w["source"] == "spawned") {
             if let (Some(pid), Some(start)) =
                 (w["process"]["pid"].as_u64(), w["process"]["start_ticks"].as_u64())
                 && !self.workers.contains(&(pid as u32, start))
@@ -182,11 +182,21 @@ impl TendProc {
         }
     }
 
-    /// SIGTERM, wait (20 s at most), SIGKILL; then kill any worker it left behind. Idempotent.
+    /// SIGTERM, wait (20 s at most), SIGKILL; then kill any worker it spawned and left behind.
+    /// Idempotent.
     pub fn stop(&mut self) {
-        for e in self.events() {
+        // Only what Tend spawned is left to kill: attached processes are the bench's own (sleepers that
+        // a later Tend may watch).
+        let events = self.events();
+        let attached: Vec<&Value> = events
+            .iter()
+            .filter(|e| e.event["type"] == "worker_added" && e.event["source"] != "spawned")
+            .map(|e| &e.event["worker"])
+            .collect();
+        for e in &events {
             if let (Some(pid), Some(start)) =
                 (e.event["process"]["pid"].as_u64(), e.event["process"]["start_ticks"].as_u64())
+                && !attached.contains(&&e.event["worker"])
                 && !self.workers.contains(&(pid as u32, start))
             {
                 self.workers.push((pid as u32, start));
