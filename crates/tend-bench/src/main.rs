@@ -101,6 +101,8 @@ pub struct Plan {
     pub curve_ns: Vec<usize>,
     pub curve_secs: u64,
     pub curve_unwatched: Option<(usize, usize)>,
+    /// Starts of a matching process timed to its attachment, per discovery mode (section 4).
+    pub exec_trials: usize,
 }
 
 impl Plan {
@@ -129,6 +131,7 @@ impl Plan {
                 curve_ns: vec![10, 20],
                 curve_secs: 2,
                 curve_unwatched: Some((10, 20)),
+                exec_trials: 3,
             }
         } else {
             Plan {
@@ -154,6 +157,7 @@ impl Plan {
                 curve_ns: vec![100, 500, 1000, 2000, 5000],
                 curve_secs: 30,
                 curve_unwatched: Some((1000, 4000)),
+                exec_trials: 20,
             }
         }
     }

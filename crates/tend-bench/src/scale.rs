@@ -58,8 +58,12 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
         format!("over {quiet} s; RSS {rss:.1} MiB"),
     ]);
     match scan_row {
-        Ok(row) => section.row(row),
+        Ok(rows) => rows.into_iter().for_each(|r| section.row(r)),
         Err(e) => section.note(format!("**The scanning comparison did not complete:** {e:#}")),
+    }
+    match exec_to_attached(&tend, &sleepers.tag, plan.exec_trials) {
+        Ok(s) => section.row(latency_row(&mode, &s)),
+        Err(e) => section.note(format!("**exec → attached did not complete:** {e:#}")),
     }
     if let Some(s) = Summary::of(&sweeps) {
         section.row(vec![
@@ -177,28 +181,65 @@ fn discovery_mode(tend: &TendProc) -> String {
     }
 }
 
-/// A Tend on the sleepers whose attach pool scans /proc every second: its row of the table.
-fn scanning(plan: &Plan, tend_exe: &Path, sleepers: &Sleepers) -> anyhow::Result<Vec<String>> {
+/// A Tend on the sleepers whose attach pool scans /proc every second: its rows of the table.
+fn scanning(plan: &Plan, tend_exe: &Path, sleepers: &Sleepers) -> anyhow::Result<Vec<Vec<String>>> {
     let n = plan.scale_n;
     let config = format!(
         "[discovery]\nmode = \"scan\"\nscan_every = \"1s\"\n\n[[pool]]\nname = \"many\"\nsource = \"attach\"\ncmdline = \"{}\"\nprofile = \"intensive\"\n",
         sleepers.cmdline_regex()
     );
-    // Without its event stream: stopping a TendProc kills the processes its events named, and these
-    // sleepers are watched next by the main run.
     let mut tend = TendProc::start(tend_exe, "scale-scan", &config, false, "info")?;
     tend.wait_ready(n, 120)?;
     let (cpu, rss) = quiet_cost(&tend, plan.quiet_secs)?;
     let mode = discovery_mode(&tend);
+    let latency = exec_to_attached(&tend, &sleepers.tag, plan.exec_trials)?;
     tend.stop();
     Ok(vec![
-        format!("tend serve CPU with {n} attached at 1 Hz, discovery: {mode}"),
-        format!("{cpu:.2}% of one core"),
-        format!(
-            "over {} s; RSS {rss:.1} MiB; the cadence attach pools had before process events",
-            plan.quiet_secs
-        ),
+        vec![
+            format!("tend serve CPU with {n} attached at 1 Hz, discovery: {mode}"),
+            format!("{cpu:.2}% of one core"),
+            format!(
+                "over {} s; RSS {rss:.1} MiB; the cadence attach pools had before process events",
+                plan.quiet_secs
+            ),
+        ],
+        latency_row(&mode, &latency),
     ])
+}
+
+/// From the moment a new process with a matching command line is started (fork + exec of a sleeper
+/// with the pool's tag) to the first answer of `GET /api/v1/workers/{id}` that lists it; 20 ms polls.
+/// The new sleepers are killed before it returns.
+fn exec_to_attached(tend: &TendProc, tag: &str, trials: usize) -> anyhow::Result<Summary> {
+    let mut http = tend.http()?;
+    let mut ms = Vec::new();
+    let mut started = Vec::new();
+    for _ in 0..trials {
+        let t0 = Instant::now();
+        let one = Sleepers::spawn(1, tag)?;
+        let path = format!("/api/v1/workers/many-{}", one.ids[0].pid);
+        started.push(one);
+        loop {
+            if http.get(&path)?.status == 200 {
+                ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            anyhow::ensure!(t0.elapsed() < Duration::from_secs(15), "{path} not attached after 15 s");
+            os::pause(Duration::from_millis(20));
+        }
+        // Apart, so that the starts land at different phases of the scans.
+        os::pause(Duration::from_millis(137));
+    }
+    drop(started);
+    Summary::of(&ms).context("no trials")
+}
+
+fn latency_row(mode: &str, s: &Summary) -> Vec<String> {
+    vec![
+        format!("exec of a matching process → attached, discovery: {mode}"),
+        format!("{:.0} ms median", s.median),
+        format!("p90 {:.0} ms, max {:.0} ms over {} starts (API polled every 20 ms)", s.p90, s.max, s.n),
+    ]
 }
 
 /// N workers of a `source = "reported"` pool: registration, then metric reports as fast as
