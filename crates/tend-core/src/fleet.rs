@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
 use crate::lifecycle::{Lifecycle, State, Transition, TransitionError};
-use crate::model::{Metrics, ProcessId, Sample, Source, WorkerId};
+use crate::model::{Metrics, ProcessId, Source, WorkerId};
 use crate::recycle::{RecyclePolicy, RecycleReason, StormBreaker, Usage, seed};
 use crate::rules::{Alert, AlertBook, AlertState, Condition, Reading, Rule, Scope, Severity};
 use crate::time::{Timestamp, fmt_secs as secs};

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod lifecycle;
 pub mod model;
 pub mod recycle;
+pub mod ring;
 pub mod rules;
 pub mod time;
 

@@ -357,10 +357,7 @@ impl Fleet {
         let (requests, log_lines, errors, warnings) = (c.requests, c.log_lines, c.errors, c.warnings);
         // Reports of requests or errors alone carry no metrics: not a sample for the history.
         if !(reported && r.metrics == Metrics::default()) {
-            w.recent.push_back(Sample { worker: r.worker.clone(), at: now, metrics: r.metrics.clone() });
-        }
-        while w.recent.len() > spec.history.max(1) {
-            w.recent.pop_front();
+            w.recent.push(now, &r.metrics, spec.history);
         }
         let id = r.worker.clone();
         let n = r.incarnation;

@@ -390,7 +390,8 @@ pub struct Worker {
     pub restarts: u32,
     /// Requests, errors and warnings of incarnations that have ended (the live ones add their own).
     pub retired_totals: (u64, u64, u64),
-    pub recent: VecDeque<Sample>,
+    /// Its recent readings (the profile's depth), packed.
+    pub recent: crate::ring::SampleRing,
     pub(super) storm: StormBreaker,
     pub(super) generation: u32,
     pub(super) cleaned_at: Option<Timestamp>,
@@ -417,7 +418,7 @@ impl Worker {
             stopped: false,
             restarts: 0,
             retired_totals: (0, 0, 0),
-            recent: VecDeque::new(),
+            recent: Default::default(),
             storm: StormBreaker::default(),
             generation: 0,
             cleaned_at: None,

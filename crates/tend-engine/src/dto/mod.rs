@@ -89,7 +89,7 @@ pub fn worker_detail(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDetailD
     WorkerDetailDto {
         worker: worker_dto(fleet, w, now),
         incarnations,
-        recent_samples: w.recent.iter().map(ToWire::wire).collect(),
+        recent_samples: w.recent.samples(&w.id).map(|s| s.wire()).collect(),
         alerts,
     }
 }
