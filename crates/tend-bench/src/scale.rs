@@ -214,7 +214,10 @@ fn exec_to_attached(tend: &TendProc, tag: &str, trials: usize) -> anyhow::Result
     let mut http = tend.http()?;
     let mut ms = Vec::new();
     let mut started = Vec::new();
-    for _ in 0..trials {
+    for i in 0..trials {
+        // Each start follows the last attachment (so, with scans, the last scan) by a different
+        // delay: the starts land at every phase of the scans, not always just after one.
+        os::pause(Duration::from_millis(20 + (i as u64 * 397) % 1000));
         let t0 = Instant::now();
         let one = Sleepers::spawn(1, tag)?;
         let path = format!("/api/v1/workers/many-{}", one.ids[0].pid);
@@ -227,8 +230,6 @@ fn exec_to_attached(tend: &TendProc, tag: &str, trials: usize) -> anyhow::Result
             anyhow::ensure!(t0.elapsed() < Duration::from_secs(15), "{path} not attached after 15 s");
             os::pause(Duration::from_millis(20));
         }
-        // Apart, so that the starts land at different phases of the scans.
-        os::pause(Duration::from_millis(137));
     }
     drop(started);
     Summary::of(&ms).context("no trials")
