@@ -75,7 +75,7 @@ ui-test: setup ui
 bench-ui: setup ui
 	cd ui && node e2e/bench-ui.mjs --write ../docs/PERFORMANCE.md
 
-## Benchmarks (never part of the tests' pass/fail; ~6 min on 2 cores, run it on a quiet machine):
+## Benchmarks (never part of the tests' pass/fail; ~13 min on 2 cores, run it on a quiet machine):
 ## release build, then the table, printed and written into docs/PERFORMANCE.md. Glances, the peer,
 ## is installed from PyPI into target/bench/glances-venv on first use (needs python3-venv).
 bench: setup
