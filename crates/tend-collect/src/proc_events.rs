@@ -6,7 +6,8 @@
 //! PID namespace (events name processes by their pids there). [`ProcEvents::open`] says why it cannot
 //! listen, and the caller falls back to scanning. The kernel drops events when the socket's buffer
 //! overflows: [`ProcEvent::Overflow`] says so, and the caller rescans. This module decides nothing: it
-//! reports thread-group leaders' exec, rename and exit events, nothing else.
+//! reports thread-group leaders' exec and rename events, nothing else: exits are not asked for, since
+//! every exit on the machine would wake the listener and the samplers see exits anyway.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -21,8 +22,6 @@ pub enum ProcEvent {
     Exec { pid: u32 },
     /// It renamed itself (`prctl(PR_SET_NAME)`, writing `/proc/PID/comm`).
     Comm { pid: u32 },
-    /// It exited.
-    Exit { pid: u32 },
     /// Events were lost (the socket's buffer overflowed): rescan to catch up.
     Overflow,
 }
@@ -36,7 +35,6 @@ const PROC_CN_MCAST_LISTEN: u32 = 1;
 const PROC_EVENT_NONE: u32 = 0;
 const PROC_EVENT_EXEC: u32 = 0x0000_0002;
 const PROC_EVENT_COMM: u32 = 0x0000_0200;
-const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 const NLMSG_HDR: usize = 16;
 const CN_MSG: usize = 20;
 /// Where `proc_event` starts in a datagram: after `nlmsghdr` and `cn_msg`.
@@ -54,7 +52,7 @@ pub struct ProcEvents {
 }
 
 impl ProcEvents {
-    /// Opens the connector and subscribes to exec, rename and exit events. The error says why Tend
+    /// Opens the connector and subscribes to exec and rename events. The error says why Tend
     /// cannot listen (no CAP_NET_ADMIN, a PID namespace, no connector in this kernel).
     pub async fn open() -> Result<ProcEvents, String> {
         if let Some(why) = nested_namespace() {
@@ -171,7 +169,6 @@ fn parse(msg: &[u8]) -> Option<ProcEvent> {
     match what {
         PROC_EVENT_EXEC => Some(ProcEvent::Exec { pid }),
         PROC_EVENT_COMM => Some(ProcEvent::Comm { pid }),
-        PROC_EVENT_EXIT => Some(ProcEvent::Exit { pid }),
         _ => None,
     }
 }
@@ -226,7 +223,7 @@ fn bind(fd: &OwnedFd) -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-/// `PROC_CN_MCAST_LISTEN` with a filter (kernel 6.6+: only exec, comm and exit are delivered; older
+/// `PROC_CN_MCAST_LISTEN` with a filter (kernel 6.6+: only exec and comm are delivered; older
 /// kernels read the first word and deliver everything, which [`parse`] filters).
 fn subscribe(fd: &OwnedFd) -> io::Result<()> {
     let input_len = 8u16;
@@ -244,7 +241,7 @@ fn subscribe(fd: &OwnedFd) -> io::Result<()> {
     msg.extend_from_slice(&input_len.to_ne_bytes()); // len
     msg.extend_from_slice(&0u16.to_ne_bytes()); // flags
     msg.extend_from_slice(&PROC_CN_MCAST_LISTEN.to_ne_bytes()); // proc_input.mcast_op
-    msg.extend_from_slice(&(PROC_EVENT_EXEC | PROC_EVENT_COMM | PROC_EVENT_EXIT).to_ne_bytes());
+    msg.extend_from_slice(&(PROC_EVENT_EXEC | PROC_EVENT_COMM).to_ne_bytes());
     // SAFETY: `msg` is a live buffer of the length passed.
     let n = unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
@@ -273,8 +270,8 @@ mod tests {
     fn leaders_events_are_read_and_the_rest_left_out() {
         assert_eq!(parse(&datagram(PROC_EVENT_EXEC, 42, 42)), Some(ProcEvent::Exec { pid: 42 }));
         assert_eq!(parse(&datagram(PROC_EVENT_COMM, 7, 7)), Some(ProcEvent::Comm { pid: 7 }));
-        assert_eq!(parse(&datagram(PROC_EVENT_EXIT, 9, 9)), Some(ProcEvent::Exit { pid: 9 }));
-        assert_eq!(parse(&datagram(PROC_EVENT_EXIT, 10, 9)), None, "a thread of 9, not the process");
+        assert_eq!(parse(&datagram(PROC_EVENT_COMM, 10, 9)), None, "a thread of 9, not the process");
+        assert_eq!(parse(&datagram(0x8000_0000, 9, 9)), None, "exit is not reported");
         assert_eq!(parse(&datagram(0x1, 11, 11)), None, "fork is not reported");
         assert_eq!(parse(&datagram(PROC_EVENT_EXEC, 42, 42)[..20]), None, "truncated");
     }

@@ -1,5 +1,6 @@
-//! The kernel's process events, heard for real: a child that execs is reported with its pid, and so
-//! is its exit. The suite runs as root in the initial namespaces (as CI does), where listening works.
+//! The kernel's process events, heard for real: a child that execs, and one that renames itself, is
+//! reported with its pid. The suite runs as root in the initial namespaces (as CI does), where
+//! listening works.
 
 use std::process::Command;
 use std::time::Duration;
@@ -25,7 +26,7 @@ async fn until(events: &mut ProcEvents, want: ProcEvent) -> Vec<ProcEvent> {
 }
 
 #[tokio::test]
-async fn an_exec_and_an_exit_are_heard_with_the_process_pid() {
+async fn an_exec_is_heard_with_the_process_pid() {
     let mut events = ProcEvents::open().await.expect("root in the initial namespaces can listen");
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     let pid = child.id();
@@ -33,7 +34,6 @@ async fn an_exec_and_an_exit_are_heard_with_the_process_pid() {
     assert!(seen.iter().all(|e| !matches!(e, ProcEvent::Overflow)), "no overflow in a quiet test");
     child.kill().unwrap();
     child.wait().unwrap();
-    until(&mut events, ProcEvent::Exit { pid }).await;
 }
 
 #[tokio::test]

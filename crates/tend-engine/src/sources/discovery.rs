@@ -58,7 +58,7 @@ pub(crate) fn listen(matchers: Vec<(String, Matcher)>, tx: Mailbox) {
                 .iter()
                 .filter_map(|e| match e {
                     ProcEvent::Exec { pid } | ProcEvent::Comm { pid } => Some(*pid),
-                    ProcEvent::Exit { .. } | ProcEvent::Overflow => None,
+                    ProcEvent::Overflow => None,
                 })
                 .collect();
             if pids.is_empty() {
