@@ -37,6 +37,8 @@ pub struct Found {
     pub name: String,
     /// Arguments joined by single spaces.
     pub cmdline: String,
+    /// Its parent's pid.
+    pub parent: u32,
 }
 
 impl Matcher {
@@ -65,12 +67,6 @@ pub fn find(matcher: &Matcher, exclude: &[u32]) -> Vec<Found> {
         .collect();
     found.sort_by_key(|f| f.id.pid);
     found
-}
-
-/// The parent of `pid` (`None` when it is gone or unreadable).
-pub fn parent_of(pid: u32) -> Option<u32> {
-    let bytes = fs::read(Path::new("/proc").join(pid.to_string()).join("stat")).ok()?;
-    Some(parse_stat(&bytes)?.ppid)
 }
 
 /// Whether the process `pid` matches, read from `/proc` now: for processes heard of one at a time (the
@@ -112,7 +108,7 @@ pub fn inspect(pid: u32, matcher: &Matcher) -> Option<Found> {
             return None;
         }
     }
-    Some(Found { id, name, cmdline: join_cmdline(raw_cmdline()) })
+    Some(Found { id, name, cmdline: join_cmdline(raw_cmdline()), parent: stat.ppid })
 }
 
 /// `/proc/PID/cmdline` is NUL-separated (and usually NUL-terminated); a process that rewrote its

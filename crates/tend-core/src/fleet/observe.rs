@@ -1,6 +1,8 @@
 //! Observations: what the sources saw (spawns, readiness, exits, samples, listings, ticks) turned into
 //! lifecycle changes, alerts and recycle triggers.
 
+use std::collections::{HashMap, HashSet};
+
 use super::*;
 
 impl Fleet {
@@ -434,26 +436,34 @@ impl Fleet {
         began: Timestamp,
         now: Timestamp,
     ) {
-        let owned = self.owned_processes();
-        let found: Vec<(ProcessId, String)> = found.into_iter().filter(|(p, _)| !owned.contains(p)).collect();
         // Watched processes that are no longer listed (or whose pid now names another process) ended;
         // one attached while the scan ran (heard of as it exec'd) may be missing from it and stays.
-        let gone: Vec<(WorkerId, u32)> = self
-            .workers
-            .values()
-            .filter(|w| w.pool == pool && w.source == Source::Attached)
-            .filter_map(|w| {
-                let c = w.current.as_ref()?;
-                let p = c.process?;
-                let listed = found.iter().any(|(f, _)| *f == p);
-                (c.state().is_live() && !listed && c.lifecycle.created() <= began)
-                    .then(|| (w.id.clone(), c.n))
-            })
+        let listed: HashSet<ProcessId> = found.iter().map(|(p, _)| *p).collect();
+        let mut gone: Vec<(WorkerId, u32)> = self
+            .live_in(pool)
+            .into_values()
+            .flatten()
+            .filter(|(_, _, p, created)| !listed.contains(p) && *created <= began)
+            .map(|(id, n, _, _)| (id, n))
             .collect();
+        gone.sort();
         for (id, n) in gone {
             self.on_exit(&id, n, None, now);
         }
         self.attach_found(pool, found, now);
+    }
+
+    /// The live incarnations of `pool`'s workers by pid: worker, incarnation, process, and since when.
+    fn live_in(&self, pool: &str) -> HashMap<u32, Vec<(WorkerId, u32, ProcessId, Timestamp)>> {
+        let mut live: HashMap<u32, Vec<_>> = HashMap::new();
+        for w in self.workers.values().filter(|w| w.pool == pool) {
+            if let Some(c) = w.current.as_ref().filter(|c| c.state().is_live())
+                && let Some(p) = c.process
+            {
+                live.entry(p.pid).or_default().push((w.id.clone(), c.n, p, c.lifecycle.created()));
+            }
+        }
+        live
     }
 
     /// Attach what is not watched yet among `found` (Tend's own processes are never attached).
@@ -461,29 +471,18 @@ impl Fleet {
         if !self.pools.iter().any(|p| p.name == pool && matches!(p.kind, PoolKind::Attach)) {
             return;
         }
-        let owned = self.owned_processes();
+        let owned: HashSet<ProcessId> = self.owned_processes().into_iter().collect();
+        // Found processes have distinct pids, so this index stays true for each of them in turn.
+        let live = self.live_in(pool);
         for (process, name) in found.into_iter().filter(|(p, _)| !owned.contains(p)) {
-            let known = self.workers.values().any(|w| {
-                w.pool == pool
-                    && w.current.as_ref().is_some_and(|c| c.process == Some(process) && c.state().is_live())
-            });
-            if known {
+            let same_pid = live.get(&process.pid).map(Vec::as_slice).unwrap_or_default();
+            if same_pid.iter().any(|(_, _, p, _)| *p == process) {
                 continue;
             }
             // A watched process with the same pid and another start time is gone: the pid is this
             // process's now. It ends first, so the new one takes its id.
-            let reused: Vec<(WorkerId, u32)> = self
-                .workers
-                .values()
-                .filter(|w| w.pool == pool)
-                .filter_map(|w| {
-                    let c = w.current.as_ref()?;
-                    let p = c.process?;
-                    (c.state().is_live() && p.pid == process.pid && p != process).then(|| (w.id.clone(), c.n))
-                })
-                .collect();
-            for (id, n) in reused {
-                self.on_exit(&id, n, None, now);
+            for (id, n, _, _) in same_pid {
+                self.on_exit(id, *n, None, now);
             }
             let mut id = WorkerId::new(format!("{pool}-{}", process.pid));
             if let Some(old) = self.workers.get(&id) {

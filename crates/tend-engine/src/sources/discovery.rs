@@ -83,17 +83,14 @@ fn matching(
     pids: &BTreeSet<u32>,
 ) -> Vec<(String, Vec<(tend_core::model::ProcessId, String)>)> {
     let me = std::process::id();
-    let candidates: Vec<u32> = pids
-        .iter()
-        .copied()
-        .filter(|&pid| pid != me && tend_collect::discover::parent_of(pid) != Some(me))
-        .collect();
     matchers
         .iter()
         .filter_map(|(pool, matcher)| {
-            let found: Vec<_> = candidates
+            let found: Vec<_> = pids
                 .iter()
+                .filter(|&&pid| pid != me)
                 .filter_map(|&pid| tend_collect::discover::inspect(pid, matcher))
+                .filter(|f| f.parent != me)
                 .map(|f| (f.id, f.name))
                 .collect();
             (!found.is_empty()).then(|| (pool.clone(), found))
