@@ -28,7 +28,7 @@ pub struct EngineView<'a> {
     /// How long the last sampling sweep of each pool took.
     pub collection: &'a HashMap<String, Duration>,
     /// How attach pools find new processes (None without attach pools).
-    pub discovery: Option<tend_api::DiscoveryDto>,
+    pub discovery: Option<&'a tend_api::DiscoveryDto>,
 }
 
 /// What the listener for the kernel's process events says about itself.

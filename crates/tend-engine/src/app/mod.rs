@@ -294,7 +294,7 @@ impl App {
                 config,
                 demo,
                 tend: v.self_usage.clone(),
-                discovery: v.discovery.clone(),
+                discovery: v.discovery.cloned(),
             }
         })
         .await

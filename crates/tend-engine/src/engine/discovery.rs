@@ -3,7 +3,7 @@
 //! (no CAP_NET_ADMIN, a PID namespace, `mode = "scan"`) passes run every `scan_every`. Lost events
 //! make a pass of every pool due at once. What is in force is what `/api/v1/health` shows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use tend_api::{DiscoveryDto, DiscoveryMode as WireMode};
@@ -19,9 +19,9 @@ pub(super) struct Discovery {
     /// Whether the kernel's events are heard, and why not.
     listening: Result<bool, String>,
     next: HashMap<String, Instant>,
-    in_flight: HashMap<String, bool>,
-    /// No attach pool: nothing to report.
-    idle: bool,
+    in_flight: HashSet<String>,
+    /// What `/api/v1/health` shows, remade when `listening` changes (None: no attach pool).
+    shown: Option<DiscoveryDto>,
 }
 
 impl Discovery {
@@ -39,7 +39,12 @@ impl Discovery {
                 Ok(false)
             }
         };
-        Discovery { cfg, listening, next: HashMap::new(), in_flight: HashMap::new(), idle }
+        let mut d =
+            Discovery { cfg, listening, next: HashMap::new(), in_flight: HashSet::new(), shown: None };
+        if !idle {
+            d.shown = Some(d.describe());
+        }
+        d
     }
 
     /// The cadence of full passes now.
@@ -49,12 +54,11 @@ impl Discovery {
 
     /// Whether `pool`'s pass is due at `now`; if so it is marked in flight and the next one scheduled.
     pub(super) fn due(&mut self, pool: &str, now: Instant) -> bool {
-        if self.next.get(pool).is_some_and(|t| *t > now) || self.in_flight.get(pool).copied().unwrap_or(false)
-        {
+        if self.next.get(pool).is_some_and(|t| *t > now) || self.in_flight.contains(pool) {
             return false;
         }
         self.next.insert(pool.to_owned(), now + self.every());
-        self.in_flight.insert(pool.to_owned(), true);
+        self.in_flight.insert(pool.to_owned());
         true
     }
 
@@ -81,15 +85,19 @@ impl Discovery {
             }
             Listener::Overflowed => self.next.values_mut().for_each(|t| *t = now),
         }
+        if self.shown.is_some() {
+            self.shown = Some(self.describe());
+        }
     }
 
-    /// What `/api/v1/health` says of it.
-    pub(super) fn wire(&self) -> Option<DiscoveryDto> {
-        if self.idle {
-            return None;
-        }
+    /// What `/api/v1/health` says of it (None without attach pools).
+    pub(super) fn wire(&self) -> Option<&DiscoveryDto> {
+        self.shown.as_ref()
+    }
+
+    fn describe(&self) -> DiscoveryDto {
         let every_secs = self.every().as_secs_f64();
-        Some(match &self.listening {
+        match &self.listening {
             Ok(true) => DiscoveryDto {
                 mode: WireMode::Events,
                 every_secs,
@@ -101,6 +109,6 @@ impl Discovery {
                 detail: "starting to listen to the kernel's process events".into(),
             },
             Err(why) => DiscoveryDto { mode: WireMode::Scan, every_secs, detail: why.clone() },
-        })
+        }
     }
 }
