@@ -39,6 +39,19 @@ fn exec_into(marker: &str) -> Child {
         .expect("sh")
 }
 
+/// `tend serve` (through `wrapper`, if any) on an attach pool for `marker` whose scans, when it must
+/// scan, run every second.
+fn start_scanning_every_second(
+    marker: &str,
+    wrapper: &[&str],
+    tweak: impl FnOnce(&mut std::process::Command),
+) -> Tend {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(&dir, "tend.toml", &config(marker, "scan_every = \"1s\""));
+    let cfg = cfg.to_str().unwrap().to_owned();
+    Tend::start_under(wrapper, dir, &["serve", "--config", &cfg], &[], tweak)
+}
+
 fn discovery(tend: &Tend) -> Value {
     tend.json("/api/v1/health")["discovery"].clone()
 }
@@ -86,10 +99,7 @@ fn with_scans_chosen_an_exec_is_attached_at_the_next_scan() {
 #[test]
 fn without_cap_net_admin_tend_listens_or_scans_and_says_why() {
     let marker = format!("tend-exec-nocap-{}", std::process::id());
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(&dir, "tend.toml", &config(&marker, "scan_every = \"1s\""));
-    let cfg = cfg.to_str().unwrap().to_owned();
-    let tend = Tend::start_with(dir, &["serve", "--config", &cfg], &[], |cmd| {
+    let tend = start_scanning_every_second(&marker, &[], |cmd| {
         use std::os::unix::process::CommandExt;
         // SAFETY: prctl is async-signal-safe; the closure touches nothing else. Dropped from the
         // bounding set, the capability is not in root's permitted set after the exec.
@@ -121,11 +131,8 @@ fn without_cap_net_admin_tend_listens_or_scans_and_says_why() {
 #[test]
 fn in_a_user_namespace_tend_scans_and_says_why() {
     let marker = format!("tend-exec-userns-{}", std::process::id());
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(&dir, "tend.toml", &config(&marker, "scan_every = \"1s\""));
-    let cfg = cfg.to_str().unwrap().to_owned();
     let wrapper = ["unshare", "--user", "--map-root-user", "--kill-child"];
-    let tend = Tend::start_under(&wrapper, dir, &["serve", "--config", &cfg], &[], |_| {});
+    let tend = start_scanning_every_second(&marker, &wrapper, |_| {});
     let d = discovery(&tend);
     assert_eq!((d["mode"].as_str(), d["every_secs"].as_f64()), (Some("scan"), Some(1.0)), "{d}");
     assert!(d["detail"].as_str().unwrap().contains("user namespace"), "{d}");

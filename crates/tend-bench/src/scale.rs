@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use crate::children::Sleepers;
 use crate::http::Http;
+use crate::overhead::window;
 use crate::report::{Check, Report, Section};
 use crate::stats::Summary;
 use crate::tend::TendProc;
@@ -160,14 +161,10 @@ pub fn run(plan: &Plan, tend_exe: &Path, report: &mut Report) -> anyhow::Result<
     Ok(())
 }
 
-/// Tend's CPU (% of one core) and RSS (MiB) over `secs` with nobody asking anything.
+/// Tend's CPU (% of one core) and RSS at the end (MiB) over `secs` with nobody asking anything.
 fn quiet_cost(tend: &TendProc, secs: u64) -> anyhow::Result<(f64, f64)> {
-    let t0 = (Instant::now(), os::cpu_ticks(tend.pid)?);
-    os::pause(Duration::from_secs(secs));
-    let cpu =
-        (os::cpu_ticks(tend.pid)? - t0.1) as f64 / os::clock_ticks() as f64 / t0.0.elapsed().as_secs_f64()
-            * 100.0;
-    Ok((cpu, os::status_bytes(tend.pid, "VmRSS")? as f64 / 1024.0 / 1024.0))
+    let u = window(&[tend.pid], secs, secs)?.remove(0);
+    Ok((u.cpu_percent, u.rss_last / 1024.0 / 1024.0))
 }
 
 /// How Tend says its attach pools discover processes (`/api/v1/health`).

@@ -97,13 +97,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     read(s).map_err(|why| {
         // The same text with every run of digits made `1` reads: only the numbers were too large.
         let mut small = String::with_capacity(s.len());
-        for (i, c) in s.char_indices() {
-            let after_digit = s[..i].ends_with(|p: char| p.is_ascii_digit());
-            match c.is_ascii_digit() {
-                true if after_digit => {}
-                true => small.push('1'),
-                false => small.push(c),
+        let mut in_digits = false;
+        for c in s.chars() {
+            let digit = c.is_ascii_digit();
+            if !(digit && in_digits) {
+                small.push(if digit { '1' } else { c });
             }
+            in_digits = digit;
         }
         if read(&small).is_ok() { DurationError::TooLong } else { DurationError::Invalid(why) }
     })
