@@ -27,6 +27,8 @@ pub(crate) fn start(pool: String, matcher: Matcher, exclude: Vec<u32>, began: Ti
 
 /// Listens to the kernel's process events for the attach pools' `matchers` until the engine is gone.
 pub(crate) fn listen(matchers: Vec<(String, Matcher)>, tx: Mailbox) {
+    // Shared with each batch's blocking check, not copied for it.
+    let matchers = std::sync::Arc::new(matchers);
     tokio::spawn(async move {
         let mut events = match ProcEvents::open().await {
             Ok(events) => events,
