@@ -3,6 +3,7 @@
 // every change is announced once per animation frame, however many arrived in between.
 import type { Alert, Event, EventOf, HealthDto, PoolMetrics, WorkerDto } from "./types";
 import type { Transport } from "./transport/transport";
+import { olderPoints } from "./older";
 
 /** A growing time series: seconds (uPlot's x unit) and values, capped to a window. */
 export class Series {
@@ -33,6 +34,7 @@ export class Series {
 export type RecycleEntry = EventOf<"recycled"> | EventOf<"recycle_failed">;
 
 const SERIES_POINTS = 15 * 60; // 15 minutes at 1 Hz
+const MiB = 1024 * 1024;
 const EVENTS_KEPT = 5000;
 
 export class Store {
@@ -163,17 +165,28 @@ export class Store {
     return s;
   }
 
-  /** Fill a worker's series with the samples the server still holds (before the page was opened). */
+  /**
+   * Fill a worker's series from before the page was opened: the samples the server holds in memory (the
+   * last minutes), then the history store's for the rest of the series' span.
+   */
   async seed(id: string) {
     const d = await this.transport.worker(id);
     const s = this.seriesOf(this.series, id);
     const first = s.t.length ? s.t[0] : Infinity;
-    const older = d.recent_samples.filter((x) => x.at / 1000 < first);
-    if (!older.length) return;
-    s.t.unshift(...older.map((x) => x.at / 1000));
-    s.cpu.unshift(...older.map((x) => x.metrics.cpu_percent ?? null));
-    s.mem.unshift(...older.map((x) => x.metrics.memory_bytes ?? null));
-    this.changed();
+    const recent = d.recent_samples.filter((x) => x.at / 1000 < first);
+    s.t.unshift(...recent.map((x) => x.at / 1000));
+    s.cpu.unshift(...recent.map((x) => x.metrics.cpu_percent ?? null));
+    s.mem.unshift(...recent.map((x) => x.metrics.memory_bytes ?? null));
+    const now = Date.now();
+    const before = s.t.length ? s.t[0] * 1000 : now;
+    const from = now - SERIES_POINTS * 1000;
+    const older = before - from > 5000 ? await olderPoints(this.transport, id, from, before, 1000) : null;
+    if (older?.t.length) {
+      s.t.unshift(...older.t);
+      s.cpu.unshift(...older.cpu);
+      s.mem.unshift(...older.memMiB.map((v) => (v == null ? null : v * MiB)));
+    }
+    if (recent.length || older?.t.length) this.changed();
   }
 
   /** Seed every worker's series, then the pools' (total memory, average CPU per 5 s bucket). */

@@ -23,6 +23,7 @@ export type { SettingsDto } from "./generated/SettingsDto";
 export type { NotifyStatus } from "./generated/NotifyStatus";
 export type { Source } from "./generated/Source";
 export type { State } from "./generated/State";
+export type { Tier } from "./generated/Tier";
 export type { Transition } from "./generated/Transition";
 export type { WorkerDetailDto } from "./generated/WorkerDetailDto";
 export type { WorkerDto } from "./generated/WorkerDto";

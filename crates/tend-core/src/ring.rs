@@ -1,7 +1,8 @@
 //! A worker's recent samples in memory, packed. The ring belongs to one worker, so no reading carries
 //! the worker's id, and each reading is plain fields with a bit per field that was present: 96 bytes
-//! where a [`Sample`] takes 200 plus its own copy of the id. At `intensive` a worker keeps 900 of them
-//! (15 minutes): ~85 KiB instead of ~200 KiB. Readings come back out as the same [`Sample`]s, exactly.
+//! where a [`Sample`] takes 200 plus its own copy of the id. A ring keeps at most 120 of them (two minutes
+//! at `intensive`; the engine sizes it by the pool's interval): ≤ 12 KiB a worker with the deque's slack.
+//! Readings come back out as the same [`Sample`]s, exactly.
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -15,7 +15,7 @@ use tend_core::rules::{Condition, Rule};
 
 use crate::config::{
     Config, DockerRecycleMode, DockerStatsMode, MetricGroup, PoolConfig, ReadinessCheck, RestartPolicy,
-    RuleCondition, RuleConfig, SourceConfig, SpawnConfig, substitute,
+    RuleCondition, RuleConfig, SourceConfig, SpawnConfig, ring_depth, substitute,
 };
 
 /// What a pool's sweep reads beyond `stat` and `statm`: `io` and the fd count when its profile shows
@@ -158,7 +158,8 @@ pub fn pool(p: &PoolConfig) -> anyhow::Result<PoolRuntime> {
         name: p.name.clone(),
         kind,
         interval,
-        history: p.profile.history_depth().max(60),
+        // Reports still arrive where sampling is disabled: they keep the shortest ring.
+        history: interval.map_or(10, ring_depth),
         readiness_timeout: p.readiness.timeout,
         stale_after: p.effective_stale_after(),
         task_timeout: p.task_timeout,
@@ -207,5 +208,47 @@ pub fn rule(r: &RuleConfig) -> Rule {
         flap_window: r.flap_window,
         recycle: r.recycle,
         channels: r.channels.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Readings kept in memory per worker follow the interval the pool is sampled at, its own included.
+    #[test]
+    fn rings_are_sized_by_the_pools_interval() {
+        let cfg = crate::config::parse(
+            r#"
+[[pool]]
+name = "fast"
+source = "attach"
+cmdline = "^a$"
+profile = "intensive"
+
+[[pool]]
+name = "faster"
+source = "attach"
+cmdline = "^b$"
+profile = "intensive"
+interval = "100ms"
+
+[[pool]]
+name = "slow"
+source = "attach"
+cmdline = "^c$"
+profile = "batch"
+
+[[pool]]
+name = "off"
+source = "attach"
+cmdline = "^d$"
+profile = "disabled"
+"#,
+            "test.toml",
+        )
+        .unwrap();
+        let depth: Vec<usize> = cfg.pools.iter().map(|p| pool(p).unwrap().spec.history).collect();
+        assert_eq!(depth, [120, 120, 10, 10]);
     }
 }

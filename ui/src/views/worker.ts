@@ -9,6 +9,7 @@ import { Timeline } from "../components/timeline";
 import type { Event, WorkerDetailDto } from "../types";
 import { recycleWorkers, stopWorker, errorReason } from "./actions";
 import { chartsSvg } from "../components/svgchart";
+import { olderPoints } from "../older";
 import type { Ctx, View } from "./view";
 
 const MiB = 1024 * 1024;
@@ -281,22 +282,17 @@ export function workerView(ctx: Ctx, id: string): View {
     if (now / 1000 - s < oldest - 5) {
       try {
         const step = Math.max(1000, Math.round((s * 1000) / 600));
-        const [c, m] = await Promise.all([
-          transport.history(id, "cpu_percent", now - s * 1000, now, step),
-          transport.history(id, "memory_mb", now - s * 1000, now, step),
-        ]);
-        if (c && m && c.points.length) {
+        const live = t.length ? t[0] : Infinity;
+        const o = await olderPoints(transport, id, now - s * 1000, Math.min(now, live * 1000), step);
+        if (o?.t.length) {
           // Older points from the store go in front of the in-memory ones; live samples keep appending.
-          const tm = new Map(m.points.map((p) => [p.t, p.avg]));
-          const first = t.length ? t[0] : Infinity;
-          const older = c.points.filter((p) => p.t / 1000 < first - 0.5);
-          t.unshift(...older.map((p) => p.t / 1000));
-          cpu.unshift(...older.map((p) => p.avg));
-          mem.unshift(...older.map((p) => tm.get(p.t) ?? null));
-          historyNote = older.length
-            ? `older than ${clock(first * 1000)}: history store (${c.tier}${c.step_ms ? `, ${Math.round(c.step_ms / 1000)} s steps` : ""})`
+          t.unshift(...o.t);
+          cpu.unshift(...o.cpu);
+          mem.unshift(...o.memMiB);
+          historyNote = Number.isFinite(live)
+            ? `older than ${clock(live * 1000)}: history store (${o.tier}${o.stepMs ? `, ${Math.round(o.stepMs / 1000)} s steps` : ""})`
             : "";
-        } else if (c && m) {
+        } else if (o) {
           historyNote = `the history store has nothing older yet: showing the ${duration(now / 1000 - oldest)} kept in memory`;
         } else {
           historyNote = `no history store on this server: showing the ${duration(now / 1000 - oldest)} kept in memory`;

@@ -38,7 +38,7 @@ pub struct PoolSpec {
     pub kind: PoolKind,
     /// Sampling interval; None = monitoring disabled.
     pub interval: Option<Duration>,
-    /// Samples kept in memory per worker.
+    /// Readings kept in memory per worker (older ones are the history store's).
     pub history: usize,
     pub readiness_timeout: Duration,
     pub stale_after: Option<Duration>,
@@ -56,7 +56,7 @@ impl PoolSpec {
             name: name.to_owned(),
             kind: PoolKind::Spawn { size, restart: Restart::Always },
             interval: Some(Duration::from_secs(1)),
-            history: 900,
+            history: 120,
             readiness_timeout: Duration::from_secs(30),
             stale_after: None,
             task_timeout: None,

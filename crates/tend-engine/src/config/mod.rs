@@ -145,15 +145,18 @@
 //!   9101, ...) in arguments, `env` values and `metrics_url`: one port per worker, known to Tend.
 //!
 //! # Profiles
-//! | profile | interval | samples kept in memory | metrics collected |
+//! | profile | interval | readings kept in memory | metrics collected |
 //! |---|---|---|---|
-//! | intensive | 1 s | 900 (15 min) | cpu, memory, threads, fds, io |
-//! | realtime | 5 s | 360 (30 min) | cpu, memory, threads, fds, io |
-//! | standard (default) | 10 s | 180 (30 min) | cpu, memory, threads, fds |
-//! | batch | 30 s | 120 (1 h) | cpu, memory |
-//! | minimal | 60 s | 60 (1 h) | cpu, memory |
-//! | daemon | 120 s | 30 (1 h) | cpu, memory |
+//! | intensive | 1 s | 120 (2 min) | cpu, memory, threads, fds, io |
+//! | realtime | 5 s | 24 (2 min) | cpu, memory, threads, fds, io |
+//! | standard (default) | 10 s | 12 (2 min) | cpu, memory, threads, fds |
+//! | batch | 30 s | 10 (5 min) | cpu, memory |
+//! | minimal | 60 s | 10 (10 min) | cpu, memory |
+//! | daemon | 120 s | 10 (20 min) | cpu, memory |
 //! | disabled | - | 0 | none |
+//!
+//! The readings in memory follow the pool's interval (its own `interval` too): [`ring_depth`]. Older
+//! ones are read from the history store.
 //!
 //! # Environment overrides
 //! Applied by [`Config::apply_env`] after parsing; an empty value counts as unset. It ends with
@@ -363,7 +366,12 @@ mod tests {
         assert_eq!(Profile::Intensive.interval(), Some(Duration::from_secs(1)));
         assert_eq!(Profile::Daemon.interval(), Some(Duration::from_secs(120)));
         assert_eq!(Profile::Disabled.interval(), None);
-        assert_eq!(Profile::Intensive.history_depth(), 900);
+        let depth = |secs: f64| ring_depth(Duration::from_secs_f64(secs));
+        assert_eq!(depth(1.0), 120, "intensive: two minutes");
+        assert_eq!(depth(5.0), 24);
+        assert_eq!(depth(0.1), 120, "faster sampling keeps less time, not more memory");
+        assert_eq!(depth(30.0), 10, "slow pools keep at least ten readings");
+        assert_eq!(depth(7.0), 18, "a part of an interval counts as one more reading");
         assert!(Profile::Realtime.collects(MetricGroup::Io));
         assert!(Profile::Standard.collects(MetricGroup::Fds));
         assert!(!Profile::Standard.collects(MetricGroup::Io));

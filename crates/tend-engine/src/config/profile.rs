@@ -1,8 +1,21 @@
-//! The monitoring profiles: per pool, how often it is sampled, how many samples each worker keeps in
-//! memory and which metric groups are collected.
+//! The monitoring profiles: per pool, how often it is sampled and which metric groups are collected; and
+//! how many readings each worker keeps in memory for its sampling interval.
 
 use std::fmt;
 use std::time::Duration;
+
+/// How long a worker's recent readings stay in memory: enough for the live charts to append to and for the
+/// console to show the last minutes while the history store is failing. Older readings are the store's.
+pub const RING_SPAN: Duration = Duration::from_secs(120);
+
+/// Readings kept in memory per worker, for a pool sampled every `interval`: [`RING_SPAN`] of them, at
+/// least 10 (a slow pool still shows a short trend) and at most 120 (a pool sampled faster than once a
+/// second keeps less time, not more memory). A reading takes 96 bytes, so a worker's ring is at most
+/// 11.25 KiB.
+pub fn ring_depth(interval: Duration) -> usize {
+    let per_span = RING_SPAN.as_millis().div_ceil(interval.as_millis().max(1));
+    per_span.clamp(10, 120) as usize
+}
 
 /// A monitoring profile: how often a pool is sampled, how much history is kept in memory and which
 /// metrics are collected.
@@ -57,19 +70,6 @@ impl Profile {
             Profile::Disabled => return None,
         };
         Some(Duration::from_secs(secs))
-    }
-
-    /// How many samples per worker are kept in memory (older ones live only in the store).
-    pub fn history_depth(self) -> usize {
-        match self {
-            Profile::Intensive => 900,
-            Profile::Realtime => 360,
-            Profile::Standard => 180,
-            Profile::Batch => 120,
-            Profile::Minimal => 60,
-            Profile::Daemon => 30,
-            Profile::Disabled => 0,
-        }
     }
 
     /// The metric groups collected.
