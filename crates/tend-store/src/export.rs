@@ -458,7 +458,7 @@ fn read_samples(
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("BEGIN")?;
     let sql = format!(
-        "SELECT at, incarnation, pid, state, {}, requests, custom FROM samples
+        "SELECT at, incarnation, pid, state, {}, requests, custom FROM samples_all
          WHERE wid = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, incarnation",
         METRICS.join(", ")
     );

@@ -221,7 +221,7 @@ impl Store {
         let sql = match tier {
             Tier::Raw => format!(
                 "SELECT (at / ?1) * ?1 AS b, min(x), avg(x), max(x), count(x) FROM
-                   (SELECT at, {raw} AS x FROM samples WHERE wid = ?2 AND at >= ?3 AND at < ?4)
+                   (SELECT at, {raw} AS x FROM samples_all WHERE wid = ?2 AND at >= ?3 AND at < ?4)
                  WHERE x IS NOT NULL GROUP BY b ORDER BY b"
             ),
             Tier::Minute | Tier::Hour if custom => {
@@ -400,13 +400,13 @@ impl Store {
 
     /// Raw sample count (all workers), for tests and diagnostics.
     pub async fn sample_count(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM samples").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM samples_all").fetch_one(&self.pool).await?)
     }
 
     /// Rows in a tier (`raw`, `minute`, `hour`) with their time span, for tests and diagnostics.
     pub async fn tier_span(&self, tier: Tier) -> anyhow::Result<(i64, Option<i64>, Option<i64>)> {
         let (table, col) = match tier {
-            Tier::Raw => ("samples", "at"),
+            Tier::Raw => ("samples_all", "at"),
             Tier::Minute => ("rollup_minute", "bucket"),
             Tier::Hour => ("rollup_hour", "bucket"),
         };

@@ -84,7 +84,7 @@ fn minute_select() -> String {
     let cols: Vec<String> = METRICS.iter().map(|m| format!("min({m}), avg({m}), max({m})")).collect();
     format!(
         "INSERT OR REPLACE INTO rollup_minute SELECT wid, (at / {MINUTE_MS}) * {MINUTE_MS} AS b, count(*), {}
-         FROM samples WHERE wid = ? AND at >= ? AND at < ? GROUP BY b",
+         FROM samples_all WHERE wid = ? AND at >= ? AND at < ? GROUP BY b",
         cols.join(", ")
     )
 }
@@ -109,7 +109,7 @@ fn hour_select() -> String {
 /// a non-finite value stored as null, are skipped).
 const CUSTOM_MINUTE: &str = "INSERT OR REPLACE INTO custom_rollup_minute
      SELECT s.wid, j.key, (s.at / 60000) * 60000 AS b, count(*), min(j.value), avg(j.value), max(j.value)
-     FROM samples AS s, json_each(s.custom) AS j
+     FROM samples_all AS s, json_each(s.custom) AS j
      WHERE s.wid = ? AND s.at >= ? AND s.at < ? AND s.custom IS NOT NULL AND j.type IN ('integer', 'real')
      GROUP BY j.key, b";
 
@@ -159,7 +159,7 @@ async fn roll_minutes(store: &Store, now: Timestamp, r: &mut MaintainReport) -> 
         None => {
             let mut oldest: Option<i64> = None;
             for wid in all_wids(store).await? {
-                let t: Option<i64> = sqlx::query_scalar("SELECT min(at) FROM samples WHERE wid = ?")
+                let t: Option<i64> = sqlx::query_scalar("SELECT min(at) FROM samples_all WHERE wid = ?")
                     .bind(wid)
                     .fetch_one(&store.pool)
                     .await?;
@@ -217,7 +217,8 @@ struct TierTables {
 
 /// Oldest first: the order in which the size cap drops data.
 const TIERS: [TierTables; 3] = [
-    TierTables { tables: &["samples"], time: "at" },
+    // The fresh samples are seconds old, but a burst may hold older ones: age pruning covers them.
+    TierTables { tables: &["samples", "samples_fresh"], time: "at" },
     TierTables { tables: &["rollup_minute", "custom_rollup_minute"], time: "bucket" },
     TierTables { tables: &["rollup_hour", "custom_rollup_hour"], time: "bucket" },
 ];

@@ -1,6 +1,8 @@
 //! The batched writer: one task that owns every write of samples and events. The engine hands records to
 //! a [`Recorder`] (a bounded channel; `record` never waits); the task commits them in transactions every
-//! second or every `batch_rows` records, on a connection of its own. When the disk fails it keeps what it
+//! second or every `batch_rows` records, on a connection of its own. Samples are appended to
+//! `samples_fresh` and moved into `samples` (clustered by worker) every `settle_every`: a commit of a
+//! thousand workers' samples then writes a few pages, not one per worker. When the disk fails it keeps what it
 //! holds (up to a bound, dropping the oldest samples first), throws the connection away (so no
 //! transaction or lock outlives the failure), retries with backoff and says so through [`StoreStatus`]
 //! until a commit succeeds again. Before each flush it checks that the path still leads to the open file,
@@ -44,6 +46,10 @@ pub struct WriterConfig {
     /// Commit when this many records are waiting, even before `flush_every`.
     pub batch_rows: usize,
     pub flush_every: Duration,
+    /// How often committed samples move from `samples_fresh` (appended in time order: a commit touches
+    /// a few pages) into `samples` (clustered by worker: each worker's rows of the period land on one
+    /// page). Longer settles cost fewer pages; the fresh table stays a few seconds of samples.
+    pub settle_every: Duration,
     /// Records kept while the disk fails; beyond it the oldest samples are dropped.
     pub buffer_limit: usize,
     /// How often rollups and pruning run.
@@ -62,6 +68,7 @@ impl WriterConfig {
             capacity: 100_000,
             batch_rows: 20_000,
             flush_every: Duration::from_secs(1),
+            settle_every: Duration::from_secs(10),
             buffer_limit: 500_000,
             maintain_every: Duration::from_secs(60),
             lock: None,
@@ -107,6 +114,8 @@ enum Msg {
     /// One sweep's samples: one message instead of one per worker.
     Samples(Vec<SampleRecord>),
     Flush(oneshot::Sender<()>),
+    /// The writer's own timer: the flush interval or a retry is due.
+    Tick,
     Close(oneshot::Sender<()>),
 }
 
@@ -275,6 +284,8 @@ pub fn spawn(mut config: WriterConfig, clock: Arc<dyn Clock>) -> StoreHandle {
         conn: None,
         reopen: None,
         warned: None,
+        unsettled: 0,
+        settled_at: Instant::now(),
     };
     tokio::spawn(writer.run());
     StoreHandle { recorder, opened }
@@ -302,11 +313,18 @@ struct Writer {
     reopen: Option<String>,
     /// The last failure logged as a warning, and when: the same one is repeated at most every 30 s.
     warned: Option<(String, Instant)>,
+    /// Samples committed to `samples_fresh` since the last settle, and when that was.
+    unsettled: u64,
+    settled_at: Instant,
 }
 
 struct Step {
     closing: Option<oneshot::Sender<()>>,
+    /// Commit now (a caller asked, or the writer's own timer).
     forced: bool,
+    /// A caller waits for the flush: settle too, so what it wrote is where maintenance looks next
+    /// (a backfill that is pruned or rolled up at once).
+    asked: bool,
 }
 
 /// Retries from 0.25 s, doubling, and stay frequent: writing resumes within ~2 s of the disk coming
@@ -331,9 +349,9 @@ impl Writer {
             let wake = retry_at.unwrap_or(next_flush);
             let msg = tokio::select! {
                 m = self.rx.recv() => m,
-                _ = tokio::time::sleep_until(wake) => Some(Msg::Flush(oneshot::channel().0)),
+                _ = tokio::time::sleep_until(wake) => Some(Msg::Tick),
             };
-            let mut step = Step { closing: None, forced: false };
+            let mut step = Step { closing: None, forced: false, asked: false };
             self.accept(msg, &mut step, &mut flush_waiters);
             // Take whatever else is already waiting, without awaiting.
             while step.closing.is_none() && self.buf.len() < self.config.batch_rows * 2 {
@@ -342,14 +360,14 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let Step { closing, forced } = step;
+            let Step { closing, forced, asked } = step;
             let now = Instant::now();
             let due =
                 forced || closing.is_some() || now >= next_flush || self.buf.len() >= self.config.batch_rows;
             let may_try = closing.is_some() || retry_at.is_none_or(|r| now >= r);
             if due && may_try {
                 next_flush = now + self.config.flush_every;
-                match self.flush().await {
+                match self.flush(asked || closing.is_some()).await {
                     Ok(committed) => {
                         retry_at = None;
                         backoff.reset();
@@ -417,8 +435,10 @@ impl Writer {
             }
             Some(Msg::Flush(reply)) => {
                 step.forced = true;
+                step.asked = true;
                 waiters.push(reply);
             }
+            Some(Msg::Tick) => step.forced = true,
             Some(Msg::Close(reply)) => step.closing = Some(reply),
             None => step.closing = Some(oneshot::channel().0),
         }
@@ -519,10 +539,12 @@ impl Writer {
 
     /// Commit everything buffered in transactions of at most `batch_rows` records; while the store is
     /// failing with nothing buffered, commit a probe instead. Records leave the buffer only once their
-    /// transaction committed. True when something was committed.
-    async fn flush(&mut self) -> anyhow::Result<bool> {
+    /// transaction committed. Then settle the fresh samples every `settle_every`, and when `now`.
+    /// True when something was committed.
+    async fn flush(&mut self, now: bool) -> anyhow::Result<bool> {
         let failing = self.health.failing().is_some();
-        if self.buf.is_empty() && !failing {
+        let settle_due = now || self.settled_at.elapsed() >= self.config.settle_every;
+        if self.buf.is_empty() && !failing && !(settle_due && self.unsettled > 0) {
             return Ok(false);
         }
         let store = self.ensure_open().await?;
@@ -531,7 +553,11 @@ impl Writer {
             None => (store.options.connect().await)
                 .with_context(|| format!("cannot open {}", store.path().display()))?,
         };
-        match self.write_all(&store, &mut conn).await {
+        let mut result = self.write_all(&store, &mut conn).await;
+        if result.is_ok() && settle_due && self.unsettled > 0 {
+            result = self.settle(&mut conn).await;
+        }
+        match result {
             Ok(()) => {
                 self.conn = Some(conn);
                 Ok(true)
@@ -567,6 +593,11 @@ impl Writer {
         }
         while !self.buf.is_empty() {
             let n = self.buf.len().min(self.config.batch_rows.max(1));
+            // A burst (a buffer written out after the disk came back) settles as it goes, so a settle
+            // never moves more than a batch: the size the WAL's budget is set for.
+            if self.unsettled > 0 && self.unsettled + n as u64 > self.config.batch_rows as u64 {
+                self.settle(conn).await?;
+            }
             self.write_batch(conn, n).await?;
             let (mut samples, mut events) = (0u64, 0u64);
             for r in self.buf.drain(..n) {
@@ -576,9 +607,21 @@ impl Writer {
                 }
             }
             self.health.written_samples.fetch_add(samples, Ordering::Relaxed);
+            self.unsettled += samples;
             self.health.written_events.fetch_add(events, Ordering::Relaxed);
             keep_under_cap(store).await;
         }
+        Ok(())
+    }
+
+    /// Move the fresh samples into `samples`, in a transaction of its own.
+    async fn settle(&mut self, tx: &mut SqliteConnection) -> anyhow::Result<()> {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await.context("cannot begin a transaction")?;
+        let moved = rows::settle(&mut *tx).await.context("cannot move fresh samples into the history")?;
+        sqlx::query("COMMIT").execute(&mut *tx).await.context("cannot commit to the history store")?;
+        tracing::trace!(moved, "fresh samples settled");
+        self.unsettled = 0;
+        self.settled_at = Instant::now();
         Ok(())
     }
 

@@ -298,14 +298,28 @@ pub(super) async fn write_problem(tx: &mut SqliteConnection, p: &Problem) -> any
 const CHUNK: usize = 512;
 const SAMPLE_COLS: usize = 17;
 
+/// A raw sample's columns, in the order of both `samples` and `samples_fresh`.
+const SAMPLE_COLUMNS: &str = "wid, at, incarnation, pid, state, cpu_percent, cpu_host_percent, memory_bytes,
+    memory_percent, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes, threads, fds, requests, custom";
+
+/// New samples go to `samples_fresh` (appended in time order); [`settle`] moves them into `samples`.
 fn insert_sql(rows: usize) -> String {
     let one = format!("({})", vec!["?"; SAMPLE_COLS].join(","));
-    format!(
-        "INSERT OR IGNORE INTO samples(wid, at, incarnation, pid, state, cpu_percent, cpu_host_percent,
-            memory_bytes, memory_percent, disk_read_bytes, disk_write_bytes, net_rx_bytes, net_tx_bytes,
-            threads, fds, requests, custom) VALUES {}",
-        vec![one; rows].join(",")
-    )
+    format!("INSERT OR IGNORE INTO samples_fresh({SAMPLE_COLUMNS}) VALUES {}", vec![one; rows].join(","))
+}
+
+/// Move every fresh sample into `samples`, sorted by its key so each worker's rows land on one page, in
+/// the caller's transaction. Returns the rows moved.
+pub(super) async fn settle(tx: &mut SqliteConnection) -> anyhow::Result<u64> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "INSERT OR IGNORE INTO samples({SAMPLE_COLUMNS}) SELECT {SAMPLE_COLUMNS} FROM samples_fresh
+             ORDER BY wid, at, incarnation"
+        )
+    });
+    sqlx::query(sql.as_str()).execute(&mut *tx).await?;
+    Ok(sqlx::query("DELETE FROM samples_fresh").execute(&mut *tx).await?.rows_affected())
 }
 
 /// The INSERT for `2^k` rows (k = 0..=9): a remainder goes in at most ten statements, and only ten

@@ -167,3 +167,67 @@ async fn history_answers_from_raw_samples_with_min_avg_max() {
     assert!(e.unwrap_err().to_string().contains("\"metric\""));
     h.close().await;
 }
+
+/// Rows in the worker-clustered table and in the fresh one, read from the file itself.
+fn rows_in(dir: &std::path::Path) -> (i64, i64) {
+    let c = rusqlite::Connection::open_with_flags(
+        dir.join("tend.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let n = |t: &str| c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap();
+    (n("samples"), n("samples_fresh"))
+}
+
+#[tokio::test]
+async fn fresh_samples_are_read_before_they_settle_and_settle_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Timestamp(T0 + 20_000));
+    let mut cfg = tend_store::WriterConfig::new(dir.path().to_path_buf(), Retention::default());
+    cfg.flush_every = std::time::Duration::from_millis(20);
+    // Only an explicit flush or a burst of a batch settles in this test.
+    cfg.settle_every = std::time::Duration::from_secs(3600);
+    let h = tend_store::writer::spawn(cfg, std::sync::Arc::new(clock.clone()));
+    h.recorder.event(&added(1, T0, "w", "p"));
+    for i in 0..10 {
+        h.recorder.sample(sample("w", "p", T0 + i * 1000, i as f64, 1 << 20));
+    }
+    // Committed by the writer's own cadence, not by a flush: the samples wait in the fresh table.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while h.recorder.written_samples() < 10 {
+        assert!(std::time::Instant::now() < deadline, "the writer commits within its flush interval");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(rows_in(dir.path()), (0, 10));
+    let store = h.store().unwrap();
+    let ret = Retention::default();
+    let read = || {
+        store.history(
+            "w",
+            "cpu_percent",
+            Timestamp(T0),
+            Timestamp(T0 + 10_000),
+            Some(1000),
+            clock.now(),
+            &ret,
+        )
+    };
+    let before = read().await.unwrap();
+    assert_eq!(before.points.len(), 10, "readers see samples that have not settled");
+    assert_eq!(store.sample_count().await.unwrap(), 10);
+
+    // A flush settles: every row moves once, and reads do not change.
+    h.recorder.flush().await;
+    assert_eq!(rows_in(dir.path()), (10, 0));
+    let after = read().await.unwrap();
+    assert_eq!(
+        after.points.iter().map(|p| (p.t, p.avg)).collect::<Vec<_>>(),
+        before.points.iter().map(|p| (p.t, p.avg)).collect::<Vec<_>>()
+    );
+    // A sample written again after it settled is still one row.
+    h.recorder.sample(sample("w", "p", T0, 99.0, 1 << 20));
+    h.recorder.flush().await;
+    assert_eq!(rows_in(dir.path()), (10, 0));
+    assert_eq!(read().await.unwrap().points[0].avg, Some(0.0), "the first write of a sample stands");
+    h.close().await;
+}
