@@ -1,7 +1,7 @@
 //! A worker's recent samples in memory, packed. The ring belongs to one worker, so no reading carries
 //! the worker's id, and each reading is plain fields with a bit per field that was present: 96 bytes
-//! where a [`Sample`] takes 200 plus its own copy of the id. A ring keeps at most 120 of them (two minutes
-//! at `intensive`; the engine sizes it by the pool's interval): ≤ 12 KiB a worker with the deque's slack.
+//! where a [`Sample`] takes 200 plus its own copy of the id. A ring keeps at most 60 of them (a minute at
+//! `intensive`; the engine sizes it by the pool's interval), allocated once at its size: ≤ 5.6 KiB a worker.
 //! Readings come back out as the same [`Sample`]s, exactly.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -85,10 +85,16 @@ impl Packed {
 impl SampleRing {
     /// Adds a reading, dropping the oldest ones beyond `cap` (at least one is kept).
     pub fn push(&mut self, at: Timestamp, metrics: &Metrics, cap: usize) {
-        self.items.push_back(Packed::new(at, metrics));
-        while self.items.len() > cap.max(1) {
+        let cap = cap.max(1);
+        if self.items.capacity() == 0 {
+            // At its size from the first reading: grown by doubling, a ring of 60 would hold room for 64.
+            self.items.reserve_exact(cap);
+        }
+        // Make room first, so the deque never holds more than `cap` (and never grows past it).
+        while self.items.len() >= cap {
             self.items.pop_front();
         }
+        self.items.push_back(Packed::new(at, metrics));
     }
 
     pub fn len(&self) -> usize {
@@ -142,5 +148,16 @@ mod tests {
         assert_eq!(back, want, "present zeros stay present, absent fields stay absent");
         assert_eq!(ring.len(), 3);
         assert!(std::mem::size_of::<Packed>() <= 96, "{} bytes", std::mem::size_of::<Packed>());
+    }
+
+    #[test]
+    fn a_full_ring_holds_room_for_its_readings_only() {
+        let mut ring = SampleRing::default();
+        for i in 0..500 {
+            ring.push(Timestamp::from_secs(i), &Metrics { cpu_percent: Some(1.0), ..Default::default() }, 60);
+        }
+        assert_eq!(ring.len(), 60);
+        assert_eq!(ring.items.capacity(), 60, "allocated once at its size, never doubled");
+        assert_eq!(ring.items.front().map(|p| p.at), Some(440_000), "the oldest kept is 60 readings back");
     }
 }

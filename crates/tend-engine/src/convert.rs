@@ -249,6 +249,6 @@ profile = "disabled"
         )
         .unwrap();
         let depth: Vec<usize> = cfg.pools.iter().map(|p| pool(p).unwrap().spec.history).collect();
-        assert_eq!(depth, [120, 120, 10, 10]);
+        assert_eq!(depth, [60, 60, 10, 10]);
     }
 }

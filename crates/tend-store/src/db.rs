@@ -82,6 +82,9 @@ pub struct Store {
     cap: Option<u64>,
 }
 
+/// The page cache of each connection, in KiB.
+const CACHE_KIB: u32 = 512;
+
 impl Store {
     /// Open (creating the directory and the file if needed) `dir/tend.db` and bring its schema up to date.
     pub async fn open_dir(dir: &Path) -> anyhow::Result<Store> {
@@ -118,7 +121,11 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(false)
             .pragma("wal_autocheckpoint", wal_pages.to_string())
-            .pragma("journal_size_limit", wal_limit.to_string());
+            .pragma("journal_size_limit", wal_limit.to_string())
+            // Each connection's page cache: SQLite's default is 2 MiB, and up to five connections are
+            // open (the writer, the pool of readers and maintenance). Pages not cached are in the OS's
+            // page cache, a `pread` away.
+            .pragma("cache_size", format!("-{}", CACHE_KIB));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)

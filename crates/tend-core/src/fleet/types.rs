@@ -56,7 +56,7 @@ impl PoolSpec {
             name: name.to_owned(),
             kind: PoolKind::Spawn { size, restart: Restart::Always },
             interval: Some(Duration::from_secs(1)),
-            history: 120,
+            history: 60,
             readiness_timeout: Duration::from_secs(30),
             stale_after: None,
             task_timeout: None,

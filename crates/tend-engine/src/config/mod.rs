@@ -147,9 +147,9 @@
 //! # Profiles
 //! | profile | interval | readings kept in memory | metrics collected |
 //! |---|---|---|---|
-//! | intensive | 1 s | 120 (2 min) | cpu, memory, threads, fds, io |
-//! | realtime | 5 s | 24 (2 min) | cpu, memory, threads, fds, io |
-//! | standard (default) | 10 s | 12 (2 min) | cpu, memory, threads, fds |
+//! | intensive | 1 s | 60 (1 min) | cpu, memory, threads, fds, io |
+//! | realtime | 5 s | 12 (1 min) | cpu, memory, threads, fds, io |
+//! | standard (default) | 10 s | 10 (100 s) | cpu, memory, threads, fds |
 //! | batch | 30 s | 10 (5 min) | cpu, memory |
 //! | minimal | 60 s | 10 (10 min) | cpu, memory |
 //! | daemon | 120 s | 10 (20 min) | cpu, memory |
@@ -367,11 +367,15 @@ mod tests {
         assert_eq!(Profile::Daemon.interval(), Some(Duration::from_secs(120)));
         assert_eq!(Profile::Disabled.interval(), None);
         let depth = |secs: f64| ring_depth(Duration::from_secs_f64(secs));
-        assert_eq!(depth(1.0), 120, "intensive: two minutes");
-        assert_eq!(depth(5.0), 24);
-        assert_eq!(depth(0.1), 120, "faster sampling keeps less time, not more memory");
+        assert_eq!(depth(1.0), 60, "intensive: a minute");
+        assert_eq!(depth(2.0), 30);
+        assert_eq!(depth(0.1), 60, "faster sampling keeps less time, not more memory");
+        assert_eq!(depth(5.0), 12);
         assert_eq!(depth(30.0), 10, "slow pools keep at least ten readings");
-        assert_eq!(depth(7.0), 18, "a part of an interval counts as one more reading");
+        assert_eq!(depth(7.0), 10);
+        assert_eq!(depth(1.5), 40);
+        assert_eq!(depth(0.7), 60);
+        assert_eq!(depth(1.7), 36, "a part of an interval counts as one more reading");
         assert!(Profile::Realtime.collects(MetricGroup::Io));
         assert!(Profile::Standard.collects(MetricGroup::Fds));
         assert!(!Profile::Standard.collects(MetricGroup::Io));

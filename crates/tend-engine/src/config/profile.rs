@@ -6,15 +6,15 @@ use std::time::Duration;
 
 /// How long a worker's recent readings stay in memory: enough for the live charts to append to and for the
 /// console to show the last minutes while the history store is failing. Older readings are the store's.
-pub const RING_SPAN: Duration = Duration::from_secs(120);
+pub const RING_SPAN: Duration = Duration::from_secs(60);
 
 /// Readings kept in memory per worker, for a pool sampled every `interval`: [`RING_SPAN`] of them, at
-/// least 10 (a slow pool still shows a short trend) and at most 120 (a pool sampled faster than once a
+/// least 10 (a slow pool still shows a short trend) and at most 60 (a pool sampled faster than once a
 /// second keeps less time, not more memory). A reading takes 96 bytes, so a worker's ring is at most
-/// 11.25 KiB.
+/// 5.6 KiB.
 pub fn ring_depth(interval: Duration) -> usize {
     let per_span = RING_SPAN.as_millis().div_ceil(interval.as_millis().max(1));
-    per_span.clamp(10, 120) as usize
+    per_span.clamp(10, 60) as usize
 }
 
 /// A monitoring profile: how often a pool is sampled, how much history is kept in memory and which
