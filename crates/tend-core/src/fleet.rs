@@ -114,14 +114,27 @@ impl Fleet {
 
     /// The processes to sample for a pool: each worker's serving incarnation while it may run.
     pub fn watch_list(&self, pool: &str) -> Vec<(WorkerId, u32, ProcessId)> {
-        self.workers
-            .values()
-            .filter(|w| w.pool == pool)
-            .filter_map(|w| {
-                let c = w.current.as_ref()?;
-                (c.state().is_live()).then_some((w.id.clone(), c.n, c.process?))
-            })
+        self.watch_list_part(pool, Part::WHOLE)
+    }
+
+    /// The part of [`Fleet::watch_list`] whose processes belong to `part`.
+    pub fn watch_list_part(&self, pool: &str, part: Part) -> Vec<(WorkerId, u32, ProcessId)> {
+        self.watched(pool)
+            .filter(|(_, _, p)| part.holds(p.pid))
+            .map(|(w, n, p)| (w.id.clone(), n, p))
             .collect()
+    }
+
+    /// How many processes [`Fleet::watch_list`] would list.
+    pub fn watched_count(&self, pool: &str) -> usize {
+        self.watched(pool).count()
+    }
+
+    fn watched<'a>(&'a self, pool: &'a str) -> impl Iterator<Item = (&'a Worker, u32, ProcessId)> + 'a {
+        self.workers.values().filter(move |w| w.pool == pool).filter_map(|w| {
+            let c = w.current.as_ref()?;
+            (c.state().is_live()).then_some((w, c.n, c.process?))
+        })
     }
 
     /// Every process Tend owns or watches right now (to keep discovery from attaching to them).
@@ -686,7 +699,7 @@ mod tests {
             log_lines: None,
             requests: None,
         }];
-        s.feed(Input::Samples { pool: "api".into(), readings }, 61_000);
+        s.feed(Input::Samples { pool: "api".into(), readings, round_done: true }, 61_000);
         let last = s.events.iter().rev().find(|e| e.kind.name() == "recycle_started").unwrap();
         assert!(matches!(&last.kind, EventKind::RecycleStarted { reason: RecycleReason::Rule, .. }));
     }
@@ -811,6 +824,67 @@ mod tests {
         );
     }
 
+    /// The parts of a round list every watched process exactly once.
+    #[test]
+    fn a_rounds_parts_list_every_watched_process_once() {
+        let mut s = Sim::new(vec![PoolSpec::spawn("api", 7)]);
+        s.spawn_all(0, true);
+        let mut whole = s.fleet.watch_list("api");
+        assert_eq!(whole.len(), 7);
+        assert_eq!(s.fleet.watched_count("api"), 7);
+        let mut parts: Vec<_> =
+            (0..3).flat_map(|index| s.fleet.watch_list_part("api", Part { index, of: 3 })).collect();
+        let sizes: Vec<usize> =
+            (0..3).map(|index| s.fleet.watch_list_part("api", Part { index, of: 3 }).len()).collect();
+        assert!(sizes.iter().all(|n| (2..=3).contains(n)), "consecutive pids spread evenly: {sizes:?}");
+        whole.sort_by_key(|(_, _, p)| p.pid);
+        parts.sort_by_key(|(_, _, p)| p.pid);
+        assert_eq!(parts, whole);
+        assert!(
+            Part { index: 2, of: 3 }.is_last()
+                && !Part { index: 1, of: 3 }.is_last()
+                && Part::WHOLE.is_last()
+        );
+    }
+
+    /// A pool swept in parts: each part's readings land at once, the pool-scope rules read the
+    /// aggregates once, after the last part (a part alone would see half the pool's memory).
+    #[test]
+    fn pool_rules_read_the_aggregates_once_a_round_when_a_sweep_comes_in_parts() {
+        let mut spec = PoolSpec::spawn("api", 2);
+        spec.rules = vec![Rule {
+            scope: Scope::Pool,
+            for_samples: 2,
+            ..Rule::threshold("pool-memory", "memory_mb", Comparison::Above, 300.0, None)
+        }];
+        let mut s = Sim::new(vec![spec]);
+        s.spawn_all(0, true);
+        let firing = |s: &Sim| {
+            s.events
+                .iter()
+                .filter(|e| matches!(&e.kind, EventKind::AlertChanged { alert } if alert.state == AlertState::Firing))
+                .count()
+        };
+        // Round 1: 200 + 200 MiB, over the 300 MiB line only once both parts are in.
+        s.sample_part("api", 1000, &[("api-0", 200)], false);
+        assert_eq!(
+            s.fleet.worker("api-0").unwrap().current.as_ref().unwrap().last.as_ref().unwrap().memory_bytes,
+            Some(200 * MB),
+            "a part's readings land at once"
+        );
+        let pending = |s: &Sim| {
+            s.events.iter().filter(|e| matches!(&e.kind, EventKind::AlertChanged { alert } if alert.state == AlertState::Pending)).count()
+        };
+        assert_eq!(pending(&s), 0, "no pool rule reads a half round");
+        s.sample_part("api", 1250, &[("api-1", 200)], true);
+        assert_eq!(pending(&s), 1, "the round's end is the rule's first sample over the line");
+        // Round 2, in two parts again: the rule's second sample, so it fires; a part is not a sample.
+        s.sample_part("api", 2000, &[("api-0", 200)], false);
+        assert_eq!(firing(&s), 0, "for_samples counts rounds, not parts");
+        s.sample_part("api", 2250, &[("api-1", 200)], true);
+        assert_eq!(firing(&s), 1);
+    }
+
     #[test]
     fn requests_mark_workers_busy_and_count_toward_the_limit() {
         let mut spec = PoolSpec::spawn("api", 1);
@@ -827,6 +901,7 @@ mod tests {
                 log_lines: Some(q),
                 requests: Some(q),
             }],
+            round_done: true,
         };
         s.feed(read(3), 1000);
         s.feed(read(3), 2000);

@@ -890,7 +890,10 @@ mod tests {
             log_lines: None,
             requests: None,
         };
-        let out = f.observe(Input::Samples { pool: "etl".into(), readings: vec![reading] }, t(2000));
+        let out = f.observe(
+            Input::Samples { pool: "etl".into(), readings: vec![reading], round_done: true },
+            t(2000),
+        );
         assert!(
             matches!(&out.actions[..], [Action::ContainerRecreate { incarnation: 2, from, .. }] if from == "c1"),
             "{:?}",

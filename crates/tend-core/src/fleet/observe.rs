@@ -25,7 +25,9 @@ impl Fleet {
                 self.on_exit(&worker, incarnation, Some(exit), now)
             }
             Input::Gone { worker, incarnation } => self.on_exit(&worker, incarnation, None, now),
-            Input::Samples { pool, readings } => self.on_samples(&pool, readings, now),
+            Input::Samples { pool, readings, round_done } => {
+                self.on_samples(&pool, readings, round_done, now)
+            }
             Input::Discovered { pool, found, began } => self.on_discovered(&pool, found, began, now),
             Input::Appeared { pool, found } => self.attach_found(&pool, found, now),
             Input::Containers { pool, found } => self.on_containers(&pool, found, now),
@@ -298,12 +300,21 @@ impl Fleet {
         }
     }
 
-    pub(super) fn on_samples(&mut self, pool: &str, readings: Vec<Observed>, now: Timestamp) {
+    pub(super) fn on_samples(
+        &mut self,
+        pool: &str,
+        readings: Vec<Observed>,
+        round_done: bool,
+        now: Timestamp,
+    ) {
         let Some(spec) = self.pool(pool).cloned() else { return };
         for r in readings {
             self.on_reading(&spec, r, now);
         }
-        // Pool-scope rules read the aggregates after the sweep.
+        if !round_done {
+            return;
+        }
+        // Pool-scope rules read the aggregates after the sweep's last part.
         let pool_rules: Vec<Rule> = spec.rules.iter().filter(|r| r.scope == Scope::Pool).cloned().collect();
         if !pool_rules.is_empty()
             && let Some(pm) = self.pool_metrics(pool)

@@ -386,7 +386,8 @@ impl Fleet {
         let Some(pool) = self.workers.get(id).map(|w| w.pool.clone()) else { return };
         let readings =
             vec![Observed { worker: id.clone(), incarnation: n, metrics, log_lines: None, requests }];
-        self.on_samples(&pool, readings, now);
+        // A report is a round of its own: pool rules read the aggregates after each.
+        self.on_samples(&pool, readings, true, now);
     }
 
     /// A reported worker that ended (COMPLETED, FAILED, TIMEOUT, TERMINATED) and that its orchestrator

@@ -63,6 +63,10 @@ impl Sim {
         started
     }
     pub fn sample(&mut self, pool: &str, at: i64, mem_mb: &[(&str, u64)]) -> Output {
+        self.sample_part(pool, at, mem_mb, true)
+    }
+    /// One part of a pool's sweep; `round_done` on its last.
+    pub fn sample_part(&mut self, pool: &str, at: i64, mem_mb: &[(&str, u64)], round_done: bool) -> Output {
         let readings = mem_mb
             .iter()
             .map(|(id, mb)| {
@@ -80,7 +84,7 @@ impl Sim {
                 }
             })
             .collect();
-        self.feed(Input::Samples { pool: pool.into(), readings }, at)
+        self.feed(Input::Samples { pool: pool.into(), readings, round_done }, at)
     }
     pub fn states(&self, id: &str) -> Vec<(u32, State)> {
         self.events

@@ -176,10 +176,13 @@ pub enum Input {
         worker: WorkerId,
         incarnation: u32,
     },
-    /// One sampling sweep of a pool.
+    /// One sampling sweep of a pool, or one [`Part`] of it (a large pool's sweep is spread over its
+    /// interval). `round_done`: the pool's round is complete, every watched process has its reading,
+    /// and the pool-scope rules read the aggregates now (once a round, whatever the parts).
     Samples {
         pool: String,
         readings: Vec<Observed>,
+        round_done: bool,
     },
     /// The complete list of processes matching an attach pool's selector, as a scan that began at
     /// `began` saw them. Watched processes it does not list ended, unless attached after it began.
@@ -563,5 +566,26 @@ impl PoolMetrics {
             "task_time_secs" => self.average_task_time_secs?,
             _ => return None,
         })
+    }
+}
+
+/// One part of a pool's sweep: the watched processes whose pid is `index` modulo `of`. A pid stays in
+/// its part for the life of its process, so each is read once a round whatever the order of the parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl Part {
+    pub const WHOLE: Part = Part { index: 0, of: 1 };
+
+    pub fn holds(self, pid: u32) -> bool {
+        pid % self.of.max(1) == self.index
+    }
+
+    /// The round's last part: after it every watched process has its reading.
+    pub fn is_last(self) -> bool {
+        self.index + 1 >= self.of
     }
 }

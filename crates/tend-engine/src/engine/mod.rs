@@ -52,6 +52,8 @@ pub(crate) struct Engine {
     pub jsonl: bool,
     samplers: HashMap<String, Box<dyn Sampler + Send>>,
     next_sweep: HashMap<String, Instant>,
+    /// Large pools' rounds under way: the parts still to sweep (`sweep.rs`).
+    rounds: HashMap<String, sweep::Round>,
     discovery_cfg: crate::config::DiscoveryConfig,
     /// Attach pools' discovery, from the start of the loop.
     discovery: Option<discovery::Discovery>,
@@ -101,6 +103,7 @@ impl Engine {
             jsonl,
             samplers: HashMap::new(),
             next_sweep: HashMap::new(),
+            rounds: HashMap::new(),
             discovery_cfg: Default::default(),
             discovery: None,
             counters: HashMap::new(),

@@ -1,7 +1,10 @@
 //! The engine task's sampling: per-pool sweeps of the watched processes at their interval (merging the
 //! scraped `/metrics` readings and the supervisor's output counters), docker pools' stats sweeps as the
 //! docker source delivers them, the due discovery passes, and Tend's own usage. Part of the engine
-//! loop: it runs inside the engine task and never waits on anything slow.
+//! loop: it runs inside the engine task and never waits on anything slow. A pool watching more than
+//! [`SPREAD_OVER`] processes is swept in parts, one per engine tick within its interval (a pid stays in
+//! its part), so no engine turn carries a whole large sweep; its pool rules read the aggregates once a
+//! round, after the last part.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -10,15 +13,39 @@ use tracing::debug;
 
 use tend_collect::Sampler;
 use tend_collect::scrape::Scraped;
-use tend_core::fleet::{Input, Observed};
+use tend_core::fleet::{Input, Observed, Part};
 use tend_core::model::{Metrics, ProcessId, Source, WorkerId};
 
 use super::{Engine, TICK, history};
 use crate::convert::PoolRuntime;
 use crate::sources::discovery;
 
+/// A pool watching more processes than this is swept in parts.
+pub(super) const SPREAD_OVER: usize = 250;
+/// At most this many parts to a round (a slow pool's round takes its first ticks, not its interval).
+const MAX_PARTS: u32 = 8;
+
+/// How many parts a round of `watched` processes sampled every `interval` takes: one per engine tick
+/// of the interval (at most [`MAX_PARTS`]) for a large pool, else one.
+pub(super) fn parts_for(watched: usize, interval: Duration) -> u32 {
+    if watched <= SPREAD_OVER {
+        return 1;
+    }
+    let ticks = interval.as_millis() / TICK.as_millis();
+    ticks.clamp(1, u128::from(MAX_PARTS)) as u32
+}
+
+/// A large pool's round under way: its next part and when that part is due.
+pub(super) struct Round {
+    next: Part,
+    at: Instant,
+    /// Time spent reading the round's parts so far (reported as the pool's sweep time at its end).
+    took: Duration,
+}
+
 impl Engine {
-    /// Sample every pool whose interval has come round, and start due discovery passes.
+    /// Sample every pool whose interval has come round (or the next part of its round), and start due
+    /// discovery passes.
     pub(super) fn sweep_due(&mut self) {
         let now = Instant::now();
         let names: Vec<String> = self.pools.keys().cloned().collect();
@@ -36,7 +63,19 @@ impl Engine {
                     next = now + interval;
                 }
                 self.next_sweep.insert(name.clone(), next);
-                self.sweep(&name, &rt);
+                // A round still under way when the next is due (a stalled loop) is finished first, so
+                // no process misses its reading.
+                while self.rounds.contains_key(&name) {
+                    self.sweep_next_part(&name, &rt);
+                }
+                let of = parts_for(self.fleet.watched_count(&name), interval);
+                self.rounds.insert(
+                    name.clone(),
+                    Round { next: Part { index: 0, of }, at: now, took: Duration::ZERO },
+                );
+                self.sweep_next_part(&name, &rt);
+            } else if self.rounds.get(&name).is_some_and(|r| r.at <= now + TICK / 2) {
+                self.sweep_next_part(&name, &rt);
             }
             if let Some(matcher) = rt.matcher.clone()
                 && self.discovery.as_mut().is_some_and(|d| d.due(&name, now))
@@ -48,10 +87,40 @@ impl Engine {
         }
     }
 
-    fn sweep(&mut self, pool: &str, rt: &PoolRuntime) {
-        let list = self.fleet.watch_list(pool);
+    /// Sweep the round's next part; the round ends with its last.
+    fn sweep_next_part(&mut self, pool: &str, rt: &PoolRuntime) {
+        let Some(round) = self.rounds.get_mut(pool) else { return };
+        let part = round.next;
+        if part.is_last() {
+            let took = round.took;
+            self.rounds.remove(pool);
+            let t = self.sweep(pool, rt, part);
+            if t.is_some() || took > Duration::ZERO {
+                self.collection.insert(pool.to_owned(), took + t.unwrap_or_default());
+            }
+        } else {
+            round.next = Part { index: part.index + 1, of: part.of };
+            round.at += TICK;
+            let t = self.sweep(pool, rt, part);
+            if let Some(r) = self.rounds.get_mut(pool) {
+                r.took += t.unwrap_or_default();
+            }
+        }
+    }
+
+    /// Read one part of a pool and hand the readings to the fleet; the time the reading took.
+    fn sweep(&mut self, pool: &str, rt: &PoolRuntime, part: Part) -> Option<Duration> {
+        let list = self.fleet.watch_list_part(pool, part);
         if list.is_empty() {
-            return;
+            if part.is_last() {
+                // The pool rules still read the round's aggregates.
+                let out = self.fleet.observe(
+                    Input::Samples { pool: pool.to_owned(), readings: Vec::new(), round_done: true },
+                    self.clock.now(),
+                );
+                self.dispatch(out);
+            }
+            return None;
         }
         let sampler = match self.samplers.get_mut(pool) {
             Some(s) => s,
@@ -67,7 +136,7 @@ impl Engine {
                         self.clock.now(),
                     );
                     self.dispatch(out);
-                    return;
+                    return None;
                 }
             },
         };
@@ -75,8 +144,14 @@ impl Engine {
         let started = Instant::now();
         let results = sampler.sample(&pids);
         let took = started.elapsed();
-        debug!(pool, workers = pids.len(), micros = took.as_micros() as u64, "sweep");
-        self.collection.insert(pool.to_owned(), took);
+        debug!(
+            pool,
+            workers = pids.len(),
+            part = part.index,
+            of = part.of,
+            micros = took.as_micros() as u64,
+            "sweep"
+        );
         let mut readings = Vec::with_capacity(results.len());
         let mut gone = Vec::new();
         let attached = rt.spec.kind.source() != Source::Spawned;
@@ -120,11 +195,13 @@ impl Engine {
                 .map(|(r, p)| (r.worker.clone(), r.incarnation, Some(*p), r.metrics.clone(), r.requests))
                 .collect()
         });
-        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings }, now);
+        let round_done = part.is_last();
+        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings, round_done }, now);
         if let (Some(store), Some(taps)) = (&self.store, taps) {
             history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
         }
         self.dispatch(out);
+        Some(took)
     }
 
     /// A docker pool's stats sweep (read by the docker source off this task), matched to the workers
@@ -156,7 +233,9 @@ impl Engine {
                 .map(|r| (r.worker.clone(), r.incarnation, None, r.metrics.clone(), None))
                 .collect()
         });
-        let out = self.fleet.observe(Input::Samples { pool: pool.to_owned(), readings: observed }, now);
+        let out = self
+            .fleet
+            .observe(Input::Samples { pool: pool.to_owned(), readings: observed, round_done: true }, now);
         if let (Some(store), Some(taps)) = (&self.store, taps) {
             history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
         }
@@ -212,5 +291,19 @@ fn sampler_for(rt: &PoolRuntime) -> std::io::Result<Box<dyn Sampler + Send>> {
     match tend_collect::ProcSampler::with_fields(rt.fields) {
         Ok(s) => Ok(Box::new(s)),
         Err(_) => tend_collect::default_sampler(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_pools_take_a_part_per_tick_of_their_interval() {
+        let s = Duration::from_secs;
+        assert_eq!(parts_for(SPREAD_OVER, s(1)), 1, "up to the limit, one sweep");
+        assert_eq!(parts_for(SPREAD_OVER + 1, s(1)), 4, "1 s at 250 ms ticks");
+        assert_eq!(parts_for(5000, s(10)), MAX_PARTS, "a slow pool's round takes its first ticks");
+        assert_eq!(parts_for(5000, Duration::from_millis(100)), 1, "faster than a tick: whole sweeps");
     }
 }
