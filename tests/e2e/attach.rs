@@ -168,9 +168,21 @@ fn an_attached_workers_open_alert_survives_a_restart_of_tend() {
 fn a_large_attach_pool_is_swept_in_parts_and_every_process_is_read() {
     const N: usize = 300;
     let arg = format!("{}.{}", 3000 + N, std::process::id());
-    let mut sleepers: Vec<std::process::Child> = (0..N)
-        .map(|_| Command::new("sleep").arg(&arg).stdin(Stdio::null()).spawn().expect("sleep"))
-        .collect();
+    /// Killed when the test ends, passed or not.
+    struct Sleepers(Vec<std::process::Child>);
+    impl Drop for Sleepers {
+        fn drop(&mut self) {
+            for s in &mut self.0 {
+                let _ = s.kill();
+                let _ = s.wait();
+            }
+        }
+    }
+    let _sleepers = Sleepers(
+        (0..N)
+            .map(|_| Command::new("sleep").arg(&arg).stdin(Stdio::null()).spawn().expect("sleep"))
+            .collect(),
+    );
     // Each sleeper has well over 0.01 MiB: the pool's total is above the line only when most of the
     // pool's readings are in; the rule needs two rounds over it.
     let tend = Tend::start(&format!(
@@ -191,20 +203,24 @@ for_samples = 2
         arg.replace('.', "\\\\."),
         N as f64 * 0.2,
     ));
-    let read = tend.wait_for(60, "every sleeper attached and read", |t| {
-        let ws = t.workers();
-        let read = ws.iter().filter(|w| w["memory_bytes"].as_u64().is_some_and(|m| m > 0)).count();
-        (ws.len() == N && read == N).then_some(read)
-    });
-    assert_eq!(read, N);
+    // Read: memory, and a CPU percentage, which needs the process's previous reading (kept while the
+    // other parts are read).
+    let read = |t: &Tend| {
+        t.workers()
+            .iter()
+            .filter(|w| {
+                w["memory_bytes"].as_u64().is_some_and(|m| m > 0) && w["cpu_percent"].as_f64().is_some()
+            })
+            .count()
+    };
+    tend.wait_for(60, "every sleeper attached and read", |t| (read(t) == N).then_some(()));
+    // Rounds in parts go on: every process keeps being read, none loses its CPU baseline.
+    pause(Duration::from_secs(3));
+    assert_eq!(read(&tend), N);
     let fired = tend.wait_for(30, "the pool rule over the whole pool firing", |t| {
         t.events_of("alert_changed")
             .into_iter()
             .find(|e| e["alert"]["rule"] == "pool-memory" && e["alert"]["state"] == "firing")
     });
     assert_eq!(fired["alert"]["subject"], "many");
-    for s in &mut sleepers {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
 }

@@ -47,6 +47,19 @@ pub trait Sampler {
     /// Reads exactly `pids` (never the whole process table) and returns one result per pid, in
     /// order. CPU percentages need two sweeps: the first sweep of a process gives `cpu_percent: None`.
     fn sample(&mut self, pids: &[ProcessId]) -> Vec<(ProcessId, Result<Metrics, Gone>)>;
+
+    /// Whether a round may be split over several calls ([`Sampler::sample_part`]).
+    fn spreads(&self) -> bool {
+        false
+    }
+
+    /// Reads `pids` as one of `parts` calls that together read every watched process once: what the
+    /// sampler holds for a process (descriptors, the CPU baseline) is kept until it has gone unasked
+    /// for `parts` calls. Only for samplers that [`Sampler::spreads`]; others read a whole sweep.
+    fn sample_part(&mut self, pids: &[ProcessId], parts: u32) -> Vec<(ProcessId, Result<Metrics, Gone>)> {
+        let _ = parts;
+        self.sample(pids)
+    }
 }
 
 /// The fastest sampler for this platform: direct `/proc` reads where `/proc` exists (Linux), `sysinfo`

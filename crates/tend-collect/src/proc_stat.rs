@@ -168,6 +168,11 @@ impl ProcSampler {
 
     /// Reads one sweep; see [`Sampler::sample`].
     pub fn sample(&mut self, pids: &[ProcessId]) -> Vec<(ProcessId, Result<Metrics, Gone>)> {
+        self.sample_part(pids, 1)
+    }
+
+    /// Reads one part of a round of `parts` calls; see [`Sampler::sample_part`].
+    pub fn sample_part(&mut self, pids: &[ProcessId], parts: u32) -> Vec<(ProcessId, Result<Metrics, Gone>)> {
         self.sweep += 1;
         let sweep = self.sweep;
         let mut out = Vec::with_capacity(pids.len());
@@ -175,10 +180,11 @@ impl ProcSampler {
             let result = self.sample_one(id, sweep);
             out.push((id, result));
         }
-        // Forget processes nobody asked for this sweep: their descriptors close here.
+        // Forget processes nobody asked for in a round: their descriptors close here.
         let mut released = 0;
+        let round = u64::from(parts.max(1));
         self.watched.retain(|_, w| {
-            let keep = w.seen_in_sweep == sweep;
+            let keep = sweep - w.seen_in_sweep < round;
             if !keep {
                 released += w.kept_fds();
             }
@@ -239,6 +245,14 @@ impl ProcSampler {
 impl Sampler for ProcSampler {
     fn sample(&mut self, pids: &[ProcessId]) -> Vec<(ProcessId, Result<Metrics, Gone>)> {
         ProcSampler::sample(self, pids)
+    }
+
+    fn spreads(&self) -> bool {
+        true
+    }
+
+    fn sample_part(&mut self, pids: &[ProcessId], parts: u32) -> Vec<(ProcessId, Result<Metrics, Gone>)> {
+        ProcSampler::sample_part(self, pids, parts)
     }
 }
 

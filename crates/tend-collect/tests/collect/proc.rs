@@ -239,3 +239,34 @@ async fn a_zombie_leader_whose_threads_run_on_is_still_running() {
     assert!(send(kid.id, Signal::Term).unwrap());
     until("SIGTERM ends it", || !is_running(kid.id)).await;
 }
+
+/// A round read in parts: a process keeps its descriptors and its CPU baseline while other parts are
+/// read, and is forgotten once a whole round has gone by without it.
+#[test]
+fn a_round_in_parts_keeps_every_process_until_a_round_passes_without_it() {
+    let kids: Vec<Kid> = (0..4).map(|_| Kid::start(&["sleep", "30"])).collect();
+    let ids: Vec<ProcessId> = kids.iter().map(|k| k.id).collect();
+    let mut sampler = ProcSampler::new().unwrap();
+    let (a, b) = ids.split_at(2);
+    for _ in 0..2 {
+        assert!(sampler.sample_part(a, 2).iter().all(|(_, r)| r.is_ok()));
+        assert!(sampler.sample_part(b, 2).iter().all(|(_, r)| r.is_ok()));
+        assert_eq!(sampler.watched(), 4, "the other part's processes are kept");
+        assert!(ids.iter().all(|id| held_for(id.pid) == 4));
+    }
+    // CPU percentages need 100 ms between two readings of a process: rounds go on until then, and
+    // a baseline dropped by the other part's read would never get there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let again = sampler.sample_part(a, 2);
+        if again.iter().all(|(_, r)| r.as_ref().is_ok_and(|m| m.cpu_percent.is_some())) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the CPU baseline survives the other part's read");
+        sampler.sample_part(b, 2);
+    }
+    // b's part now goes unread for a whole round: forgotten, descriptors closed.
+    sampler.sample_part(a, 2);
+    assert_eq!(sampler.watched(), 2);
+    assert!(b.iter().all(|id| held_for(id.pid) == 0));
+}

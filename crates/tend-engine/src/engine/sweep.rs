@@ -68,7 +68,9 @@ impl Engine {
                 while self.rounds.contains_key(&name) {
                     self.sweep_next_part(&name, &rt);
                 }
-                let of = parts_for(self.fleet.watched_count(&name), interval);
+                // The pool's first round is whole: its sampler is made by that sweep.
+                let spreads = self.samplers.get(&name).is_some_and(|s| s.spreads());
+                let of = if spreads { parts_for(self.fleet.watched_count(&name), interval) } else { 1 };
                 self.rounds.insert(
                     name.clone(),
                     Round { next: Part { index: 0, of }, at: now, took: Duration::ZERO },
@@ -142,16 +144,8 @@ impl Engine {
         };
         let pids: Vec<ProcessId> = list.iter().map(|(_, _, p)| *p).collect();
         let started = Instant::now();
-        let results = sampler.sample(&pids);
+        let results = sampler.sample_part(&pids, part.of);
         let took = started.elapsed();
-        debug!(
-            pool,
-            workers = pids.len(),
-            part = part.index,
-            of = part.of,
-            micros = took.as_micros() as u64,
-            "sweep"
-        );
         let mut readings = Vec::with_capacity(results.len());
         let mut gone = Vec::new();
         let attached = rt.spec.kind.source() != Source::Spawned;
@@ -201,6 +195,16 @@ impl Engine {
             history::record_sweep(&store.recorder, &self.fleet, pool, now, taps);
         }
         self.dispatch(out);
+        // `micros`: reading the processes; `turn_micros`: the engine's whole turn for this part.
+        debug!(
+            pool,
+            workers = pids.len(),
+            part = part.index,
+            of = part.of,
+            micros = took.as_micros() as u64,
+            turn_micros = started.elapsed().as_micros() as u64,
+            "sweep"
+        );
         Some(took)
     }
 
