@@ -161,12 +161,12 @@ fn an_attached_workers_open_alert_survives_a_restart_of_tend() {
     let _ = target.wait();
 }
 
-/// A pool larger than one part (more than 250 processes) is swept a part per engine tick: every process
-/// still gets its readings, and the pool rule over the whole pool's memory fires (it reads the
+/// A pool larger than one part (more than 1000 processes) is swept a part per engine tick: every
+/// process still gets its readings, and the pool rule over the whole pool's memory fires (it reads the
 /// aggregates once a round, after the last part).
 #[test]
 fn a_large_attach_pool_is_swept_in_parts_and_every_process_is_read() {
-    const N: usize = 300;
+    const N: usize = 1200;
     let arg = format!("{}.{}", 3000 + N, std::process::id());
     /// Killed when the test ends, passed or not.
     struct Sleepers(Vec<std::process::Child>);

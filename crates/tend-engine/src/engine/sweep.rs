@@ -2,9 +2,9 @@
 //! scraped `/metrics` readings and the supervisor's output counters), docker pools' stats sweeps as the
 //! docker source delivers them, the due discovery passes, and Tend's own usage. Part of the engine
 //! loop: it runs inside the engine task and never waits on anything slow. A pool watching more than
-//! [`SPREAD_OVER`] processes is swept in parts, one per engine tick within its interval (a pid stays in
-//! its part), so no engine turn carries a whole large sweep; its pool rules read the aggregates once a
-//! round, after the last part.
+//! [`SPREAD_OVER`] processes is swept in parts of about that many, one per engine tick within its
+//! interval (a pid stays in its part), so no engine turn carries a whole large sweep; its pool rules
+//! read the aggregates once a round, after the last part.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,19 +20,22 @@ use super::{Engine, TICK, history};
 use crate::convert::PoolRuntime;
 use crate::sources::discovery;
 
-/// A pool watching more processes than this is swept in parts.
-pub(super) const SPREAD_OVER: usize = 250;
+/// A pool watching more processes than this is swept in parts of about this many: reading 1000
+/// processes takes ~10 ms of an engine turn on a 2-core VM. Smaller parts would keep turns shorter but
+/// cost more: 250 a part cost ~20% more CPU than whole sweeps of 1000 (each part finds the kernel's
+/// caches colder), measured in `docs/PERFORMANCE.md`.
+pub(super) const SPREAD_OVER: usize = 1000;
 /// At most this many parts to a round (a slow pool's round takes its first ticks, not its interval).
 const MAX_PARTS: u32 = 8;
 
-/// How many parts a round of `watched` processes sampled every `interval` takes: one per engine tick
-/// of the interval (at most [`MAX_PARTS`]) for a large pool, else one.
+/// How many parts a round of `watched` processes sampled every `interval` takes: enough for parts of
+/// at most [`SPREAD_OVER`], but no more than the engine ticks of the interval (nor [`MAX_PARTS`]).
 pub(super) fn parts_for(watched: usize, interval: Duration) -> u32 {
     if watched <= SPREAD_OVER {
         return 1;
     }
-    let ticks = interval.as_millis() / TICK.as_millis();
-    ticks.clamp(1, u128::from(MAX_PARTS)) as u32
+    let ticks = (interval.as_millis() / TICK.as_millis()).clamp(1, u128::from(MAX_PARTS));
+    (watched.div_ceil(SPREAD_OVER) as u128).min(ticks) as u32
 }
 
 /// A large pool's round under way: its next part and when that part is due.
@@ -306,8 +309,11 @@ mod tests {
     fn large_pools_take_a_part_per_tick_of_their_interval() {
         let s = Duration::from_secs;
         assert_eq!(parts_for(SPREAD_OVER, s(1)), 1, "up to the limit, one sweep");
-        assert_eq!(parts_for(SPREAD_OVER + 1, s(1)), 4, "1 s at 250 ms ticks");
-        assert_eq!(parts_for(5000, s(10)), MAX_PARTS, "a slow pool's round takes its first ticks");
+        assert_eq!(parts_for(SPREAD_OVER + 1, s(1)), 2);
+        assert_eq!(parts_for(3000, s(1)), 3);
+        assert_eq!(parts_for(5000, s(1)), 4, "no more parts than the interval has ticks");
+        assert_eq!(parts_for(5000, s(10)), 5);
+        assert_eq!(parts_for(20_000, s(10)), MAX_PARTS, "a slow pool's round takes its first ticks");
         assert_eq!(parts_for(5000, Duration::from_millis(100)), 1, "faster than a tick: whole sweeps");
     }
 }
