@@ -704,6 +704,48 @@ mod tests {
         assert!(matches!(&last.kind, EventKind::RecycleStarted { reason: RecycleReason::Rule, .. }));
     }
 
+    /// Ticks pass over attached workers with nothing pending, but never over their deadlines: a pool
+    /// with `stale_after` times a silent process out, a stale rule fires, and a pool without either
+    /// leaves its workers as they are.
+    #[test]
+    fn ticks_skip_idle_attached_workers_but_not_their_deadlines() {
+        let attach = |name: &str| {
+            let mut spec = PoolSpec::spawn(name, 0);
+            spec.kind = PoolKind::Attach;
+            spec
+        };
+        let plain = attach("plain");
+        let mut stale = attach("stale");
+        stale.stale_after = Some(Duration::from_secs(5));
+        let mut ruled = attach("ruled");
+        ruled.rules = vec![Rule {
+            condition: Condition::Stale { after: Duration::from_secs(5) },
+            ..Rule::threshold("silent", "memory_mb", Comparison::Above, 0.0, None)
+        }];
+        let mut s = Sim::new(vec![plain, stale, ruled]);
+        for (i, pool) in ["plain", "stale", "ruled"].into_iter().enumerate() {
+            let p = ProcessId { pid: 100 + i as u32, start_ticks: 1 };
+            s.feed(Input::Discovered { pool: pool.into(), found: vec![(p, "app".into())], began: t(0) }, 0);
+            s.sample(pool, 1000, &[(&format!("{pool}-{}", p.pid), 10)]);
+        }
+        let before = s.events.len();
+        for ms in (1250..=8000).step_by(250) {
+            s.feed(Input::Tick, ms);
+        }
+        let state = |s: &Sim, id: &str| s.fleet.worker(id).unwrap().state();
+        assert_eq!(state(&s, "plain-100"), State::Ready, "nothing is due for a plain attached worker");
+        assert!(
+            !s.events[before..].iter().any(|e| e.kind.worker().is_some_and(|w| w.as_str() == "plain-100")),
+            "and ticks say nothing about it"
+        );
+        assert_ne!(state(&s, "stale-101"), State::Ready, "stale_after still times a silent process out");
+        assert!(
+            s.events[before..].iter().any(|e| matches!(&e.kind, EventKind::AlertChanged { alert }
+                if alert.rule == "silent" && alert.subject == "ruled-102" && alert.state == AlertState::Firing)),
+            "a stale rule still fires"
+        );
+    }
+
     #[test]
     fn attach_discovers_and_tells_a_reused_pid_from_the_old_process() {
         let mut spec = PoolSpec::spawn("legacy", 0);

@@ -5,7 +5,16 @@ use super::*;
 
 impl Fleet {
     pub(super) fn tick(&mut self, now: Timestamp) {
-        let ids: Vec<WorkerId> = self.workers.keys().cloned().collect();
+        // Pools whose attached workers have a deadline of their own (staleness, a task timeout, a
+        // stale or churn rule): those are ticked even when nothing else is pending.
+        let timed: Vec<&str> =
+            self.pools.iter().filter(|p| has_deadlines(p)).map(|p| p.name.as_str()).collect();
+        let ids: Vec<WorkerId> = self
+            .workers
+            .values()
+            .filter(|w| !idle_between_samples(w) || timed.contains(&w.pool.as_str()))
+            .map(|w| w.id.clone())
+            .collect();
         for id in ids {
             self.tick_worker(&id, now);
         }
@@ -184,4 +193,33 @@ impl Fleet {
             self.terminate(id, n, process, true);
         }
     }
+}
+
+/// Whether a pool's workers can come due with time alone, beyond what [`idle_between_samples`] rules
+/// out: staleness, a task timeout, or a worker rule on staleness or restart churn.
+fn has_deadlines(p: &PoolSpec) -> bool {
+    p.stale_after.is_some()
+        || p.task_timeout.is_some()
+        || p.rules.iter().any(|r| {
+            r.scope == Scope::Worker
+                && matches!(r.condition, Condition::Stale { .. } | Condition::RestartChurn { .. })
+        })
+}
+
+/// An attached process, live and serving, with nothing pending: no recycle, queued recycle, respawn,
+/// hold, second incarnation or retention to run out. A tick can do nothing for it unless its pool
+/// [`has_deadlines`]; large attach pools are mostly such workers, and skipping them keeps the tick's
+/// cost with the workers that have something to do.
+fn idle_between_samples(w: &Worker) -> bool {
+    w.source == Source::Attached
+        && w.cleaned_at.is_none()
+        && w.incoming.is_none()
+        && w.outgoing.is_empty()
+        && w.recycle.is_none()
+        && w.queued.is_none()
+        && w.respawn_at.is_none()
+        && w.held.is_none()
+        && w.current
+            .as_ref()
+            .is_some_and(|c| c.ending.is_none() && matches!(c.state(), State::Ready | State::Working))
 }
