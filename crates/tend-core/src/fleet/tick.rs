@@ -5,14 +5,19 @@ use super::*;
 
 impl Fleet {
     pub(super) fn tick(&mut self, now: Timestamp) {
-        // Pools whose attached workers have a deadline of their own (staleness, a task timeout, a
-        // stale or churn rule): those are ticked even when nothing else is pending.
-        let timed: Vec<&str> =
-            self.pools.iter().filter(|p| has_deadlines(p)).map(|p| p.name.as_str()).collect();
+        // Attached workers with nothing pending are passed over, unless their pool has deadlines a
+        // tick must watch (a task timeout, a stale or churn rule) or their staleness is due.
+        let pools: Vec<(&str, bool, Option<Duration>)> =
+            self.pools.iter().map(|p| (p.name.as_str(), has_deadlines(p), p.stale_after)).collect();
         let ids: Vec<WorkerId> = self
             .workers
             .values()
-            .filter(|w| !idle_between_samples(w) || timed.contains(&w.pool.as_str()))
+            .filter(|w| {
+                let Some(&(_, timed, stale_after)) = pools.iter().find(|(name, ..)| *name == w.pool) else {
+                    return true;
+                };
+                timed || !idle_between_samples(w, stale_after, now)
+            })
             .map(|w| w.id.clone())
             .collect();
         for id in ids {
@@ -196,10 +201,9 @@ impl Fleet {
 }
 
 /// Whether a pool's workers can come due with time alone, beyond what [`idle_between_samples`] rules
-/// out: staleness, a task timeout, or a worker rule on staleness or restart churn.
+/// out: a task timeout, or a worker rule on staleness or restart churn.
 fn has_deadlines(p: &PoolSpec) -> bool {
-    p.stale_after.is_some()
-        || p.task_timeout.is_some()
+    p.task_timeout.is_some()
         || p.rules.iter().any(|r| {
             r.scope == Scope::Worker
                 && matches!(r.condition, Condition::Stale { .. } | Condition::RestartChurn { .. })
@@ -207,10 +211,10 @@ fn has_deadlines(p: &PoolSpec) -> bool {
 }
 
 /// An attached process, live and serving, with nothing pending: no recycle, queued recycle, respawn,
-/// hold, second incarnation or retention to run out. A tick can do nothing for it unless its pool
-/// [`has_deadlines`]; large attach pools are mostly such workers, and skipping them keeps the tick's
-/// cost with the workers that have something to do.
-fn idle_between_samples(w: &Worker) -> bool {
+/// hold, second incarnation or retention to run out, and sampled within its pool's `stale_after`. A
+/// tick can do nothing for it unless its pool [`has_deadlines`]; large attach pools are mostly such
+/// workers, and passing over them keeps the tick's cost with the workers that have something to do.
+fn idle_between_samples(w: &Worker, stale_after: Option<Duration>, now: Timestamp) -> bool {
     w.source == Source::Attached
         && w.cleaned_at.is_none()
         && w.incoming.is_none()
@@ -219,7 +223,9 @@ fn idle_between_samples(w: &Worker) -> bool {
         && w.queued.is_none()
         && w.respawn_at.is_none()
         && w.held.is_none()
-        && w.current
-            .as_ref()
-            .is_some_and(|c| c.ending.is_none() && matches!(c.state(), State::Ready | State::Working))
+        && w.current.as_ref().is_some_and(|c| {
+            let seen = c.last_at.unwrap_or(c.lifecycle.since());
+            let fresh = stale_after.is_none_or(|d| now.since(seen) < d);
+            c.ending.is_none() && matches!(c.state(), State::Ready | State::Working) && fresh
+        })
 }
