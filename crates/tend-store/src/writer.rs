@@ -634,7 +634,6 @@ impl Writer {
         let buf = std::mem::take(&mut self.buf);
         let result = async {
             let mut samples: Vec<(i64, &SampleRecord)> = Vec::with_capacity(n);
-            let mut last_seen: HashMap<i64, i64> = HashMap::new();
             for r in buf.iter().take(n) {
                 match r {
                     Record::Sample(s) => {
@@ -648,8 +647,6 @@ impl Writer {
                                     .await?;
                             }
                         }
-                        let e = last_seen.entry(wid).or_insert(s.at.as_millis());
-                        *e = (*e).max(s.at.as_millis());
                         samples.push((wid, s));
                     }
                     Record::Event(ev) => self.write_event(&mut *tx, ev).await?,
@@ -660,18 +657,6 @@ impl Writer {
             // another leaf of the (wid, at) tree; sorted, consecutive rows land on the same page.
             samples.sort_unstable_by_key(|(wid, s)| (*wid, s.at, s.incarnation));
             insert_samples(&mut *tx, &samples).await?;
-            if !last_seen.is_empty() {
-                // One statement for every worker of the batch: a round trip per worker costs more than
-                // the batch's inserts.
-                let pairs: Vec<[i64; 2]> = last_seen.iter().map(|(w, t)| [*w, *t]).collect();
-                sqlx::query(
-                    "UPDATE workers SET last_seen = max(workers.last_seen, json_extract(j.value, '$[1]'))
-                     FROM json_each(?) AS j WHERE workers.wid = json_extract(j.value, '$[0]')",
-                )
-                .bind(serde_json::to_string(&pairs)?)
-                .execute(&mut *tx)
-                .await?;
-            }
             anyhow::Ok(())
         }
         .await;

@@ -309,8 +309,15 @@ fn insert_sql(rows: usize) -> String {
 }
 
 /// Move every fresh sample into `samples`, sorted by its key so each worker's rows land on one page, in
-/// the caller's transaction. Returns the rows moved.
+/// the caller's transaction, and bring each worker's `last_seen` up to its newest sample (once a settle,
+/// not once a commit). Returns the rows moved.
 pub(super) async fn settle(tx: &mut SqliteConnection) -> anyhow::Result<u64> {
+    sqlx::query(
+        "UPDATE workers SET last_seen = max(workers.last_seen, f.newest)
+         FROM (SELECT wid, max(at) AS newest FROM samples_fresh GROUP BY wid) AS f WHERE workers.wid = f.wid",
+    )
+    .execute(&mut *tx)
+    .await?;
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
         format!(

@@ -216,9 +216,12 @@ async fn fresh_samples_are_read_before_they_settle_and_settle_once() {
     assert_eq!(before.points.len(), 10, "readers see samples that have not settled");
     assert_eq!(store.sample_count().await.unwrap(), 10);
 
+    let seen = || async { store.worker_row("w").await.unwrap().unwrap().last_seen };
+    assert!(seen().await < Timestamp(T0 + 9000), "last_seen moves at a settle, not at every commit");
     // A flush settles: every row moves once, and reads do not change.
     h.recorder.flush().await;
     assert_eq!(rows_in(dir.path()), (10, 0));
+    assert_eq!(seen().await, Timestamp(T0 + 9000));
     let after = read().await.unwrap();
     assert_eq!(
         after.points.iter().map(|p| (p.t, p.avg)).collect::<Vec<_>>(),
