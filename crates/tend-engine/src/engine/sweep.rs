@@ -117,8 +117,9 @@ impl Engine {
     fn sweep(&mut self, pool: &str, rt: &PoolRuntime, part: Part) -> Option<Duration> {
         let list = self.fleet.watch_list_part(pool, part);
         if list.is_empty() {
-            if part.is_last() {
-                // The pool rules still read the round's aggregates.
+            if part.is_last() && part.of > 1 {
+                // A round in parts whose last part is empty: the pool rules still read the round's
+                // aggregates (a pool with nothing watched at all is not swept, as before).
                 let out = self.fleet.observe(
                     Input::Samples { pool: pool.to_owned(), readings: Vec::new(), round_done: true },
                     self.clock.now(),
