@@ -75,11 +75,9 @@ impl Fleet {
                     ));
                 }
                 State::Ready | State::Working if !(source == Source::Container && engine_down) => {
-                    if let Some(stale) = spec.stale_after {
-                        let seen = inc.last_at.unwrap_or(inc.lifecycle.since());
-                        if now.since(seen) >= stale {
-                            timeouts.push((inc.n, role, format!("no sample for {}", secs(now.since(seen)))));
-                        }
+                    let unsampled = inc.unsampled_for(now);
+                    if spec.stale_after.is_some_and(|stale| unsampled >= stale) {
+                        timeouts.push((inc.n, role, format!("no sample for {}", secs(unsampled))));
                     }
                 }
                 _ => {}
@@ -224,8 +222,7 @@ fn idle_between_samples(w: &Worker, stale_after: Option<Duration>, now: Timestam
         && w.respawn_at.is_none()
         && w.held.is_none()
         && w.current.as_ref().is_some_and(|c| {
-            let seen = c.last_at.unwrap_or(c.lifecycle.since());
-            let fresh = stale_after.is_none_or(|d| now.since(seen) < d);
+            let fresh = stale_after.is_none_or(|d| c.unsampled_for(now) < d);
             c.ending.is_none() && matches!(c.state(), State::Ready | State::Working) && fresh
         })
 }

@@ -311,6 +311,12 @@ pub struct Incarnation {
 }
 
 impl Incarnation {
+    /// How long this incarnation has gone without a sample: since its last one, or since it entered
+    /// its state when it has none yet. `stale_after` is measured against this.
+    pub(super) fn unsampled_for(&self, now: Timestamp) -> Duration {
+        now.since(self.last_at.unwrap_or(self.lifecycle.since()))
+    }
+
     pub(super) fn new(n: u32, process: Option<ProcessId>, at: Timestamp, cause: &str) -> Self {
         Incarnation {
             n,
