@@ -96,19 +96,17 @@ impl Engine {
     fn sweep_next_part(&mut self, pool: &str, rt: &PoolRuntime) {
         let Some(round) = self.rounds.get_mut(pool) else { return };
         let part = round.next;
+        round.next = Part { index: part.index + 1, of: part.of };
+        round.at += TICK;
+        let read = self.sweep(pool, rt, part);
+        let Some(round) = self.rounds.get_mut(pool) else { return };
+        round.took += read.unwrap_or_default();
         if part.is_last() {
             let took = round.took;
             self.rounds.remove(pool);
-            let t = self.sweep(pool, rt, part);
-            if t.is_some() || took > Duration::ZERO {
-                self.collection.insert(pool.to_owned(), took + t.unwrap_or_default());
-            }
-        } else {
-            round.next = Part { index: part.index + 1, of: part.of };
-            round.at += TICK;
-            let t = self.sweep(pool, rt, part);
-            if let Some(r) = self.rounds.get_mut(pool) {
-                r.took += t.unwrap_or_default();
+            // A round that read nothing leaves the pool's last sweep time as it was.
+            if took > Duration::ZERO || read.is_some() {
+                self.collection.insert(pool.to_owned(), took);
             }
         }
     }
