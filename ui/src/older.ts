@@ -1,5 +1,5 @@
 // CPU and memory of one worker from the history store, for the part of a chart older than what the
-// server keeps in memory (the last two minutes at `intensive`). Used by the worker page and by the
+// server keeps in memory (the last minute at `intensive`). Used by the worker page and by the
 // store's seeding of sparklines and Compare lines, so both merge store points the same way.
 
 import type { Tier } from "./types";

@@ -153,7 +153,7 @@
 //! | batch | 30 s | 10 (5 min) | cpu, memory |
 //! | minimal | 60 s | 10 (10 min) | cpu, memory |
 //! | daemon | 120 s | 10 (20 min) | cpu, memory |
-//! | disabled | - | 0 | none |
+//! | disabled | - | 10 (reports only) | none |
 //!
 //! The readings in memory follow the pool's interval (its own `interval` too): [`ring_depth`]. Older
 //! ones are read from the history store.

@@ -296,7 +296,6 @@ pub(super) async fn write_problem(tx: &mut SqliteConnection, p: &Problem) -> any
 
 /// Rows per multi-row INSERT, a power of two (17 columns each: well under SQLite's 32766 parameters).
 const CHUNK: usize = 512;
-const SAMPLE_COLS: usize = 17;
 
 /// A raw sample's columns, in the order of both `samples` and `samples_fresh`.
 const SAMPLE_COLUMNS: &str = "wid, at, incarnation, pid, state, cpu_percent, cpu_host_percent, memory_bytes,
@@ -304,7 +303,7 @@ const SAMPLE_COLUMNS: &str = "wid, at, incarnation, pid, state, cpu_percent, cpu
 
 /// New samples go to `samples_fresh` (appended in time order); [`settle`] moves them into `samples`.
 fn insert_sql(rows: usize) -> String {
-    let one = format!("({})", vec!["?"; SAMPLE_COLS].join(","));
+    let one = format!("({})", vec!["?"; SAMPLE_COLUMNS.split(',').count()].join(","));
     format!("INSERT OR IGNORE INTO samples_fresh({SAMPLE_COLUMNS}) VALUES {}", vec![one; rows].join(","))
 }
 
