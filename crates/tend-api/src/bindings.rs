@@ -27,6 +27,8 @@ fn export(dir: &Path) {
     AlertRow::export_all(&cfg).expect("export AlertRow");
     RecycleRow::export_all(&cfg).expect("export RecycleRow");
     ApiError::export_all(&cfg).expect("export ApiError");
+    LiveScope::export_all(&cfg).expect("export LiveScope");
+    LiveUpdate::export_all(&cfg).expect("export LiveUpdate");
     std::fs::write(dir.join("enums.ts"), enums()).expect("write enums.ts");
 }
 

@@ -23,6 +23,7 @@ use crate::mailbox::{EngineView, Msg};
 
 mod error;
 pub mod history;
+pub mod live;
 mod reports;
 pub mod stream;
 
@@ -203,7 +204,7 @@ impl App {
     }
 
     pub async fn workers(&self) -> Result<Vec<WorkerDto>, AppError> {
-        self.query(|v| v.fleet.workers().map(|w| dto::worker_dto(v.fleet, w, v.now)).collect()).await
+        self.query(workers_of).await
     }
 
     pub async fn worker(&self, id: &str) -> Result<Option<WorkerDetailDto>, AppError> {
@@ -217,12 +218,11 @@ impl App {
     }
 
     pub async fn pools(&self) -> Result<Vec<api::PoolMetrics>, AppError> {
-        self.query(|v| v.fleet.pools().iter().filter_map(|p| v.fleet.pool_metrics(&p.name).wire()).collect())
-            .await
+        self.query(pools_of).await
     }
 
     pub async fn alerts(&self) -> Result<Vec<api::Alert>, AppError> {
-        self.query(|v| v.fleet.alerts().alerts().map(ToWire::wire).collect()).await
+        self.query(alerts_of).await
     }
 
     /// Events still in memory after `since` (sequence number), oldest first.
@@ -260,44 +260,16 @@ impl App {
     }
 
     pub async fn health(&self) -> Result<HealthDto, AppError> {
-        let started = self.shared.started;
-        let config = self.shared.options.config_path.as_ref().map(|p| p.display().to_string());
-        let demo = config.is_none();
-        self.query(move |v| {
-            let mut by_state: BTreeMap<api::State, usize> = BTreeMap::new();
-            let mut workers = 0;
-            for w in v.fleet.workers() {
-                workers += 1;
-                *by_state.entry(w.state().wire()).or_default() += 1;
-            }
-            let degraded = v.fleet.degraded().clone();
-            let status = if v.fleet.is_shutting_down() {
-                "stopping"
-            } else if degraded.is_empty() {
-                "ok"
-            } else {
-                "degraded"
-            };
-            HealthDto {
-                status: status.to_owned(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                uptime_secs: v.now.since(started).as_secs_f64(),
-                degraded,
-                workers,
-                by_state,
-                alerts_firing: v
-                    .fleet
-                    .alerts()
-                    .alerts()
-                    .filter(|a| matches!(a.state, AlertState::Firing | AlertState::Flapping))
-                    .count(),
-                config,
-                demo,
-                tend: v.self_usage.clone(),
-                discovery: v.discovery.cloned(),
-            }
-        })
-        .await
+        let facts = self.health_facts();
+        self.query(move |v| facts.health(v)).await
+    }
+
+    /// What health needs from outside the engine task, to build it inside a query.
+    fn health_facts(&self) -> HealthFacts {
+        HealthFacts {
+            started: self.shared.started,
+            config: self.shared.options.config_path.as_ref().map(|p| p.display().to_string()),
+        }
     }
 
     pub async fn recycle(&self, id: &str) -> Result<(), AppError> {
@@ -420,4 +392,61 @@ impl App {
 
 fn no_alert(found: bool, rule: &str, subject: &str) -> Result<(), AppError> {
     if found { Ok(()) } else { Err(AppError::NotFound(format!("no alert {rule} on {subject}"))) }
+}
+
+fn workers_of(v: &EngineView<'_>) -> Vec<WorkerDto> {
+    v.fleet.workers().map(|w| dto::worker_dto(v.fleet, w, v.now)).collect()
+}
+
+fn pools_of(v: &EngineView<'_>) -> Vec<api::PoolMetrics> {
+    v.fleet.pools().iter().filter_map(|p| v.fleet.pool_metrics(&p.name).wire()).collect()
+}
+
+fn alerts_of(v: &EngineView<'_>) -> Vec<api::Alert> {
+    v.fleet.alerts().alerts().map(ToWire::wire).collect()
+}
+
+/// The parts of health that are fixed at start.
+struct HealthFacts {
+    started: Timestamp,
+    config: Option<String>,
+}
+
+impl HealthFacts {
+    fn health(&self, v: &EngineView<'_>) -> HealthDto {
+        let (started, config) = (self.started, self.config.clone());
+        let demo = config.is_none();
+        let mut by_state: BTreeMap<api::State, usize> = BTreeMap::new();
+        let mut workers = 0;
+        for w in v.fleet.workers() {
+            workers += 1;
+            *by_state.entry(w.state().wire()).or_default() += 1;
+        }
+        let degraded = v.fleet.degraded().clone();
+        let status = if v.fleet.is_shutting_down() {
+            "stopping"
+        } else if degraded.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        };
+        HealthDto {
+            status: status.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: v.now.since(started).as_secs_f64(),
+            degraded,
+            workers,
+            by_state,
+            alerts_firing: v
+                .fleet
+                .alerts()
+                .alerts()
+                .filter(|a| matches!(a.state, AlertState::Firing | AlertState::Flapping))
+                .count(),
+            config,
+            demo,
+            tend: v.self_usage.clone(),
+            discovery: v.discovery.cloned(),
+        }
+    }
 }
