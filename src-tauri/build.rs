@@ -18,6 +18,8 @@ const COMMANDS: &[&str] = &[
     "export_csv",
     "save_file",
     "settings",
+    "live",
+    "live_scope",
 ];
 
 fn main() {

@@ -12,6 +12,7 @@ use tauri::ipc::Channel;
 
 use tend_engine::App;
 use tend_engine::api::{self, HealthDto, SettingsDto, WorkerDetailDto, WorkerDto};
+use tend_engine::app::live::LiveControl;
 use tend_engine::app::{CsvExport, Streamed, Window};
 
 use crate::error::{CmdError, CmdResult};
@@ -88,6 +89,49 @@ pub async fn subscribe(app: State<'_, App>, since: u64, channel: Channel<api::Ev
             }
         }
     });
+    Ok(())
+}
+
+/// The live feed of each window, by label: what `live_scope` steers.
+#[derive(Default)]
+pub struct LiveFeeds(std::sync::Mutex<std::collections::HashMap<String, LiveControl>>);
+
+/// Start the window's live feed on `channel`: once a second, the changes the screen in view draws
+/// (instead of the UI polling). A new call (a reload of the page) replaces and ends the window's
+/// earlier feed.
+#[tauri::command]
+pub async fn live<R: tauri::Runtime>(
+    window: tauri::Window<R>,
+    app: State<'_, App>,
+    feeds: State<'_, LiveFeeds>,
+    scope: api::LiveScope,
+    channel: Channel<api::LiveUpdate>,
+) -> CmdResult<()> {
+    let (control, stream) = app.live_feed(scope);
+    feeds.0.lock().unwrap_or_else(|e| e.into_inner()).insert(window.label().to_owned(), control);
+    tauri::async_runtime::spawn(async move {
+        let mut stream = Box::pin(stream);
+        while let Some(update) = stream.next().await {
+            if channel.send(update).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The screen in view changed, or the window was hidden (`hidden`) or shown again.
+#[tauri::command]
+pub fn live_scope<R: tauri::Runtime>(
+    window: tauri::Window<R>,
+    feeds: State<'_, LiveFeeds>,
+    scope: api::LiveScope,
+) -> CmdResult<()> {
+    let feeds = feeds.0.lock().unwrap_or_else(|e| e.into_inner());
+    let control = feeds.get(window.label()).ok_or_else(|| {
+        CmdError::new(api::ErrorCode::NotFound, "this window has no live feed: call live first")
+    })?;
+    control.set_scope(scope);
     Ok(())
 }
 

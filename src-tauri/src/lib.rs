@@ -52,24 +52,29 @@ fn worker_exe() -> Option<PathBuf> {
 
 /// The Tauri builder with every plugin and command, without the engine (which `run` starts).
 pub fn builder<R: tauri::Runtime>() -> tauri::Builder<R> {
-    tauri::Builder::<R>::new().plugin(tauri_plugin_dialog::init()).invoke_handler(tauri::generate_handler![
-        commands::health,
-        commands::workers,
-        commands::worker,
-        commands::worker_events,
-        commands::pools,
-        commands::alerts,
-        commands::recycle,
-        commands::stop,
-        commands::acknowledge,
-        commands::silence,
-        commands::subscribe,
-        commands::history,
-        commands::recycles,
-        commands::export_csv,
-        commands::save_file,
-        commands::settings,
-    ])
+    tauri::Builder::<R>::new()
+        .plugin(tauri_plugin_dialog::init())
+        .manage(commands::LiveFeeds::default())
+        .invoke_handler(tauri::generate_handler![
+            commands::health,
+            commands::workers,
+            commands::worker,
+            commands::worker_events,
+            commands::pools,
+            commands::alerts,
+            commands::recycle,
+            commands::stop,
+            commands::acknowledge,
+            commands::silence,
+            commands::subscribe,
+            commands::history,
+            commands::recycles,
+            commands::export_csv,
+            commands::save_file,
+            commands::settings,
+            commands::live,
+            commands::live_scope,
+        ])
 }
 
 /// Run the desktop app until its window closes or the tray says quit; workers are drained on the way out.

@@ -52,6 +52,21 @@ fn posix_locale_to_english() {
     }
 }
 
+/// The console draws text, tables and a few small charts: WebKit's accelerated compositing buys it
+/// nothing, and without a GPU (a server's desktop, a VM, Xvfb) it runs on Mesa's software GL, which
+/// costs ~100 MiB more in the page's process and more CPU. Composite in software unless the user asks
+/// (`TEND_DESKTOP_GPU=1`) or set WebKit's own switch.
+fn software_compositing() {
+    let gpu = std::env::var("TEND_DESKTOP_GPU").is_ok_and(|v| v == "1");
+    let chosen = ["WEBKIT_DISABLE_COMPOSITING_MODE", "WEBKIT_FORCE_COMPOSITING_MODE"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some());
+    if !gpu && !chosen {
+        // SAFETY: called at the start of main, before any other thread exists.
+        unsafe { std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1") }
+    }
+}
+
 fn main() -> ExitCode {
     // Before any thread: the heap in two arenas, like `tend serve` (see tend_collect::malloc).
     tend_engine::os::limit_malloc_arenas();
@@ -85,6 +100,7 @@ fn main() -> ExitCode {
         };
     }
     posix_locale_to_english();
+    software_compositing();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("TEND_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)

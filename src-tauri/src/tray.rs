@@ -1,4 +1,4 @@
-//! The tray icon: the count of firing alerts (icon, label and tooltip) and a menu — show the window,
+//! The tray icon: the count of firing alerts (icon, label and tooltip) and a menu — show or hide the window,
 //! pause notifications, quit. It reads the engine only through the App facade and its event stream;
 //! it decides nothing, and a desktop without a tray (no StatusNotifier host) only loses the icon.
 
@@ -27,12 +27,13 @@ pub fn show_main(app: &AppHandle) {
 
 pub fn start(app: &AppHandle, engine: App, notify: Option<NotifyHandle>) -> tauri::Result<()> {
     let show = MenuItem::with_id(app, "show", "Show Tend", true, None::<&str>)?;
+    let hide = MenuItem::with_id(app, "hide", "Hide to tray", true, None::<&str>)?;
     let count = MenuItem::with_id(app, "alerts", "No alerts firing", false, None::<&str>)?;
     let pause =
         CheckMenuItem::with_id(app, "pause", "Pause notifications", notify.is_some(), false, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Tend", true, None::<&str>)?;
     let sep = PredefinedMenuItem::separator(app)?;
-    let menu = Menu::with_items(app, &[&show, &count, &pause, &sep, &quit])?;
+    let menu = Menu::with_items(app, &[&show, &hide, &count, &pause, &sep, &quit])?;
     let pause_item = pause.clone();
     let tray = TrayIconBuilder::with_id("tend")
         .icon(Image::from_bytes(ICON)?)
@@ -40,6 +41,12 @@ pub fn start(app: &AppHandle, engine: App, notify: Option<NotifyHandle>) -> taur
         .menu(&menu)
         .on_menu_event(move |app, e| match e.id().as_ref() {
             "show" => show_main(app),
+            // Hidden, the page renders nothing and its live feed pauses; alerts still notify.
+            "hide" => {
+                if let Some(w) = app.get_webview_window("main") {
+                    let _ = w.hide();
+                }
+            }
             "pause" => {
                 if let Some(n) = &notify {
                     let paused = pause_item.is_checked().unwrap_or(!n.paused());
