@@ -27,6 +27,9 @@ const NAV: [string, string][] = [
   ["/settings", "Settings"],
 ];
 
+/** Screens that draw every worker's numbers: the live feed sends them every change. */
+const PER_WORKER = new Set(["/workers", "/compare"]);
+
 export function mount(root: HTMLElement, transport: Transport, store = new Store(transport)) {
   const counts = h("div.counts");
   const alertsChip = h("a.alerts-chip", { href: "/alerts", "data-testid": "alerts-chip" });
@@ -69,6 +72,13 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
     const path = location.pathname.replace(/\/+$/, "") || "/";
     const ctx = ctxFor();
     const m = path.match(/^\/workers\/(.+)$/);
+    store.setScope(
+      m
+        ? { view: "worker", id: decodeURIComponent(m[1]) }
+        : PER_WORKER.has(path)
+          ? { view: "workers" }
+          : { view: "summary" },
+    );
     view = m
       ? workerView(ctx, decodeURIComponent(m[1]))
       : path === "/workers"
@@ -195,6 +205,8 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
     view?.update();
   }
   store.onChange(frame);
+  // Tests read how many times the screen was rendered (it must not move while the window is hidden).
+  Object.defineProperty(window, "__tendRenders", { get: () => store.renders, configurable: true });
   route();
   store.start();
   return { store, navigate };

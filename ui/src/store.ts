@@ -1,8 +1,10 @@
-// The UI's model of Tend: the last answers of the API, the event log from the SSE stream, and short
-// in-memory series per worker and pool (what the sparklines, charts and Compare draw). Views read it;
-// every change is announced once per animation frame, however many arrived in between.
-import type { Alert, Event, EventOf, HealthDto, PoolMetrics, WorkerDto } from "./types";
-import type { Transport } from "./transport/transport";
+// The UI's model of Tend: the last answers of the API (or the desktop's live feed), the event log from
+// the SSE stream, and short in-memory series per worker and pool (what the sparklines, charts and
+// Compare draw). Views read it; changes are announced at most once a second (at once after a user's
+// action), on an animation frame, and never while the window is hidden: then polls and the feed pause,
+// and one render catches the screen up when it is shown again.
+import type { Alert, Event, EventOf, HealthDto, LiveScope, LiveUpdate, PoolMetrics, WorkerDto } from "./types";
+import type { LiveFeed, Transport } from "./transport/transport";
 import { olderPoints } from "./older";
 
 /** A growing time series: seconds (uPlot's x unit) and values, capped to a window. */
@@ -36,6 +38,17 @@ export type RecycleEntry = EventOf<"recycled"> | EventOf<"recycle_failed">;
 const SERIES_POINTS = 15 * 60; // 15 minutes at 1 Hz
 const MiB = 1024 * 1024;
 const EVENTS_KEPT = 5000;
+/** The least time between two renders the data caused. */
+const RENDER_EVERY_MS = 1000;
+/** A live feed silent this long while the window is shown: the engine is reported unreachable. */
+const FEED_SILENT_MS = 5000;
+
+/** The benchmark's counter of what the UI received, in JSON characters (set `window.__tendBytes = 0`). */
+function countBytes(...values: unknown[]) {
+  const w = window as unknown as { __tendBytes?: number };
+  if (w.__tendBytes == null) return;
+  for (const v of values) w.__tendBytes += JSON.stringify(v)?.length ?? 0;
+}
 
 export class Store {
   health: HealthDto | null = null;
@@ -54,13 +67,23 @@ export class Store {
   loaded = false;
   version = 0;
   lastSeq = 0;
+  /** Renders so far (a test reads it: it must not move while the window is hidden). */
+  renders = 0;
+  /** The window is hidden or minimized: nothing is rendered, polls and the live feed pause. */
+  hidden = typeof document !== "undefined" && document.visibilityState === "hidden";
 
   private seeded = false;
   private listeners = new Set<() => void>();
   private eventListeners = new Set<(e: Event) => void>();
-  private frame = 0;
+  private pending = false;
+  private dirty = false;
+  private lastRender = -Infinity;
   private timers: number[] = [];
+  private onShown: (() => void)[] = [];
   private unsubscribe: (() => void) | null = null;
+  private scope: LiveScope = { view: "summary" };
+  private feed: LiveFeed | null = null;
+  private lastUpdate = 0;
 
   constructor(
     readonly transport: Transport,
@@ -77,14 +100,27 @@ export class Store {
     return () => this.eventListeners.delete(f);
   }
 
-  /** Mark the model changed; listeners run once on the next animation frame. */
-  changed() {
+  /**
+   * Mark the model changed. Listeners run once, on an animation frame at least a second after the
+   * last render (`urgent`: the next frame, for what the user just did); while hidden, once shown.
+   */
+  changed(urgent = false) {
     this.version++;
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      for (const f of this.listeners) f();
-    });
+    this.dirty = true;
+    if (this.hidden || this.pending) return;
+    this.pending = true;
+    const wait = urgent ? 0 : this.lastRender + RENDER_EVERY_MS - performance.now();
+    const frame = () =>
+      requestAnimationFrame(() => {
+        this.pending = false;
+        if (this.hidden) return;
+        this.dirty = false;
+        this.lastRender = performance.now();
+        this.renders++;
+        for (const f of this.listeners) f();
+      });
+    if (wait > 0) window.setTimeout(frame, wait);
+    else frame();
   }
 
   start() {
@@ -95,36 +131,110 @@ export class Store {
         this.changed();
       },
     });
-    this.loop(() => this.pollFast(), this.pollMs);
-    this.loop(() => this.pollSlow(), this.pollMs * 2);
+    document.addEventListener("visibilitychange", () => this.setHidden(document.visibilityState === "hidden"));
+    if (this.transport.live) {
+      this.feed = this.transport.live(
+        this.hidden ? { view: "hidden" } : this.scope,
+        (u) => this.apply(u),
+        (ok) => {
+          if (!ok) {
+            // An engine without the feed: poll as the browser does.
+            this.feed = null;
+            this.startPolls();
+          }
+        },
+      );
+      this.lastUpdate = Date.now();
+      this.every(async () => this.watchFeed(), 2000);
+    } else this.startPolls();
   }
 
   stop() {
     this.unsubscribe?.();
+    this.feed?.close();
     for (const t of this.timers) clearTimeout(t);
   }
 
-  private loop(f: () => Promise<void>, every: number) {
+  /** The screen in view, for the live feed (which sends only the changes it draws). */
+  setScope(scope: LiveScope) {
+    if (JSON.stringify(scope) === JSON.stringify(this.scope)) return;
+    this.scope = scope;
+    if (!this.hidden) this.feed?.setScope(scope);
+  }
+
+  /** The window was hidden or shown: pause or resume the feed, polls and renders. */
+  setHidden(hidden: boolean) {
+    if (hidden === this.hidden) return;
+    this.hidden = hidden;
+    this.feed?.setScope(hidden ? { view: "hidden" } : this.scope);
+    if (hidden) return;
+    this.lastUpdate = Date.now();
+    for (const f of this.onShown.splice(0)) f();
+    if (this.dirty) this.changed(true);
+  }
+
+  /** Run `f` after `ms`; while the window is hidden, as soon as it is shown again instead. */
+  later(f: () => void, ms: number) {
+    this.timers.push(window.setTimeout(() => (this.hidden ? this.onShown.push(f) : f()), ms));
+  }
+
+  /** Run `f` now and then every `ms` after it settles, paused while the window is hidden. */
+  every(f: () => Promise<void>, ms: number) {
     const tick = async () => {
       await f();
-      this.timers.push(window.setTimeout(tick, every));
+      this.later(() => void tick(), ms);
     };
     void tick();
+  }
+
+  private startPolls() {
+    this.every(() => this.pollFast(), this.pollMs);
+    this.every(() => this.pollSlow(), this.pollMs * 2);
+  }
+
+  private async watchFeed() {
+    const silent = Date.now() - this.lastUpdate;
+    if (!this.feed || silent < FEED_SILENT_MS || !this.reachable) return;
+    this.reachable = false;
+    this.lastError = `no update from the engine for ${Math.round(silent / 1000)} s`;
+    this.changed();
+  }
+
+  /** One update of the desktop's live feed. */
+  apply(u: LiveUpdate) {
+    countBytes(u);
+    this.lastUpdate = Date.now();
+    this.health = u.health;
+    this.pools = u.pools;
+    for (const p of u.pools) {
+      this.seriesOf(this.poolSeries, p.pool).push(u.at / 1000, p.average_cpu_percent, p.total_memory_bytes);
+    }
+    if (u.full) this.setWorkers(u.workers);
+    else this.patchWorkers(u.workers, u.removed);
+    if (u.alerts) this.alerts = u.alerts;
+    this.arrived();
+    this.changed(u.full);
+  }
+
+  /** Fresh data arrived: the banner goes, and a small fleet gets its series seeded once. */
+  private arrived() {
+    this.reachable = true;
+    this.lastError = "";
+    this.loaded = true;
+    if (!this.seeded) {
+      this.seeded = true;
+      // A small fleet gets its sparklines and Compare lines filled from what the server still holds.
+      if (this.workers.length <= 64) void this.seedAll();
+    }
   }
 
   private async pollFast() {
     try {
       const [health, workers] = await Promise.all([this.transport.health(), this.transport.workers()]);
+      countBytes(health, workers);
       this.setWorkers(workers);
       this.health = health;
-      if (!this.seeded) {
-        this.seeded = true;
-        // A small fleet gets its sparklines and Compare lines filled from what the server still holds.
-        if (workers.length <= 64) void this.seedAll();
-      }
-      this.reachable = true;
-      this.lastError = "";
-      this.loaded = true;
+      this.arrived();
     } catch (e) {
       this.reachable = false;
       this.lastError = e instanceof Error ? e.message : String(e);
@@ -135,6 +245,7 @@ export class Store {
   private async pollSlow() {
     try {
       const [pools, alerts] = await Promise.all([this.transport.pools(), this.transport.alerts()]);
+      countBytes(pools, alerts);
       this.pools = pools;
       this.alerts = alerts;
       const now = Date.now() / 1000;
@@ -149,14 +260,21 @@ export class Store {
 
   /** Replace the worker list (a poll, or the benchmark's fake feed) and extend the series. */
   setWorkers(workers: WorkerDto[]) {
-    this.workers = workers;
     this.byId.clear();
-    for (const w of workers) {
+    this.patchWorkers(workers, []);
+    this.workers = workers;
+  }
+
+  /** Apply the feed's changes: workers added or changed replace their row, removed ones go. */
+  private patchWorkers(changed: WorkerDto[], removed: string[]) {
+    for (const id of removed) this.byId.delete(id);
+    for (const w of changed) {
       this.byId.set(w.id, w);
       if (w.last_sample_at != null) {
         this.seriesOf(this.series, w.id).push(w.last_sample_at / 1000, w.cpu_percent, w.memory_bytes);
       }
     }
+    if (changed.length || removed.length) this.workers = [...this.byId.values()];
   }
 
   seriesOf(map: Map<string, Series>, key: string): Series {
@@ -227,6 +345,7 @@ export class Store {
 
   ingest(e: Event) {
     if (e.seq <= this.lastSeq) return;
+    countBytes(e);
     this.lastSeq = e.seq;
     this.events.push(e);
     if (this.events.length > EVENTS_KEPT * 1.2) this.events.splice(0, this.events.length - EVENTS_KEPT);
@@ -251,6 +370,6 @@ export class Store {
   /** Refresh alerts at once (after ack/silence) rather than on the next slow poll. */
   async refreshAlerts() {
     this.alerts = await this.transport.alerts();
-    this.changed();
+    this.changed(true);
   }
 }

@@ -11,6 +11,8 @@ export type { HealthDto } from "./generated/HealthDto";
 export type { History } from "./generated/History";
 export type { HistoryPoint } from "./generated/HistoryPoint";
 export type { IncarnationDto } from "./generated/IncarnationDto";
+export type { LiveScope } from "./generated/LiveScope";
+export type { LiveUpdate } from "./generated/LiveUpdate";
 export type { Metrics } from "./generated/Metrics";
 export type { Orphan } from "./generated/Orphan";
 export type { PoolMetrics } from "./generated/PoolMetrics";

@@ -8,13 +8,15 @@ import type {
   Event,
   HealthDto,
   History,
+  LiveScope,
+  LiveUpdate,
   PoolMetrics,
   RecycleRow,
   SettingsDto,
   WorkerDetailDto,
   WorkerDto,
 } from "../types";
-import type { EventStreamHandlers, ExportQuery, Saved, Transport } from "./transport";
+import type { EventStreamHandlers, ExportQuery, LiveFeed, Saved, Transport } from "./transport";
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   try {
@@ -76,6 +78,25 @@ export class TauriTransport implements Transport {
     );
     return () => {
       open = false;
+    };
+  }
+
+  live(scope: LiveScope, onUpdate: (u: LiveUpdate) => void, onStatus: (ok: boolean) => void): LiveFeed {
+    let open = true;
+    const ch = new Channel<LiveUpdate>();
+    ch.onmessage = (u) => {
+      if (open) onUpdate(u);
+    };
+    const started = call<void>("live", { scope, channel: ch }).then(
+      () => onStatus(true),
+      () => onStatus(false),
+    );
+    return {
+      setScope: (s) => void started.then(() => call<void>("live_scope", { scope: s })).catch(() => undefined),
+      close: () => {
+        open = false;
+        void call<void>("live_scope", { scope: { view: "hidden" } }).catch(() => undefined);
+      },
     };
   }
 

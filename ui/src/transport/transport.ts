@@ -5,6 +5,8 @@ import type {
   Event,
   HealthDto,
   History,
+  LiveScope,
+  LiveUpdate,
   PoolMetrics,
   RecycleRow,
   SettingsDto,
@@ -16,6 +18,12 @@ export interface EventStreamHandlers {
   onEvent(e: Event): void;
   /** Connected (true) or lost and retrying (false). */
   onStatus(connected: boolean): void;
+}
+
+/** A running live feed: steer it to the screen in view, or end it. */
+export interface LiveFeed {
+  setScope(scope: LiveScope): void;
+  close(): void;
 }
 
 export interface ExportQuery {
@@ -41,6 +49,11 @@ export interface Transport {
   silence(rule: string, subject: string, minutes: number): Promise<void>;
   /** Every event after `since` (replayed from memory), then live ones. Returns the unsubscribe. */
   subscribe(since: number, h: EventStreamHandlers): () => void;
+  /**
+   * Desktop only: one update a second with the changes the screen in view draws (see LiveScope),
+   * instead of polling. `onStatus(false)` when the feed could not be started.
+   */
+  live?(scope: LiveScope, onUpdate: (u: LiveUpdate) => void, onStatus: (ok: boolean) => void): LiveFeed;
   /** History of one metric, or `null` when this Tend keeps no history store. */
   history(id: string, metric: string, from: number, to: number, stepMs?: number): Promise<History | null>;
   /** Recycles from the history store, or `null` when there is none. */

@@ -39,7 +39,7 @@ export function settings(ctx: Ctx): View {
     }
     asked = true;
     update();
-    if (s && alive) setTimeout(poll, 2000);
+    if (s && alive) store.later(() => void poll(), 2000);
   }
 
   function update() {

@@ -209,7 +209,7 @@ export function workerView(ctx: Ctx, id: string): View {
       void setRange(range);
     }
     draw();
-    if (alive) setTimeout(poll, store.pollMs);
+    if (alive) store.later(() => void poll(), store.pollMs);
   }
 
   /** The CPU and memory charts stacked into one PNG, with a title line. */
