@@ -10,7 +10,7 @@ APT_PACKAGES := python3 python3-venv procps prometheus fonts-dejavu-core chromiu
 APT_PACKAGES += libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev librsvg2-dev \
   libxdo-dev pkg-config xvfb xauth webkit2gtk-driver dbus-x11 dunst imagemagick
 
-.PHONY: setup demo test check lint ui-lint unit e2e bench bench-smoke soak http-fuzz ui ui-test bench-ui desktop desktop-test
+.PHONY: setup demo test check lint ui-lint unit e2e bench bench-smoke soak http-fuzz ui ui-test bench-ui bench-desktop desktop desktop-test
 
 ## Install what the build and the tests need (idempotent; apt only when something is missing).
 setup:
@@ -75,7 +75,7 @@ ui-test: setup ui
 bench-ui: setup ui
 	cd ui && node e2e/bench-ui.mjs --write ../docs/PERFORMANCE.md
 
-## Benchmarks (never part of the tests' pass/fail; ~13 min on 2 cores, run it on a quiet machine):
+## Benchmarks (never part of the tests' pass/fail; ~25 min on 2 cores, run it on a quiet machine):
 ## release build, then the table, printed and written into docs/PERFORMANCE.md. Glances, the peer,
 ## is installed from PyPI into target/bench/glances-venv on first use (needs python3-venv).
 bench: setup
@@ -84,6 +84,14 @@ bench: setup
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv || echo "no python3-venv: Glances will be skipped"; }
 	$(CARGO) build --release -p tend -p tend-bench
 	./target/release/tend-bench --write docs/PERFORMANCE.md
+	$(MAKE) bench-desktop
+
+## The desktop app's cost (~12 min): the release tend-desktop under Xvfb and the web console in chromium,
+## on the demo and on 500 attached processes, per screen, visible and hidden; writes the "Desktop app"
+## section of docs/PERFORMANCE.md.
+bench-desktop: setup ui
+	$(CARGO) build --release -p tend -p tend-desktop
+	cd ui && xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node e2e/bench-desktop.mjs --write ../docs/PERFORMANCE.md
 
 ## The bench with tiny sizes (N=10-20, 3 s windows, 3 trials, no peers, a 20 s soak): checks that it
 ## still runs (~1 min, debug build). Its table goes to target/bench/smoke.md and is shown only when a section fails.

@@ -223,6 +223,23 @@ test("commands answer errors as {code, message} and settings report the data dir
   execFileSync("import", ["-window", "root", join(shots, "desktop-settings.png")]);
 });
 
+test("a hidden window renders nothing and is caught up in one render when shown", async () => {
+  await exec("history.pushState(null, '', '/'); dispatchEvent(new PopStateEvent('popstate'))");
+  const renders = () => exec("return window.__tendRenders");
+  const first = await renders();
+  await until("the Overview to render live updates", async () => (await renders()) >= first + 2);
+  // Hide it as the tray's "Hide to tray" does.
+  assert.deepEqual(await invoke("plugin:window|hide", { label: "main" }), { ok: null });
+  await until("the page to know it is hidden", () => exec("return document.visibilityState === 'hidden'"), 10_000);
+  const hidden = await renders();
+  await pause(4000); // four updates of the live feed, were it running
+  assert.equal(await renders(), hidden, "no render while the window is hidden");
+  assert.deepEqual(await invoke("plugin:window|show", { label: "main" }), { ok: null });
+  await until("the page to know it is shown", () => exec("return document.visibilityState === 'visible'"), 10_000);
+  await until("a catch-up render", async () => (await renders()) > hidden, 5_000);
+  assert.ok((await renders()) <= hidden + 2, "caught up in one step, not a replay of what was missed");
+});
+
 test("a worker's page shows its live charts (screenshot)", async () => {
   await exec("history.pushState(null, '', '/workers/demo-2'); dispatchEvent(new PopStateEvent('popstate'))");
   await until(
