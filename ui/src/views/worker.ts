@@ -209,7 +209,22 @@ export function workerView(ctx: Ctx, id: string): View {
       void setRange(range);
     }
     draw();
-    if (alive) store.later(() => void poll(), store.pollMs);
+    // With the desktop's live feed the samples come with the model (`fromModel`): the detail (incarnations,
+    // alerts, errors) is asked for less often.
+    if (alive) store.later(() => void poll(), transport.live ? store.pollMs * 5 : store.pollMs);
+  }
+
+  /** A newer reading of this worker in the model (live feed or list poll): merged in, appended. */
+  function fromModel(): boolean {
+    const w = store.byId.get(id);
+    if (!detail || w?.last_sample_at == null) return false;
+    const ts = w.last_sample_at / 1000;
+    if (t.length && ts <= t[t.length - 1]) return false;
+    detail = { ...detail, ...w };
+    t.push(ts);
+    cpu.push(w.cpu_percent);
+    mem.push(w.memory_bytes != null ? w.memory_bytes / MiB : null);
+    return true;
   }
 
   /** The CPU and memory charts stacked into one PNG, with a title line. */
@@ -440,7 +455,10 @@ export function workerView(ctx: Ctx, id: string): View {
   void poll();
   return {
     el,
-    update: () => renderTab(),
+    update: () => {
+      if (fromModel()) draw();
+      renderTab();
+    },
     destroy() {
       alive = false;
       cpuChart.destroy();
