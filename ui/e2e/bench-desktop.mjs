@@ -309,12 +309,14 @@ const MANY_SCREENS = [
   ["/workers", "Workers"],
   ["/", "Overview"],
 ];
+// BENCH_ONLY=desktop or browser runs one side (e.g. the browser against an older UI: TEND_UI_DIR).
+const only = process.env.BENCH_ONLY;
 try {
-  await desktopCases("demo (3)", null, DEMO_SCREENS, true);
-  await browserCases("demo (3)", null, DEMO_SCREENS);
+  if (only !== "browser") await desktopCases("demo (3)", null, DEMO_SCREENS, true);
+  if (only !== "desktop") await browserCases("demo (3)", null, DEMO_SCREENS);
   startSleepers(MANY);
-  await desktopCases(`${MANY} attached`, manyConfig, MANY_SCREENS, true);
-  await browserCases(`${MANY} attached`, manyConfig, MANY_SCREENS);
+  if (only !== "browser") await desktopCases(`${MANY} attached`, manyConfig, MANY_SCREENS, true);
+  if (only !== "desktop") await browserCases(`${MANY} attached`, manyConfig, MANY_SCREENS);
 } finally {
   for (const s of sleepers) s.kill("SIGKILL");
   rmSync(work, { recursive: true, force: true });
