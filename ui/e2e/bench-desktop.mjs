@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir, loadavg, cpus } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import net from "node:net";
+import { freePort, webDriver } from "./webdriver.mjs";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -110,16 +110,6 @@ writeFileSync(
 );
 
 // ---- the desktop app through tauri-driver ------------------------------------------------------
-async function freePort() {
-  return new Promise((res) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-  });
-}
-
 async function desktop(config) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -131,16 +121,7 @@ async function desktop(config) {
     env,
     stdio: "ignore",
   });
-  const wd = async (method, path, body) => {
-    const res = await fetch(base + path, {
-      method,
-      headers: body ? { "content-type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const json = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json.value ?? json)}`);
-    return json.value;
-  };
+  const wd = webDriver(base);
   for (let i = 0; ; i++) {
     if (
       await fetch(base + "/status").then(

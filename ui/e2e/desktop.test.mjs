@@ -12,7 +12,7 @@ import { mkdtempSync, mkdirSync, existsSync, copyFileSync, rmSync, readFileSync 
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import net from "node:net";
+import { freePort, webDriver } from "./webdriver.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");
@@ -21,27 +21,8 @@ const shots = join(here, "screenshots");
 
 let driver, base, session, dataDir, appEnv;
 
-async function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-    s.on("error", rej);
-  });
-}
-
-async function wd(method, path, body) {
-  const res = await fetch(base + path, {
-    method,
-    headers: body ? { "content-type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json.value ?? json)}`);
-  return json.value;
-}
+/** WebDriver calls to tauri-driver (set once it listens). */
+let wd;
 
 const s = (path) => `/session/${session}${path}`;
 const exec = (script, args = []) => wd("POST", s("/execute/sync"), { script, args });
@@ -79,6 +60,7 @@ before(async () => {
   const port = await freePort();
   const nativePort = await freePort();
   base = `http://127.0.0.1:${port}`;
+  wd = webDriver(base);
   appEnv = {
     ...process.env,
     TEND_DATA_DIR: join(dataDir, "data"),
