@@ -78,7 +78,7 @@ export class Store {
   private pending = false;
   private dirty = false;
   private lastRender = -Infinity;
-  private timers: number[] = [];
+  private timers = new Set<number>();
   private onShown: (() => void)[] = [];
   private unsubscribe: (() => void) | null = null;
   private scope: LiveScope = { view: "summary" };
@@ -175,7 +175,12 @@ export class Store {
 
   /** Run `f` after `ms`; while the window is hidden, as soon as it is shown again instead. */
   later(f: () => void, ms: number) {
-    this.timers.push(window.setTimeout(() => (this.hidden ? this.onShown.push(f) : f()), ms));
+    const t = window.setTimeout(() => {
+      this.timers.delete(t);
+      if (this.hidden) this.onShown.push(f);
+      else f();
+    }, ms);
+    this.timers.add(t);
   }
 
   /** Run `f` now and then every `ms` after it settles, paused while the window is hidden. */
