@@ -555,7 +555,7 @@ impl Writer {
         };
         let mut result = self.write_all(&store, &mut conn).await;
         if result.is_ok() && settle_due && self.unsettled > 0 {
-            result = self.settle(&mut conn).await;
+            result = self.settle(&store, &mut conn).await;
         }
         match result {
             Ok(()) => {
@@ -596,7 +596,7 @@ impl Writer {
             // A burst (a buffer written out after the disk came back) settles as it goes, so a settle
             // never moves more than a batch: the size the WAL's budget is set for.
             if self.unsettled > 0 && self.unsettled + n as u64 > self.config.batch_rows as u64 {
-                self.settle(conn).await?;
+                self.settle(store, conn).await?;
             }
             self.write_batch(conn, n).await?;
             let (mut samples, mut events) = (0u64, 0u64);
@@ -614,14 +614,16 @@ impl Writer {
         Ok(())
     }
 
-    /// Move the fresh samples into `samples`, in a transaction of its own.
-    async fn settle(&mut self, tx: &mut SqliteConnection) -> anyhow::Result<()> {
+    /// Move the fresh samples into `samples`, in a transaction of its own; then, like every commit, keep
+    /// the files under a size cap (a settle writes as much WAL as the batch it follows).
+    async fn settle(&mut self, store: &Store, tx: &mut SqliteConnection) -> anyhow::Result<()> {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await.context("cannot begin a transaction")?;
         let moved = rows::settle(&mut *tx).await.context("cannot move fresh samples into the history")?;
         sqlx::query("COMMIT").execute(&mut *tx).await.context("cannot commit to the history store")?;
         tracing::trace!(moved, "fresh samples settled");
         self.unsettled = 0;
         self.settled_at = Instant::now();
+        keep_under_cap(store).await;
         Ok(())
     }
 
