@@ -99,14 +99,24 @@ impl Selector {
 pub async fn list(docker: &Docker, selector: &Selector) -> Result<Vec<ContainerSeen>> {
     let opts = ListContainersOptionsBuilder::default().all(true).filters(&selector.filters()).build();
     let all = docker.list_containers(Some(opts)).await?;
-    Ok(all
+    let mut seen = all
         .into_iter()
         .filter(|c| {
             let labels = c.labels.clone().unwrap_or_default();
             selector.matches(&labels, &summary_name(c), c.image.as_deref().unwrap_or(""))
         })
         .map(|c| seen_from_summary(&c))
-        .collect())
+        .collect::<Vec<_>>();
+    // A listing says "Exited (137)" for a kill and for the kernel's OOM killer alike; the `oom` event
+    // that tells them apart is missed for a container that died before the pool first saw it.
+    for s in &mut seen {
+        if let ContainerStatus::Exited { code: 137, oom } = &mut s.status
+            && let Ok(info) = docker.inspect_container(&s.id, None::<InspectContainerOptions>).await
+        {
+            *oom = info.state.and_then(|st| st.oom_killed).unwrap_or(false);
+        }
+    }
+    Ok(seen)
 }
 
 fn summary_name(c: &ContainerSummary) -> String {
