@@ -183,15 +183,18 @@ export function workerView(ctx: Ctx, id: string): View {
     if (detail) await stopWorker(ctx, detail, err);
   });
 
+  /** Append one reading (epoch ms, CPU %, bytes) unless the charts already reach that time. */
+  function appendPoint(atMs: number, c: number | null | undefined, memBytes: number | null | undefined): boolean {
+    const ts = atMs / 1000;
+    if (t.length && ts <= t[t.length - 1]) return false;
+    t.push(ts);
+    cpu.push(c ?? null);
+    mem.push(memBytes != null ? memBytes / MiB : null);
+    return true;
+  }
+
   function appendSamples(d: WorkerDetailDto) {
-    const last = t.length ? t[t.length - 1] : -Infinity;
-    for (const s of d.recent_samples) {
-      const ts = s.at / 1000;
-      if (ts <= last) continue;
-      t.push(ts);
-      cpu.push(s.metrics.cpu_percent ?? null);
-      mem.push(s.metrics.memory_bytes != null ? s.metrics.memory_bytes / MiB : null);
-    }
+    for (const s of d.recent_samples) appendPoint(s.at, s.metrics.cpu_percent, s.metrics.memory_bytes);
   }
 
   async function poll() {
@@ -218,12 +221,8 @@ export function workerView(ctx: Ctx, id: string): View {
   function fromModel(): boolean {
     const w = store.byId.get(id);
     if (!detail || w?.last_sample_at == null) return false;
-    const ts = w.last_sample_at / 1000;
-    if (t.length && ts <= t[t.length - 1]) return false;
+    if (!appendPoint(w.last_sample_at, w.cpu_percent, w.memory_bytes)) return false;
     detail = { ...detail, ...w };
-    t.push(ts);
-    cpu.push(w.cpu_percent);
-    mem.push(w.memory_bytes != null ? w.memory_bytes / MiB : null);
     return true;
   }
 
