@@ -136,8 +136,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn run_server(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
-    let listen = cfg.server.listen;
-    let token = cfg.server.token.clone();
+    let server_config = cfg.server.clone();
     let demo = args.config.is_none();
     let app = App::start(
         cfg,
@@ -156,12 +155,12 @@ async fn run_server(cfg: Config, args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_app = app.clone();
     let server = tokio::spawn(async move {
+        let scheme = if server_config.tls.is_some() { "https" } else { "http" };
         tend_server::serve(
             server_app,
-            listen,
-            token,
+            &server_config,
             |addr| {
-                eprintln!("tend: listening on http://{addr}");
+                eprintln!("tend: listening on {scheme}://{addr}");
                 tracing::info!(%addr, "HTTP API up");
             },
             async move {

@@ -17,6 +17,9 @@ use tend_engine::app::{CsvExport, Streamed, Window};
 
 use crate::error::{CmdError, CmdResult};
 
+/// Who the audit trail names for actions taken in the desktop app's window.
+const DESKTOP: &str = "desktop";
+
 #[tauri::command]
 pub async fn health(app: State<'_, App>) -> CmdResult<HealthDto> {
     Ok(app.health().await?)
@@ -51,23 +54,23 @@ pub async fn alerts(app: State<'_, App>) -> CmdResult<Vec<api::Alert>> {
 
 #[tauri::command]
 pub async fn recycle(app: State<'_, App>, id: String) -> CmdResult<()> {
-    Ok(app.recycle(&id).await?)
+    Ok(app.recycle(&id, DESKTOP).await?)
 }
 
 #[tauri::command]
 pub async fn stop(app: State<'_, App>, id: String) -> CmdResult<()> {
-    Ok(app.stop(&id).await?)
+    Ok(app.stop(&id, DESKTOP).await?)
 }
 
 #[tauri::command]
 pub async fn acknowledge(app: State<'_, App>, rule: String, subject: String) -> CmdResult<()> {
-    Ok(app.acknowledge(&rule, &subject).await?)
+    Ok(app.acknowledge(&rule, &subject, DESKTOP).await?)
 }
 
 /// `minutes = 0` lifts the silence.
 #[tauri::command]
 pub async fn silence(app: State<'_, App>, rule: String, subject: String, minutes: f64) -> CmdResult<()> {
-    app.silence(&rule, &subject, minutes).await?;
+    app.silence(&rule, &subject, minutes, DESKTOP).await?;
     Ok(())
 }
 

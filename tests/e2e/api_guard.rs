@@ -18,7 +18,7 @@ fn client(token: Option<&str>) -> Client {
     if let Some(t) = token {
         headers.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {t}")).unwrap());
     }
-    Client::builder().timeout(Duration::from_secs(10)).default_headers(headers).build().unwrap()
+    http().timeout(Duration::from_secs(10)).default_headers(headers).build().unwrap()
 }
 
 /// A small deterministic generator (xorshift), so a failure can be replayed.

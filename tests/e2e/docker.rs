@@ -370,7 +370,7 @@ fn orphans_are_listed_alerted_and_cleaned() {
             .find(|a| a["rule"] == "orphaned-containers" && a["state"] == "firing")
             .cloned()
     });
-    let metrics = reqwest::blocking::get(t.url("/metrics")).unwrap().text().unwrap();
+    let metrics = crate::harness::http_get(t.url("/metrics")).unwrap().text().unwrap();
     assert!(metrics.contains("tend_docker_orphaned_containers{pool=\"or\"} 2"), "{metrics}");
     let (st, v) = t.post("/api/v1/orphans/clean", serde_json::json!({}));
     assert_eq!(st, 202, "{v}");

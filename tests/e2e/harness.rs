@@ -11,6 +11,17 @@ use serde_json::Value;
 
 pub const TEND: &str = env!("CARGO_BIN_EXE_tend");
 
+/// An HTTP client builder for the tests: rustls with ring, like Tend's own clients.
+pub fn http() -> reqwest::blocking::ClientBuilder {
+    tend_engine::http_client::install_provider();
+    reqwest::blocking::Client::builder()
+}
+
+/// GET `url` with a default client.
+pub fn http_get(url: impl AsRef<str>) -> reqwest::Result<reqwest::blocking::Response> {
+    http().build()?.get(url.as_ref()).send()
+}
+
 pub struct Tend {
     pub child: Option<Child>,
     pub base: String,
@@ -111,8 +122,7 @@ impl Tend {
                 panic!("tend did not start listening; stderr:\n{}", stderr_lines.lock().unwrap().join("\n"));
             }
         };
-        let http =
-            reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+        let http = http().timeout(Duration::from_secs(10)).build().expect("client");
         let data_dir = env
             .iter()
             .find(|(k, _)| *k == "TEND_DATA_DIR")

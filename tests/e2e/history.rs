@@ -180,7 +180,7 @@ above = 25
     assert_eq!(tend.get("/api/v1/pools/nope/history/events").0, 404);
 
     // CSV over HTTP, read back with a CSV parser.
-    let body = reqwest::blocking::get(tend.url("/api/v1/export.csv?pool=leaky&from=-10m")).unwrap();
+    let body = http_get(tend.url("/api/v1/export.csv?pool=leaky&from=-10m")).unwrap();
     assert_eq!(body.status(), 200);
     assert!(body.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let text = body.text().unwrap();

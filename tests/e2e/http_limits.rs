@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -122,7 +121,7 @@ fn idle_connections_beyond_the_cap_leave_the_health_probe_answered() {
     });
     let during = fds();
     let started = Instant::now();
-    let http = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = http().timeout(Duration::from_secs(10)).build().unwrap();
     let r = http.get(tend.url("/api/v1/health")).send().expect("health answers during the flood");
     assert_eq!(r.status().as_u16(), 200);
     eprintln!("health during 400 idle connections: {:?}; tend holds {during} descriptors", started.elapsed());
@@ -167,7 +166,7 @@ fn an_event_stream_is_not_idle_however_long_it_streams() {
 #[test]
 fn the_bearer_scheme_is_case_insensitive_and_the_token_still_checked() {
     let tend = start_env(&format!("[server]\ntoken = \"s3cret\"\n\n{REPORTED}"), &[]);
-    let http = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = http().timeout(Duration::from_secs(10)).build().unwrap();
     let status = |auth: &str| {
         http.get(tend.url("/api/v1/workers")).header("authorization", auth).send().unwrap().status().as_u16()
     };
@@ -182,7 +181,7 @@ fn the_bearer_scheme_is_case_insensitive_and_the_token_still_checked() {
 #[test]
 fn a_json_body_with_garbage_after_it_is_refused() {
     let tend = start_env(REPORTED, &[]);
-    let http = Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let http = http().timeout(Duration::from_secs(10)).build().unwrap();
     for (path, body) in [
         ("/api/v1/workers", r#"{"id": "w1", "pool": "loom"} xyz"#),
         ("/api/v1/alerts/ack", r#"{"rule": "r", "subject": "s"} xyz"#),

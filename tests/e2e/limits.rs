@@ -69,6 +69,12 @@ fn check_config_checks_what_serve_would_run() {
     assert_eq!(out.status.code(), Some(1), "no token on a public address: {}", text(&out));
     assert!(text(&out).contains("not a loopback address"), "{}", text(&out));
     let out = tend(&["check-config", open.to_str().unwrap()], &[("TEND_TOKEN", "s3cret")]);
+    assert_eq!(out.status.code(), Some(1), "a token but plain HTTP on a network: {}", text(&out));
+    assert!(text(&out).contains("without TLS"), "{}", text(&out));
+    let out = tend(
+        &["check-config", open.to_str().unwrap()],
+        &[("TEND_TOKEN", "s3cret"), ("TEND_INSECURE_HTTP", "1")],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let pool =

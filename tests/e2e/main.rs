@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod access;
 mod api_guard;
 mod attach;
 mod bad_input;

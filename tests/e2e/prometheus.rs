@@ -104,7 +104,7 @@ requests_metric = "demo_requests_total"
     }
 
     // promtool accepts Tend's page.
-    let page = reqwest::blocking::get(tend.url("/metrics")).unwrap().text().unwrap();
+    let page = http_get(tend.url("/metrics")).unwrap().text().unwrap();
     assert!(
         page.contains(r#"tend_worker_custom{pool="web",worker="web-0",metric="demo_memory_bytes"}"#),
         "{page}"
@@ -148,7 +148,7 @@ requests_metric = "demo_requests_total"
         .spawn()
         .expect("prometheus (Debian package prometheus; `make setup` installs it)");
     let _guard = Guard(child);
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let http = http().timeout(Duration::from_secs(5)).build().unwrap();
     let query = |q: &str| -> Option<Vec<Value>> {
         let url = format!("http://127.0.0.1:{prom_port}/api/v1/query?query={}", encode(q));
         let r = http.get(url).send().ok()?;

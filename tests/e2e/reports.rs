@@ -155,7 +155,7 @@ fn an_orchestrator_reports_five_workers_and_tend_keeps_count() {
     assert_eq!(samples.len(), 6, "one memory report and five success_rate reports: {samples:?}");
 
     // /metrics: the live ones with their custom metrics, none of the cleaned ones.
-    let page = reqwest::blocking::get(tend.url("/metrics")).unwrap().text().unwrap();
+    let page = http_get(tend.url("/metrics")).unwrap().text().unwrap();
     assert!(
         page.contains(r#"tend_worker_custom{pool="loom",worker="w2",metric="success_rate"} 0.1"#),
         "{page}"

@@ -115,7 +115,7 @@ fn a_closed_stdout_ends_the_event_lines_not_tend() {
         }
     }
     assert!(closed, "the failed write is logged");
-    let health = reqwest::blocking::get(format!("{}/api/v1/health", base.unwrap())).unwrap();
+    let health = http_get(format!("{}/api/v1/health", base.unwrap())).unwrap();
     assert_eq!(health.status(), 200, "still serving after its stdout closed");
     assert!(child.try_wait().unwrap().is_none(), "still running");
     signal(child.id(), libc::SIGTERM);

@@ -201,10 +201,7 @@ fn keep_last(mut v: Value, key: &str) -> Value {
 /// until `done` holds for what arrived (the backlog comes first, in order, so nothing before it is
 /// missed); the connection is then dropped.
 fn sse_backlog(tend: &Tend, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("client");
+    let client = http().timeout(std::time::Duration::from_secs(10)).build().expect("client");
     let r = client.get(tend.url("/api/v1/events?since=0")).send().expect("GET /api/v1/events");
     assert_eq!(r.status().as_u16(), 200);
     let mut frames = Vec::new();
@@ -232,7 +229,7 @@ fn sse_backlog(tend: &Tend, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
 }
 
 fn text(tend: &Tend, path: &str) -> (u16, String) {
-    let r = reqwest::blocking::get(tend.url(path)).expect("GET");
+    let r = http_get(tend.url(path)).expect("GET");
     (r.status().as_u16(), r.text().expect("body"))
 }
 

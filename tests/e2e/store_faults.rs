@@ -316,7 +316,7 @@ fn an_export_whose_database_breaks_mid_way_ends_in_an_error_the_client_sees() {
     prefill(&data, 50, 6000);
     let tend = start(&data);
     tend.wait_for(30, "the store open", |t| (t.get("/api/v1/recycles").0 == 200).then_some(()));
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+    let client = http().timeout(Duration::from_secs(120)).build().unwrap();
     let mut resp = client.get(tend.url("/api/v1/export.csv?kind=samples&pool=big")).send().unwrap();
     assert_eq!(resp.status(), 200);
     let mut head = vec![0u8; 256 * 1024];

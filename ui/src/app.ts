@@ -192,6 +192,11 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
       for (const [s, d] of Object.entries(hl.degraded))
         msgs.push(["warn", `⚠ ${s} unreachable — ${d}. Retrying; other sources keep reporting.`]);
     if (hl?.status === "stopping") msgs.push(["warn", "Tend is stopping: workers are being drained."]);
+    if (hl?.transport?.insecure_http)
+      msgs.push([
+        "warn",
+        "⚠ This console is served over plain HTTP on a network address (insecure_http = true): tokens and data cross the network unencrypted. Set [server] tls.",
+      ]);
     const bkey = JSON.stringify(msgs);
     if (banner.dataset.key !== bkey) {
       banner.dataset.key = bkey;

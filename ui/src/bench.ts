@@ -103,6 +103,7 @@ class FakeTransport implements Transport {
       demo: false,
       tend: { cpu_percent: 1, memory_bytes: 30 * MiB },
       discovery: null,
+      transport: { tls: false, insecure_http: false, tokens: false },
     };
   }
   async workers(): Promise<WorkerDto[]> {

@@ -14,6 +14,10 @@ pub enum ErrorCode {
     BadRequest,
     /// The bearer token is missing or wrong.
     Unauthorized,
+    /// The token is valid but its role may not do this (a viewer asking to recycle).
+    Forbidden,
+    /// Too many failed token attempts from this address: wait (`Retry-After`).
+    TooManyAttempts,
     /// No such worker, pool, alert or route.
     NotFound,
     /// The request body is larger than the server accepts.
@@ -40,6 +44,8 @@ pub enum ErrorCode {
 names!(ErrorCode {
     BadRequest = "bad_request",
     Unauthorized = "unauthorized",
+    Forbidden = "forbidden",
+    TooManyAttempts = "too_many_attempts",
     NotFound = "not_found",
     TooLarge = "too_large",
     AlreadyRecycling = "already_recycling",
@@ -60,6 +66,8 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => 400,
             ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::TooManyAttempts => 429,
             ErrorCode::NotFound => 404,
             ErrorCode::TooLarge => 413,
             ErrorCode::AlreadyRecycling

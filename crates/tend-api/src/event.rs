@@ -90,6 +90,18 @@ pub enum EventKind {
         process: ProcessId,
         detail: String,
     },
+    /// Someone acted on the fleet (the audit trail): `by` names the API token (`default` for the
+    /// shared `token`, `anonymous` without tokens) or `desktop`; `action` is `recycle`, `stop`,
+    /// `remove`, `acknowledge`, `silence` or `clean_orphans`; `target` a worker id or an alert's
+    /// `rule/subject`. `worker` and `pool` are set when the target is a known worker.
+    OperatorAction {
+        by: String,
+        action: String,
+        target: String,
+        worker: Option<WorkerId>,
+        pool: Option<String>,
+        detail: String,
+    },
 }
 
 impl EventKind {
@@ -105,6 +117,7 @@ impl EventKind {
         "alert_changed",
         "source_status",
         "process_escaped",
+        "operator_action",
     ];
 
     /// The `type` tag as serialized (the SSE `event:` field).
@@ -120,6 +133,7 @@ impl EventKind {
             EventKind::AlertChanged { .. } => "alert_changed",
             EventKind::SourceStatus { .. } => "source_status",
             EventKind::ProcessEscaped { .. } => "process_escaped",
+            EventKind::OperatorAction { .. } => "operator_action",
         }
     }
 }
@@ -195,6 +209,14 @@ mod tests {
                 pool: None,
                 incarnation: None,
                 process: p,
+                detail: String::new(),
+            },
+            EventKind::OperatorAction {
+                by: "ops".into(),
+                action: "recycle".into(),
+                target: "w".into(),
+                worker: Some(w()),
+                pool: None,
                 detail: String::new(),
             },
         ];

@@ -30,6 +30,6 @@ pub use live::{LiveScope, LiveUpdate};
 pub use model::{Metrics, ProcessId, RecycleReason, Sample, Source, State, Timestamp, Transition, WorkerId};
 pub use status::{
     DiscoveryDto, DiscoveryMode, HealthDto, NotificationsDto, NotifyStatus, RetentionDto, SelfUsage,
-    SettingsDto,
+    SettingsDto, TransportDto,
 };
 pub use worker::{ErrorRecord, IncarnationDto, LastEvent, Orphan, PoolMetrics, WorkerDetailDto, WorkerDto};

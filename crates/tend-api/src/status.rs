@@ -29,6 +29,19 @@ pub struct HealthDto {
     pub tend: SelfUsage,
     /// How attach pools find new processes; absent when there is no attach pool.
     pub discovery: Option<DiscoveryDto>,
+    /// How the HTTP API is served.
+    pub transport: TransportDto,
+}
+
+/// How `tend serve` serves its API: over TLS or not, and whether plain HTTP on a network address
+/// was asked for (`insecure_http = true`: the UI shows a warning).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
+pub struct TransportDto {
+    pub tls: bool,
+    /// Plain HTTP on an address that is not loopback.
+    pub insecure_http: bool,
+    /// Requests must carry a bearer token.
+    pub tokens: bool,
 }
 
 /// Where attach pools hear of processes that start matching.

@@ -93,6 +93,18 @@ pub enum EventKind {
         process: ProcessId,
         detail: String,
     },
+    /// Someone acted on the fleet (the audit trail): `by` names the API token or the desktop app,
+    /// `action` what was asked (`recycle`, `stop`, `remove`, `acknowledge`, `silence`, `clean_orphans`),
+    /// `target` on what (a worker id, `rule/subject` for an alert). `worker` and `pool` are set when
+    /// the target is a worker the fleet knows, so the action shows on its timeline.
+    OperatorAction {
+        by: String,
+        action: String,
+        target: String,
+        worker: Option<WorkerId>,
+        pool: Option<String>,
+        detail: String,
+    },
 }
 
 impl EventKind {
@@ -107,6 +119,7 @@ impl EventKind {
             | EventKind::RecycleFailed { worker, .. }
             | EventKind::StormTripped { worker, .. }
             | EventKind::ProcessEscaped { worker, .. } => Some(worker),
+            EventKind::OperatorAction { worker, .. } => worker.as_ref(),
             EventKind::AlertChanged { .. } | EventKind::SourceStatus { .. } => None,
         }
     }
@@ -124,6 +137,7 @@ impl EventKind {
             EventKind::AlertChanged { .. } => "alert_changed",
             EventKind::SourceStatus { .. } => "source_status",
             EventKind::ProcessEscaped { .. } => "process_escaped",
+            EventKind::OperatorAction { .. } => "operator_action",
         }
     }
 }

@@ -349,6 +349,27 @@ impl Fleet {
         self.workers.get(id).map(|w| self.grace(&w.pool)).unwrap_or(Duration::from_secs(5))
     }
 
+    /// Record who asked for an action (see [`EventKind::OperatorAction`]); `target` is a worker id
+    /// or an alert's `rule/subject`, whose subject may be a worker.
+    pub fn audit(&mut self, by: &str, action: &str, target: &str, detail: String, now: Timestamp) -> Output {
+        let subject = target.split_once('/').map_or(target, |(_, s)| s);
+        let known = [target, subject].into_iter().find_map(|id| self.workers.get(&WorkerId::new(id)));
+        let (worker, pool) = match known {
+            Some(w) => (Some(w.id.clone()), Some(w.pool.clone())),
+            None => (None, None),
+        };
+        let kind = EventKind::OperatorAction {
+            by: by.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            worker,
+            pool,
+            detail,
+        };
+        self.emit(now, kind);
+        self.take()
+    }
+
     fn emit(&mut self, at: Timestamp, kind: EventKind) {
         self.seq += 1;
         self.out.events.push(Event { seq: self.seq, at, kind });

@@ -12,6 +12,7 @@ pub mod convert;
 pub mod dto;
 pub mod engine;
 mod exposition;
+pub mod http_client;
 mod mailbox;
 pub mod sinks;
 mod sources;

@@ -46,19 +46,26 @@ pub(crate) enum Msg {
     Listener(Listener),
     Recycle {
         id: String,
+        /// Who asks, for the audit trail.
+        by: String,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
     Stop {
         id: String,
+        /// Who asks, for the audit trail.
+        by: String,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
     /// Remove a container worker.
     Remove {
         id: String,
+        /// Who asks, for the audit trail.
+        by: String,
         reply: oneshot::Sender<Result<(), CommandError>>,
     },
     /// Remove every orphaned container now; replies with how many removals were started.
     CleanOrphans {
+        by: String,
         reply: oneshot::Sender<usize>,
     },
     /// One stats sweep of a docker pool: metrics by container id.
@@ -74,12 +81,14 @@ pub(crate) enum Msg {
     Ack {
         rule: String,
         subject: String,
+        by: String,
         reply: oneshot::Sender<bool>,
     },
     Silence {
         rule: String,
         subject: String,
         until: Option<Timestamp>,
+        by: String,
         reply: oneshot::Sender<bool>,
     },
     Query(Query),

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -35,6 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 /// A request head must be complete this long after the accept (or after its first byte).
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,6 +95,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let registry = Arc::new(Registry::default());
@@ -110,13 +114,14 @@ pub async fn serve(
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     if registry.len() >= limits.max_connections && !registry.close_longest_waiting() {
                         warn("HTTP connection refused: every allowed connection is answering a request", None);
                         continue;
                     }
                     let (slot, entry) = registry.add();
-                    tasks.spawn(connection(stream, slot, entry, router.clone(), limits, stop_rx.clone()));
+                    let conn = Conn { peer, slot, _entry: entry, router: router.clone(), limits, stop: stop_rx.clone() };
+                    tasks.spawn(conn.run(stream, tls.clone()));
                 }
                 // The peer gave up before the accept: nothing to do.
                 Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset) => {}
@@ -136,60 +141,92 @@ pub async fn serve(
 
 /// One connection: hyper serves it while this task closes it when its phase's time is up, when the
 /// acceptor needs its place, or (gracefully) on shutdown.
-async fn connection(
-    stream: TcpStream,
+struct Conn {
+    peer: SocketAddr,
     slot: Arc<Slot>,
     _entry: Entry,
     router: Router,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
-) {
-    let io = TokioIo::new(Watched { io: stream, slot: slot.clone() });
-    let service_slot = slot.clone();
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let busy = Busy::begin(service_slot.clone());
-        let mut router = router.clone();
-        async move {
-            let res = match tower_service::Service::call(&mut router, req.map(Body::new)).await {
-                Ok(res) => res,
-                Err(never) => match never {},
-            };
-            Ok::<_, Infallible>(res.map(|body| Tracked { body, _busy: busy }))
-        }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.max_buf_size(MAX_BUF).header_read_timeout(None::<Duration>);
-    let mut conn = pin!(builder.serve_connection(io, service));
-    let mut draining = false;
-    loop {
-        let due = slot.deadline(&limits);
-        let timer = async move {
-            match due {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            ended = conn.as_mut() => {
-                if let Err(e) = ended {
-                    tracing::debug!(error = %e, "HTTP connection ended with an error");
-                }
-                return;
-            }
-            () = slot.kill.notified() => {
-                tracing::debug!("HTTP connection closed: its place is needed (connection cap)");
-                return;
-            }
-            () = slot.wake.notified() => {}
-            () = timer => {
-                if slot.deadline(&limits).is_some_and(|at| at <= Instant::now()) {
-                    tracing::debug!(phase = slot.phase_name(), "HTTP connection closed: timed out");
+    stop: watch::Receiver<bool>,
+}
+
+impl Conn {
+    /// With TLS, the handshake comes first: it must be done within the header timeout, like a head.
+    async fn run(mut self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let Some(acceptor) = tls else { return self.http(stream).await };
+        let handshake = tokio::time::timeout(self.limits.header_timeout, acceptor.accept(stream));
+        let stream = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
                     return;
                 }
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+                    return;
+                }
+            },
+            () = self.slot.kill.notified() => return,
+            _ = self.stop.changed() => return,
+        };
+        self.http(stream).await
+    }
+
+    async fn http<IO>(self, stream: IO)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn { peer, slot, _entry, router, limits, mut stop } = self;
+        let io = TokioIo::new(Watched { io: stream, slot: slot.clone() });
+        let service_slot = slot.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let busy = Busy::begin(service_slot.clone());
+            let mut router = router.clone();
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ConnectInfo(peer));
+            async move {
+                let res = match tower_service::Service::call(&mut router, req).await {
+                    Ok(res) => res,
+                    Err(never) => match never {},
+                };
+                Ok::<_, Infallible>(res.map(|body| Tracked { body, _busy: busy }))
             }
-            _ = stop.changed(), if !draining => {
-                draining = true;
-                conn.as_mut().graceful_shutdown();
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.max_buf_size(MAX_BUF).header_read_timeout(None::<Duration>);
+        let mut conn = pin!(builder.serve_connection(io, service));
+        let mut draining = false;
+        loop {
+            let due = slot.deadline(&limits);
+            let timer = async move {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = conn.as_mut() => {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "HTTP connection ended with an error");
+                    }
+                    return;
+                }
+                () = slot.kill.notified() => {
+                    tracing::debug!("HTTP connection closed: its place is needed (connection cap)");
+                    return;
+                }
+                () = slot.wake.notified() => {}
+                () = timer => {
+                    if slot.deadline(&limits).is_some_and(|at| at <= Instant::now()) {
+                        tracing::debug!(phase = slot.phase_name(), "HTTP connection closed: timed out");
+                        return;
+                    }
+                }
+                _ = stop.changed(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
             }
         }
     }
@@ -321,13 +358,14 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// The socket, telling its slot when bytes of a new request arrive after an idle pause.
-struct Watched {
-    io: TcpStream,
+/// The socket (or the TLS stream over it), telling its slot when bytes of a new request arrive after
+/// an idle pause.
+struct Watched<IO> {
+    io: IO,
     slot: Arc<Slot>,
 }
 
-impl AsyncRead for Watched {
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
@@ -339,7 +377,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }

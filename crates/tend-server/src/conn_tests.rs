@@ -39,7 +39,7 @@ async fn start(limits: Limits) -> (std::net::SocketAddr, tokio::sync::oneshot::S
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, router, limits, async move {
+    tokio::spawn(serve(listener, router, limits, None, async move {
         let _ = rx.await;
     }));
     (addr, tx)

@@ -5,9 +5,9 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,12 +16,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use tend_engine::api::{self, ErrorCode};
+use tend_engine::config::ServerConfig;
 use tend_engine::{App, AppError};
 
+pub mod access;
 pub mod conn;
 mod history;
 pub mod openapi;
 mod reports;
+pub mod tls;
 pub mod ui;
 mod workers;
 
@@ -31,7 +34,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone)]
 struct Ctx {
     app: App,
-    token: Option<String>,
+    access: access::SharedAccess,
 }
 
 /// Every operation of the API with its documentation, before state is attached: `/api/v1/...` and
@@ -41,32 +44,50 @@ pub(crate) fn operations() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new().nest("/api/v1", api).routes(routes!(workers::prometheus_metrics))
 }
 
-/// The router, for tests and for embedding.
-pub fn router(app: App, token: Option<String>) -> Router {
-    let ctx = Ctx { app, token };
+/// The router, for tests and for embedding: `access` says which tokens it accepts.
+pub fn router(app: App, access: access::Access) -> Router {
+    let ctx = Ctx { app, access: std::sync::Arc::new(access) };
     let (ops, _) = operations().split_for_parts();
     // Paths under /api/ that match no operation answer in the API's error shape, not with the UI.
     let api_fallback = Router::new().route("/api/v1/{*rest}", get(not_found).fallback(not_found));
     ops.merge(api_fallback)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(ctx.clone(), auth))
+        .layer(middleware::from_fn_with_state(ctx.clone(), access::check))
         .layer(middleware::from_fn(refuse_oversized))
         .with_state(ctx)
         .fallback(ui_or_not_found)
 }
 
-/// Bind and serve until `shutdown` resolves. Returns the bound address through `bound` first.
+/// Bind and serve, as `[server]` says (address, tokens, TLS), until `shutdown` resolves. Returns the
+/// bound address through `bound` first. The certificate files are watched for changes meanwhile.
 pub async fn serve(
     app: App,
-    listen: SocketAddr,
-    token: Option<String>,
+    server: &ServerConfig,
     bound: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if !listen.ip().is_loopback() && token.is_none() {
+    let listen = server.listen;
+    if !listen.ip().is_loopback() && !server.has_tokens() {
         anyhow::bail!(
             "refusing to listen on {listen} without a token: set [server] token or TEND_TOKEN, or listen on 127.0.0.1"
         );
+    }
+    if !listen.ip().is_loopback() && server.tls.is_none() && !server.insecure_http {
+        anyhow::bail!(
+            "refusing to listen on {listen} over plain HTTP: set [server] tls, or insecure_http = true"
+        );
+    }
+    let tls = match &server.tls {
+        Some(files) => {
+            let certificates = tls::Certificates::load(files)?;
+            let acceptor = certificates.acceptor()?;
+            tokio::spawn(certificates.watch());
+            Some(acceptor)
+        }
+        None => None,
+    };
+    if tls.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(%listen, "serving plain HTTP on a network address (insecure_http = true): tokens cross it in clear text");
     }
     // Idle connections cost a descriptor each: take the whole allowance, then keep a share of it.
     let nofile = tend_engine::os::raise_nofile_to_hard()
@@ -83,9 +104,10 @@ pub async fn serve(
         idle_timeout = ?limits.idle_timeout,
         max_connections = limits.max_connections,
         descriptor_limit = ?nofile,
+        tls = tls.is_some(),
         "HTTP connection limits"
     );
-    conn::serve(listener, router(app, token), limits, shutdown).await;
+    conn::serve(listener, router(app, access::Access::new(server)), limits, tls, shutdown).await;
     Ok(())
 }
 
@@ -117,36 +139,6 @@ impl From<AppError> for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
-
-async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    if let Some(token) = &ctx.token
-        && req.uri().path() != "/api/v1/health"
-    {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| bearer(v.as_bytes()));
-        if !given.is_some_and(|g| same_secret(g, token.as_bytes())) {
-            return ApiError::new(ErrorCode::Unauthorized, "missing or wrong bearer token").into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// The credentials of an `Authorization: Bearer <token>` header. The scheme is case-insensitive (RFC
-/// 7235): `bearer`, `BEARER` and `Bearer` are the same.
-fn bearer(value: &[u8]) -> Option<&[u8]> {
-    let space = value.iter().position(|b| *b == b' ')?;
-    let (scheme, rest) = value.split_at(space);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
-        return None;
-    }
-    let token = rest.trim_ascii();
-    (!token.is_empty()).then_some(token)
-}
-
-/// Equal secrets, compared in time that does not depend on where they differ (only on the length).
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && std::hint::black_box(given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b))) == 0
-}
 
 /// Outside the API, paths belong to the web UI (its files, or `index.html` for its routes).
 async fn ui_or_not_found(req: Request) -> Response {
@@ -264,24 +256,6 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        for h in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR   abc  "] {
-            assert_eq!(bearer(h.as_bytes()), Some(&b"abc"[..]), "{h:?}");
-        }
-        for h in ["Basic abc", "Bearerabc", "Bearer ", "Bearer", "abc", "Bearers abc"] {
-            assert_eq!(bearer(h.as_bytes()), None, "{h:?}");
-        }
-    }
-
-    #[test]
-    fn secrets_match_only_when_equal() {
-        assert!(same_secret(b"s3cret", b"s3cret"));
-        assert!(!same_secret(b"s3creT", b"s3cret"));
-        assert!(!same_secret(b"s3cret-", b"s3cret"));
-        assert!(!same_secret(b"", b"s3cret"));
-    }
 
     #[test]
     fn a_json_body_is_one_value_and_nothing_after_it() {

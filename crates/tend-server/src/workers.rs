@@ -20,6 +20,7 @@ use tend_engine::api::reply::{Accepted, Acknowledged, AlertRef, Removing, Silenc
 use tend_engine::api::{self, ErrorCode};
 use tend_engine::app::Streamed;
 
+use crate::access::Caller;
 use crate::{ApiError, ApiQuery, ApiResult, Ctx, JsonBody};
 
 pub(crate) fn routes() -> OpenApiRouter<Ctx> {
@@ -101,8 +102,12 @@ fn accepted(worker: String, status: &str, reason: Option<&str>) -> Response {
     params(("id" = String, Path, description = "Worker id")),
     responses((status = 202, body = Accepted), (status = 404, body = api::ErrorResponse, description = "No such worker"),
         (status = 409, body = api::ErrorResponse, description = "Already being recycled, or the worker has ended")))]
-pub(crate) async fn recycle(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
-    ctx.app.recycle(&id).await?;
+pub(crate) async fn recycle(
+    State(ctx): State<Ctx>,
+    by: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    ctx.app.recycle(&id, &by.name).await?;
     Ok(accepted(id, "recycling", Some("manual")))
 }
 
@@ -111,8 +116,8 @@ pub(crate) async fn recycle(State(ctx): State<Ctx>, Path(id): Path<String>) -> A
     params(("id" = String, Path, description = "Worker id")),
     responses((status = 202, body = Accepted), (status = 404, body = api::ErrorResponse, description = "No such worker"),
         (status = 409, body = api::ErrorResponse, description = "The worker has ended or cannot be stopped now")))]
-pub(crate) async fn stop(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
-    ctx.app.stop(&id).await?;
+pub(crate) async fn stop(State(ctx): State<Ctx>, by: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+    ctx.app.stop(&id, &by.name).await?;
     Ok(accepted(id, "stopping", None))
 }
 
@@ -122,8 +127,12 @@ pub(crate) async fn stop(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiR
     params(("id" = String, Path, description = "Worker id (a container worker)")),
     responses((status = 202, body = Accepted), (status = 404, body = api::ErrorResponse, description = "No such worker"),
         (status = 409, body = api::ErrorResponse, description = "Not a container worker (code not_container)")))]
-pub(crate) async fn remove(State(ctx): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
-    ctx.app.remove(&id).await?;
+pub(crate) async fn remove(
+    State(ctx): State<Ctx>,
+    by: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    ctx.app.remove(&id, &by.name).await?;
     Ok(accepted(id, "removing", None))
 }
 
@@ -136,8 +145,8 @@ pub(crate) async fn orphans(State(ctx): State<Ctx>) -> ApiResult<Json<Vec<api::O
 
 /// Remove (forced) every listed orphan.
 #[utoipa::path(post, path = "/orphans/clean", tag = "containers", responses((status = 202, body = Removing)))]
-pub(crate) async fn clean_orphans(State(ctx): State<Ctx>) -> ApiResult<Response> {
-    let removing = ctx.app.clean_orphans().await? as u64;
+pub(crate) async fn clean_orphans(State(ctx): State<Ctx>, by: Caller) -> ApiResult<Response> {
+    let removing = ctx.app.clean_orphans(&by.name).await? as u64;
     Ok((StatusCode::ACCEPTED, Json(Removing { removing })).into_response())
 }
 
@@ -173,9 +182,10 @@ pub(crate) async fn alerts(State(ctx): State<Ctx>) -> ApiResult<Json<Vec<api::Al
     responses((status = 200, body = Acknowledged), (status = 404, body = api::ErrorResponse, description = "No such alert")))]
 pub(crate) async fn ack(
     State(ctx): State<Ctx>,
+    by: Caller,
     JsonBody(r): JsonBody<AlertRef>,
 ) -> ApiResult<Json<Acknowledged>> {
-    ctx.app.acknowledge(&r.rule, &r.subject).await?;
+    ctx.app.acknowledge(&r.rule, &r.subject, &by.name).await?;
     Ok(Json(Acknowledged { rule: r.rule, subject: r.subject, acknowledged: true }))
 }
 
@@ -184,9 +194,10 @@ pub(crate) async fn ack(
     responses((status = 200, body = Silenced), (status = 404, body = api::ErrorResponse, description = "No such alert")))]
 pub(crate) async fn silence(
     State(ctx): State<Ctx>,
+    by: Caller,
     JsonBody(r): JsonBody<SilenceBody>,
 ) -> ApiResult<Json<Silenced>> {
-    let until = ctx.app.silence(&r.rule, &r.subject, r.minutes).await?;
+    let until = ctx.app.silence(&r.rule, &r.subject, r.minutes, &by.name).await?;
     Ok(Json(Silenced { rule: r.rule, subject: r.subject, silenced_until: until }))
 }
 

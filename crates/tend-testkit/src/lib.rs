@@ -3,3 +3,4 @@
 #![deny(unsafe_code)] // one libc call (kill) says so with `#[allow(unsafe_code)]`
 
 pub mod dockerd;
+pub mod tls;

@@ -2,6 +2,7 @@
 import type { DiscoveryDto } from "./DiscoveryDto";
 import type { SelfUsage } from "./SelfUsage";
 import type { State } from "./State";
+import type { TransportDto } from "./TransportDto";
 
 export type HealthDto = { 
 /**
@@ -11,4 +12,8 @@ status: string, version: string, uptime_secs: number, degraded: { [key in string
 /**
  * How attach pools find new processes; absent when there is no attach pool.
  */
-discovery: DiscoveryDto | null, };
+discovery: DiscoveryDto | null, 
+/**
+ * How the HTTP API is served.
+ */
+transport: TransportDto, };

@@ -170,7 +170,9 @@ export function exportView(ctx: Ctx): View {
       return csv(["time", "worker", "pool", "incarnation", "pid", "state", ...metrics], rows);
     }
     const ids = new Set(ws.map((w) => w.id));
-    const evs = store.events.filter((e) => e.at >= since && (!("worker" in e) || ids.has(e.worker)));
+    const evs = store.events.filter(
+      (e) => e.at >= since && (!("worker" in e) || e.worker === null || ids.has(e.worker)),
+    );
     if (kind === "recycles") {
       return csv(
         ["time", "worker", "pool", "reason", "outcome", "old_pid", "new_pid", "uptime_secs", "requests", "detail"],

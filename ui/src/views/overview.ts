@@ -190,7 +190,13 @@ export function overview(ctx: Ctx): View {
               h(
                 "td",
                 { style: { width: "110px" } },
-                "worker" in e ? wlink(e.worker) : e.type === "alert_changed" ? wlink(e.alert.subject) : "",
+                "worker" in e
+                  ? e.worker === null
+                    ? ""
+                    : wlink(e.worker)
+                  : e.type === "alert_changed"
+                    ? wlink(e.alert.subject)
+                    : "",
               ),
               h(
                 "td.ellipsis",

@@ -86,6 +86,19 @@ export function settings(ctx: Ctx): View {
                 .join("; ")}`
             : "",
         ),
+        desktop ? null : h("dt", "API transport"),
+        desktop
+          ? null
+          : h(
+              "dd",
+              { "data-testid": "transport" },
+              hl.transport.tls
+                ? "HTTPS (TLS)"
+                : hl.transport.insecure_http
+                  ? "plain HTTP on a network address"
+                  : "plain HTTP on loopback",
+              hl.transport.tokens ? " · bearer tokens required" : " · no token",
+            ),
         h("dt", "Process discovery"),
         h(
           "dd",

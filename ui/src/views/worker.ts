@@ -499,6 +499,8 @@ export function describe(e: Event): string {
       return `${e.source} ${e.degraded ? "degraded" : "recovered"}: ${e.detail}`;
     case "process_escaped":
       return e.detail;
+    case "operator_action":
+      return `${e.action} ${e.target} by ${e.by}${e.detail ? ` (${e.detail})` : ""}`;
   }
 }
 

@@ -269,25 +269,37 @@ impl App {
         HealthFacts {
             started: self.shared.started,
             config: self.shared.options.config_path.as_ref().map(|p| p.display().to_string()),
+            transport: transport(&self.shared.config.server),
         }
     }
 
-    pub async fn recycle(&self, id: &str) -> Result<(), AppError> {
+    /// The operator actions below take `by`: who asks (an API token's name, `desktop`), for the audit
+    /// trail ([`tend_core::EventKind::OperatorAction`]).
+    pub async fn recycle(&self, id: &str, by: &str) -> Result<(), AppError> {
         let (reply, rx) = oneshot::channel();
-        self.shared.tx.send(Msg::Recycle { id: id.to_owned(), reply }).map_err(|_| AppError::Stopped)?;
+        self.shared
+            .tx
+            .send(Msg::Recycle { id: id.to_owned(), by: by.to_owned(), reply })
+            .map_err(|_| AppError::Stopped)?;
         Ok(rx.await.map_err(|_| AppError::Stopped)??)
     }
 
-    pub async fn stop(&self, id: &str) -> Result<(), AppError> {
+    pub async fn stop(&self, id: &str, by: &str) -> Result<(), AppError> {
         let (reply, rx) = oneshot::channel();
-        self.shared.tx.send(Msg::Stop { id: id.to_owned(), reply }).map_err(|_| AppError::Stopped)?;
+        self.shared
+            .tx
+            .send(Msg::Stop { id: id.to_owned(), by: by.to_owned(), reply })
+            .map_err(|_| AppError::Stopped)?;
         Ok(rx.await.map_err(|_| AppError::Stopped)??)
     }
 
     /// Remove a container worker (stopped first when it runs).
-    pub async fn remove(&self, id: &str) -> Result<(), AppError> {
+    pub async fn remove(&self, id: &str, by: &str) -> Result<(), AppError> {
         let (reply, rx) = oneshot::channel();
-        self.shared.tx.send(Msg::Remove { id: id.to_owned(), reply }).map_err(|_| AppError::Stopped)?;
+        self.shared
+            .tx
+            .send(Msg::Remove { id: id.to_owned(), by: by.to_owned(), reply })
+            .map_err(|_| AppError::Stopped)?;
         Ok(rx.await.map_err(|_| AppError::Stopped)??)
     }
 
@@ -307,16 +319,16 @@ impl App {
     }
 
     /// Remove every orphaned container now; how many removals were started.
-    pub async fn clean_orphans(&self) -> Result<usize, AppError> {
+    pub async fn clean_orphans(&self, by: &str) -> Result<usize, AppError> {
         let (reply, rx) = oneshot::channel();
-        self.shared.tx.send(Msg::CleanOrphans { reply }).map_err(|_| AppError::Stopped)?;
+        self.shared.tx.send(Msg::CleanOrphans { by: by.to_owned(), reply }).map_err(|_| AppError::Stopped)?;
         rx.await.map_err(|_| AppError::Stopped)
     }
 
     /// Acknowledge an alert; 404 when there is no such alert.
-    pub async fn acknowledge(&self, rule: &str, subject: &str) -> Result<(), AppError> {
+    pub async fn acknowledge(&self, rule: &str, subject: &str, by: &str) -> Result<(), AppError> {
         let (reply, rx) = oneshot::channel();
-        let msg = Msg::Ack { rule: rule.to_owned(), subject: subject.to_owned(), reply };
+        let msg = Msg::Ack { rule: rule.to_owned(), subject: subject.to_owned(), by: by.to_owned(), reply };
         self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;
         no_alert(rx.await.map_err(|_| AppError::Stopped)?, rule, subject)
     }
@@ -328,6 +340,7 @@ impl App {
         rule: &str,
         subject: &str,
         minutes: f64,
+        by: &str,
     ) -> Result<Option<api::Timestamp>, AppError> {
         if !minutes.is_finite() || !(0.0..=MAX_SILENCE_MINUTES).contains(&minutes) {
             return Err(AppError::BadRequest(
@@ -337,7 +350,13 @@ impl App {
         let until = (minutes > 0.0)
             .then(|| Timestamp::from_millis(self.now().as_millis() + (minutes * 60_000.0) as i64));
         let (reply, rx) = oneshot::channel();
-        let msg = Msg::Silence { rule: rule.to_owned(), subject: subject.to_owned(), until, reply };
+        let msg = Msg::Silence {
+            rule: rule.to_owned(),
+            subject: subject.to_owned(),
+            until,
+            by: by.to_owned(),
+            reply,
+        };
         self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;
         no_alert(rx.await.map_err(|_| AppError::Stopped)?, rule, subject)?;
         Ok(until.wire())
@@ -406,10 +425,19 @@ fn alerts_of(v: &EngineView<'_>) -> Vec<api::Alert> {
     v.fleet.alerts().alerts().map(ToWire::wire).collect()
 }
 
+fn transport(server: &crate::config::ServerConfig) -> api::TransportDto {
+    api::TransportDto {
+        tls: server.tls.is_some(),
+        insecure_http: server.tls.is_none() && !server.listen.ip().is_loopback(),
+        tokens: server.has_tokens(),
+    }
+}
+
 /// The parts of health that are fixed at start.
 struct HealthFacts {
     started: Timestamp,
     config: Option<String>,
+    transport: api::TransportDto,
 }
 
 impl HealthFacts {
@@ -447,6 +475,7 @@ impl HealthFacts {
             demo,
             tend: v.self_usage.clone(),
             discovery: v.discovery.cloned(),
+            transport: self.transport.clone(),
         }
     }
 }

@@ -62,6 +62,21 @@ impl Config {
         if let Some(v) = get("TEND_TOKEN") {
             self.server.token = Some(v);
         }
+        if let Some(v) = get("TEND_INSECURE_HTTP") {
+            match v.as_str() {
+                "1" | "true" => self.server.insecure_http = true,
+                "0" | "false" => self.server.insecure_http = false,
+                _ => problem("TEND_INSECURE_HTTP", format!("invalid value \"{v}\": use 1, true, 0 or false")),
+            }
+        }
+        for token in &mut self.server.tokens {
+            let Some(var) = token.secret_env.clone() else { continue };
+            match get(&var).map(|v| check::check_secret(&v)) {
+                Some(Ok(secret)) => token.secret = Some(secret),
+                Some(Err(why)) => problem(&var, format!("the secret of token \"{}\": {why}", token.name)),
+                None => problem(&var, format!("not set: token \"{}\" reads its secret from it", token.name)),
+            }
+        }
         if let Some(v) = get("DOCKER_HOST") {
             for pool in &mut self.pools {
                 if let SourceConfig::Docker(d) = &mut pool.source
@@ -93,20 +108,31 @@ impl Config {
         self.check_server()
     }
 
-    /// A server on a non-loopback address must have a token (brief §10). [`Config::apply_env`] ends
-    /// with this check; call it again after any later override of `listen` or `token` (CLI flags).
+    /// A server on a non-loopback address must have a token (brief §10), and TLS unless
+    /// `insecure_http = true` says plain HTTP is meant. [`Config::apply_env`] ends with this check;
+    /// call it again after any later override of `listen` or `token` (CLI flags).
     pub fn check_server(&self) -> Result<(), ConfigError> {
-        if self.server.listen.ip().is_loopback() || self.server.token.is_some() {
+        let server = &self.server;
+        if server.listen.ip().is_loopback() {
             return Ok(());
         }
-        Err(ConfigError::single(
-            &self.origin,
-            format!(
+        let fail = |message: String| Err(ConfigError::single(&self.origin, message));
+        if !server.has_tokens() {
+            return fail(format!(
                 "the server listens on {}, which is not a loopback address: \
-                 set `token` in [server] or TEND_TOKEN",
-                self.server.listen
-            ),
-        ))
+                 set `token` in [server] or TEND_TOKEN, or add [[server.token]] entries",
+                server.listen
+            ));
+        }
+        if server.tls.is_none() && !server.insecure_http {
+            return fail(format!(
+                "the server listens on {}, which is not a loopback address, without TLS: \
+                 set `tls = {{ cert = \"cert.pem\", key = \"key.pem\" }}` in [server], \
+                 or `insecure_http = true` (TEND_INSECURE_HTTP=1) if plain HTTP on this network is meant",
+                server.listen
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -3,14 +3,25 @@
 //! This module owns the config file's shape, its defaults, its validation and the `TEND_*` environment
 //! overrides. It produces plain data ([`Config`]) with precise types (durations as [`Duration`], regexes
 //! compiled, socket addresses parsed); the engine converts that into core types. It must never start,
-//! signal or watch anything: the only I/O is reading the file and, when asked, checking that spawn
-//! commands resolve to executables.
+//! signal or watch anything: the only I/O is reading the file and the token secret files it names,
+//! checking that the TLS files are readable and, when asked, that spawn commands resolve to
+//! executables.
 //!
 //! # Shape
 //! ```toml
 //! [server]
 //! listen = "127.0.0.1:7878"          # default 127.0.0.1:7878
-//! token = "..."                      # optional bearer token; required when `listen` is not loopback
+//! token = "..."                      # optional shared bearer token (an operator token named "default")
+//! tls = { cert = "cert.pem", key = "key.pem" }   # HTTPS; PEM files, relative to this file, reloaded
+//!                                    #   when they change
+//! insecure_http = false              # plain HTTP on a non-loopback `listen` (default false: refused)
+//!
+//! [[server.token]]                   # named tokens instead of the shared one (TOML forbids both in
+//! name = "ops-laptop"                #   one file; TEND_TOKEN still adds the shared one)
+//! role = "operator"                  # viewer (GETs) | operator (also acts) | reporter (report API)
+//! secret_file = "/etc/tend/ops.token"  # owner-only (chmod 600); or secret_env = "VAR". Never inline.
+//!
+//! A `listen` address that is not loopback needs a token, and TLS unless `insecure_http = true`.
 //!
 //! [store]                            # optional
 //! data_dir = "/var/lib/tend"         # default: the engine's choice
@@ -160,9 +171,11 @@
 //!
 //! # Environment overrides
 //! Applied by [`Config::apply_env`] after parsing; an empty value counts as unset. It ends with
-//! [`Config::check_server`]: a `listen` address that is not loopback needs a token.
+//! [`Config::check_server`]: a `listen` address that is not loopback needs a token, and TLS or
+//! `insecure_http`.
 //! - `TEND_LISTEN`: the server's listen address (`host:port`, an IP literal).
-//! - `TEND_TOKEN`: the server's bearer token.
+//! - `TEND_TOKEN`: the server's shared bearer token (an operator token named `default`).
+//! - `TEND_INSECURE_HTTP`: `1`/`true` or `0`/`false`, over `insecure_http`.
 //! - `TEND_DATA_DIR`: the store's data directory.
 //! - `DOCKER_HOST`: the engine of docker pools that name no `docker_host`.
 //! - `TEND_INTERVAL`: a duration that replaces the interval of every pool whose profile is not

@@ -89,14 +89,107 @@ pub const DESKTOP_CHANNEL: &str = "desktop";
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
-    /// Bearer token; required (see [`Config::check_server`]) when `listen` is not a loopback address.
+    /// The one shared bearer token of `token = "..."` or `TEND_TOKEN`: an operator token named
+    /// [`DEFAULT_TOKEN_NAME`].
     pub token: Option<String>,
+    /// `[[server.token]]`: named tokens, each with a role.
+    pub tokens: Vec<TokenConfig>,
+    /// `tls = { cert, key }`: HTTPS with these PEM files, reloaded when they change.
+    pub tls: Option<TlsConfig>,
+    /// A non-loopback `listen` without `tls` is refused unless this says plain HTTP is meant.
+    pub insecure_http: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: DEFAULT_LISTEN, token: None }
+        ServerConfig {
+            listen: DEFAULT_LISTEN,
+            token: None,
+            tokens: Vec::new(),
+            tls: None,
+            insecure_http: false,
+        }
     }
+}
+
+impl ServerConfig {
+    /// Every token the server accepts: the named ones, then the shared one as an operator token.
+    pub fn access_tokens(&self) -> Vec<TokenConfig> {
+        let shared = self.token.iter().map(|secret| TokenConfig {
+            name: DEFAULT_TOKEN_NAME.to_owned(),
+            role: Role::Operator,
+            secret: Some(secret.clone()),
+            secret_env: None,
+        });
+        self.tokens.iter().cloned().chain(shared).collect()
+    }
+
+    /// Whether any token is set: then every request but the health check must carry one.
+    pub fn has_tokens(&self) -> bool {
+        self.token.is_some() || !self.tokens.is_empty()
+    }
+}
+
+/// The name the shared `token` / `TEND_TOKEN` goes by in the audit trail.
+pub const DEFAULT_TOKEN_NAME: &str = "default";
+/// The shortest secret a named token may have.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Every GET: workers, history, events (SSE), `/metrics`.
+    Viewer,
+    /// A viewer that may also act: recycle, stop, remove, ack, silence, clean orphans, and report.
+    Operator,
+    /// Only the report API (an orchestrator registering its workers and their states).
+    Reporter,
+}
+
+impl Role {
+    pub const ALL: [(&'static str, Role); 3] =
+        [("viewer", Role::Viewer), ("operator", Role::Operator), ("reporter", Role::Reporter)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Reporter => "reporter",
+        }
+    }
+}
+
+/// One `[[server.token]]`.
+#[derive(Clone, PartialEq)]
+pub struct TokenConfig {
+    /// Unique, `[A-Za-z0-9_.-]+`; the audit trail names it.
+    pub name: String,
+    pub role: Role,
+    /// The secret, once read (from `secret_file` by the parser, from `secret_env` by
+    /// [`Config::apply_env`]).
+    pub secret: Option<String>,
+    /// The environment variable holding the secret, when the token names one.
+    pub secret_env: Option<String>,
+}
+
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_env", &self.secret_env)
+            .finish()
+    }
+}
+
+/// `[server] tls = { cert = "...", key = "..." }`, resolved against the config file's directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    /// PEM: the server's certificate, then its chain.
+    pub cert: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

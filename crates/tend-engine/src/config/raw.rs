@@ -10,6 +10,24 @@ pub(super) type S<T> = Option<Spanned<T>>;
 pub(super) struct RawServer {
     pub(super) listen: S<String>,
     pub(super) token: S<String>,
+    pub(super) tls: S<RawTls>,
+    pub(super) insecure_http: S<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) cert: S<String>,
+    pub(super) key: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawToken {
+    pub(super) name: S<String>,
+    pub(super) role: S<String>,
+    pub(super) secret_file: S<String>,
+    pub(super) secret_env: S<String>,
 }
 
 #[derive(Deserialize)]

@@ -276,6 +276,14 @@ impl ToWire for EventKind {
                 process: process.wire(),
                 detail: detail.clone(),
             },
+            EventKind::OperatorAction { by, action, target, worker, pool, detail } => W::OperatorAction {
+                by: by.clone(),
+                action: action.clone(),
+                target: target.clone(),
+                worker: worker.as_ref().map(ToWire::wire),
+                pool: pool.clone(),
+                detail: detail.clone(),
+            },
         }
     }
 }

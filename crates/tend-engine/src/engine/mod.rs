@@ -253,32 +253,44 @@ impl Engine {
                     d.on_listener(l, Instant::now());
                 }
             }
-            Msg::Recycle { id, reply } => {
-                let r = self.fleet.recycle(&id, RecycleReason::Manual, "requested by operator", now);
-                let _ = reply.send(r.map(|out| self.dispatch(out)));
+            Msg::Recycle { id, by, reply } => {
+                let r = self.fleet.recycle(&id, RecycleReason::Manual, &format!("requested by {by}"), now);
+                let _ = reply.send(r.map(|out| self.acted(out, &by, "recycle", &id, String::new(), now)));
             }
-            Msg::Stop { id, reply } => {
+            Msg::Stop { id, by, reply } => {
                 let r = self.fleet.stop(&id, now);
-                let _ = reply.send(r.map(|out| self.dispatch(out)));
+                let _ = reply.send(r.map(|out| self.acted(out, &by, "stop", &id, String::new(), now)));
             }
-            Msg::Remove { id, reply } => {
+            Msg::Remove { id, by, reply } => {
                 let r = self.fleet.remove(&id, now);
-                let _ = reply.send(r.map(|out| self.dispatch(out)));
+                let _ = reply.send(r.map(|out| self.acted(out, &by, "remove", &id, String::new(), now)));
             }
-            Msg::CleanOrphans { reply } => {
+            Msg::CleanOrphans { by, reply } => {
                 let n = docker::clean_orphans(&self.docker, &self.fleet, self.tx.clone());
+                if n > 0 {
+                    let detail = format!("{n} container(s)");
+                    self.acted(Output::default(), &by, "clean_orphans", "orphans", detail, now);
+                }
                 let _ = reply.send(n);
+            }
+            Msg::Ack { rule, subject, by, reply } => {
+                let r = self.fleet.acknowledge(&rule, &subject, now);
+                let target = format!("{rule}/{subject}");
+                let r = r.map(|out| self.acted(out, &by, "acknowledge", &target, String::new(), now));
+                let _ = reply.send(r.is_some());
+            }
+            Msg::Silence { rule, subject, until, by, reply } => {
+                let r = self.fleet.silence(&rule, &subject, until, now);
+                let target = format!("{rule}/{subject}");
+                let detail = match until {
+                    Some(t) => format!("for {} min", (t.as_millis() - now.as_millis()).max(0) / 60_000),
+                    None => "lifted".to_owned(),
+                };
+                let r = r.map(|out| self.acted(out, &by, "silence", &target, detail, now));
+                let _ = reply.send(r.is_some());
             }
             Msg::ContainerSamples { pool, readings } => self.container_sweep(&pool, readings),
             Msg::Scraped { readings } => self.scraped(readings),
-            Msg::Ack { rule, subject, reply } => {
-                let r = self.fleet.acknowledge(&rule, &subject, now);
-                let _ = reply.send(r.map(|out| self.dispatch(out)).is_some());
-            }
-            Msg::Silence { rule, subject, until, reply } => {
-                let r = self.fleet.silence(&rule, &subject, until, now);
-                let _ = reply.send(r.map(|out| self.dispatch(out)).is_some());
-            }
             Msg::Query(q) => {
                 let view = EngineView {
                     fleet: &self.fleet,
@@ -305,6 +317,21 @@ impl Engine {
             }
             Msg::Shutdown { .. } => {}
         }
+    }
+
+    /// Publish what an operator's action decided, then its audit event.
+    fn acted(
+        &mut self,
+        out: Output,
+        by: &str,
+        action: &str,
+        target: &str,
+        detail: String,
+        now: tend_core::Timestamp,
+    ) {
+        self.dispatch(out);
+        let audit = self.fleet.audit(by, action, target, detail, now);
+        self.dispatch(audit);
     }
 
     /// Publish events, then carry out actions.

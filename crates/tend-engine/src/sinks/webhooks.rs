@@ -121,7 +121,7 @@ pub fn start(config: &Config, mut events: broadcast::Receiver<Event>) {
 
 /// POST each notification in order, retrying with backoff; give up on one after its last retry.
 async fn deliver(w: WebhookConfig, mut rx: mpsc::Receiver<Notification>) {
-    let client = match reqwest::Client::builder().timeout(w.timeout).no_proxy().build() {
+    let client = match crate::http_client::builder().timeout(w.timeout).build() {
         Ok(c) => c,
         Err(e) => {
             warn!(webhook = %w.name, error = %e, "cannot build the HTTP client; webhook disabled");

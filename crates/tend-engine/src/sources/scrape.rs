@@ -31,7 +31,7 @@ pub(crate) fn start(pools: &Runtimes, tx: Mailbox) {
 async fn run(rt: Arc<PoolRuntime>, cfg: ScrapeConfig, tx: Mailbox) {
     let pool = rt.spec.name.clone();
     let every = rt.spec.interval.unwrap_or(Duration::from_secs(10));
-    let client = match reqwest::Client::builder().timeout(SCRAPE_TIMEOUT).no_proxy().build() {
+    let client = match crate::http_client::builder().timeout(SCRAPE_TIMEOUT).build() {
         Ok(c) => c,
         Err(e) => {
             warn!(pool = %pool, error = %e, "cannot build the HTTP client for scraping; not scraping");

@@ -13,7 +13,7 @@ fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
 
 #[test]
 fn overrides_apply() {
-    let mut config = super::parse(TEXT).unwrap();
+    let mut config = super::parse(&format!("[server]\ninsecure_http = true\n{TEXT}")).unwrap();
     config
         .apply_env(vars(&[
             ("TEND_LISTEN", "0.0.0.0:9999"),
@@ -63,7 +63,7 @@ fn a_public_address_needs_a_token() {
     assert_eq!(
         err.to_string(),
         "tend.toml: the server listens on 0.0.0.0:7878, which is not a loopback address: set `token` in [server] \
-         or TEND_TOKEN"
+         or TEND_TOKEN, or add [[server.token]] entries"
     );
 }
 
@@ -73,8 +73,8 @@ fn the_token_check_is_callable_after_later_overrides() {
     assert_eq!(
         config.check_server().unwrap_err().to_string(),
         "tend.toml: the server listens on 0.0.0.0:7878, which is not a loopback address: set `token` in [server] \
-         or TEND_TOKEN"
+         or TEND_TOKEN, or add [[server.token]] entries"
     );
-    config.apply_env(vars(&[("TEND_TOKEN", "t")])).unwrap();
+    config.apply_env(vars(&[("TEND_TOKEN", "t"), ("TEND_INSECURE_HTTP", "true")])).unwrap();
     config.check_server().unwrap();
 }

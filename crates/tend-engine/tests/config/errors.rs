@@ -81,7 +81,7 @@ fn unknown_keys() {
     );
     assert_eq!(
         problems("[server]\nport = 1\n"),
-        ["tend.toml:2:1: [server]: unknown key \"port\", expected one of: listen, token"]
+        ["tend.toml:2:1: [server]: unknown key \"port\", expected one of: listen, token, tls, insecure_http"]
     );
     assert_eq!(
         problems(&format!("{POOL}recycle = {{ memory = 100 }}\n")),

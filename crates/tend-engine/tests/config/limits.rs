@@ -144,7 +144,14 @@ fn resolve_applies_the_environment_and_the_server_rule_like_serve() {
     let err = config::resolve(Some(&path), none, &Overrides::default()).unwrap_err().to_string();
     assert!(err.contains("which is not a loopback address: set `token`"), "{err}");
     let token = |k: &str| (k == "TEND_TOKEN").then(|| "s3cret".to_owned());
-    assert!(config::resolve(Some(&path), token, &Overrides::default()).is_ok());
+    let err = config::resolve(Some(&path), token, &Overrides::default()).unwrap_err().to_string();
+    assert!(err.contains("without TLS"), "{err}");
+    let insecure = |k: &str| match k {
+        "TEND_TOKEN" => Some("s3cret".to_owned()),
+        "TEND_INSECURE_HTTP" => Some("1".to_owned()),
+        _ => None,
+    };
+    assert!(config::resolve(Some(&path), insecure, &Overrides::default()).is_ok());
 
     let path = write_config(dir.path(), "[[pool]]\nname = \"a\"\nsource = \"reported\"\n");
     let listen = |k: &str| (k == "TEND_LISTEN").then(|| "127.0.0.2:9000".to_owned());

@@ -12,6 +12,7 @@ mod fuzz;
 mod fuzz_gen;
 mod limits;
 mod notifications;
+mod server;
 mod webhooks;
 
 use tend_engine::config::{self, Config, ConfigError, ParseOptions};

@@ -235,6 +235,11 @@ impl Writer {
                 };
                 write_problem(tx, &p).await?;
             }
+            EventKind::OperatorAction { by, action, target, worker, pool, detail } => {
+                row.worker = worker.as_ref().map(|w| w.0.clone());
+                row.pool = pool.clone();
+                row.cause = Some(audit_line(by, action, target, detail));
+            }
         }
         sqlx::query(
             "INSERT INTO events(run, seq, at, kind, worker, pool, incarnation, pid, from_state, to_state, cause,
@@ -377,4 +382,13 @@ fn bind_sample<'q>(q: Q<'q>, wid: i64, s: &SampleRecord) -> Q<'q> {
         .bind(m.fds.map(i64::from))
         .bind(u(s.requests))
         .bind(custom)
+}
+
+/// How an operator's action reads in the events table: `ops-laptop: recycle api-0 (detail)`.
+fn audit_line(by: &str, action: &str, target: &str, detail: &str) -> String {
+    let mut line = format!("{by}: {action} {target}");
+    if !detail.is_empty() {
+        line.push_str(&format!(" ({detail})"));
+    }
+    line
 }

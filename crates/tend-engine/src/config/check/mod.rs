@@ -3,6 +3,9 @@
 
 mod pool;
 mod rule;
+mod server;
+
+pub(in crate::config) use server::check_secret;
 
 use super::*;
 
@@ -97,11 +100,7 @@ impl<'a> Checker<'a> {
         };
         for (key, value) in root {
             match key.get_ref().as_ref() {
-                "server" => {
-                    if let Some(raw) = self.de::<RawServer>(value, "[server]: ") {
-                        config.server = self.server(raw);
-                    }
-                }
+                "server" => config.server = self.server(value),
                 "store" => {
                     if let Some(raw) = self.de::<RawStore>(value, "[store]: ") {
                         config.store = self.store(raw);
@@ -245,24 +244,6 @@ impl<'a> Checker<'a> {
             out.push((webhook, name_span));
         }
         out.into_iter().map(|(w, _)| w).collect()
-    }
-
-    fn server(&mut self, raw: RawServer) -> ServerConfig {
-        let ctx = "[server]: ";
-        let mut server = ServerConfig::default();
-        if let Some(listen) = raw.listen {
-            match parse_listen(listen.get_ref()) {
-                Ok(addr) => server.listen = addr,
-                Err(e) => self.at(listen.span(), ctx, e),
-            }
-        }
-        if let Some(token) = raw.token {
-            if token.get_ref().trim().is_empty() {
-                self.at(token.span(), ctx, "`token` must not be empty (remove the key for no token)");
-            }
-            server.token = Some(token.into_inner());
-        }
-        server
     }
 
     fn store(&mut self, raw: RawStore) -> StoreConfig {
