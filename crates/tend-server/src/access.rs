@@ -24,7 +24,8 @@ use tend_engine::config::{Role, ServerConfig};
 
 use crate::{ApiError, Ctx};
 
-/// Wrong tokens one address may send within [`WINDOW`] before it is refused for the rest of it.
+/// Wrong tokens one address may send within [`WINDOW`] before it is refused for the rest of it
+/// (`TEND_AUTH_MAX_FAILURES` overrides it: an HTTP fuzzer sends wrong tokens on purpose).
 pub const MAX_FAILURES: u32 = 10;
 /// The window of [`MAX_FAILURES`].
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -61,6 +62,7 @@ struct Token {
 /// The tokens and the failure counts by address.
 pub struct Access {
     tokens: Vec<Token>,
+    max_failures: u32,
     failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
@@ -73,12 +75,30 @@ impl Access {
             .into_iter()
             .filter_map(|t| Some(Token { secret: t.secret?.into_bytes(), name: t.name, role: t.role }))
             .collect();
-        Access { tokens, failures: Mutex::new(HashMap::new()) }
+        Access { tokens, max_failures: MAX_FAILURES, failures: Mutex::new(HashMap::new()) }
+    }
+
+    /// Wrong tokens an address may send within a minute (at least 1).
+    pub fn with_max_failures(mut self, n: u32) -> Access {
+        self.max_failures = n.max(1);
+        self
+    }
+
+    /// [`MAX_FAILURES`], or `TEND_AUTH_MAX_FAILURES` read through `var` (a whole number above 0).
+    pub fn max_failures_from_env(var: impl Fn(&str) -> Option<String>) -> Result<u32, String> {
+        const NAME: &str = "TEND_AUTH_MAX_FAILURES";
+        match var(NAME) {
+            None => Ok(MAX_FAILURES),
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{NAME}={v:?}: expected a whole number above 0")),
+            },
+        }
     }
 
     /// No authentication: every caller is an anonymous operator.
     pub fn open() -> Access {
-        Access { tokens: Vec::new(), failures: Mutex::new(HashMap::new()) }
+        Access { tokens: Vec::new(), max_failures: MAX_FAILURES, failures: Mutex::new(HashMap::new()) }
     }
 
     /// One shared operator token, as `token` / `TEND_TOKEN` gives it.
@@ -107,7 +127,7 @@ impl Access {
         let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let (since, n) = failures.get(&ip)?;
         let left = WINDOW.checked_sub(now.duration_since(*since)).filter(|d| !d.is_zero())?;
-        (*n >= MAX_FAILURES).then(|| left.as_secs().max(1))
+        (*n >= self.max_failures).then(|| left.as_secs().max(1))
     }
 
     fn failed(&self, ip: IpAddr, now: Instant) {
@@ -125,7 +145,7 @@ impl Access {
             *entry = (now, 0);
         }
         entry.1 += 1;
-        if entry.1 == MAX_FAILURES {
+        if entry.1 == self.max_failures {
             tracing::warn!(%ip, window = ?WINDOW, "too many failed token attempts: refusing this address for now");
         }
     }
@@ -297,6 +317,24 @@ mod tests {
         assert!(!allowed(Role::Reporter, &post, recycle));
         assert!(!allowed(Role::Reporter, &post, "/api/v1/workers/{id}/stop"));
         assert!(!allowed(Role::Reporter, &get, "/metrics"));
+    }
+
+    #[test]
+    fn the_brake_is_tuned_from_the_environment() {
+        let var = |v: &'static str| move |_: &str| Some(v.to_owned());
+        assert_eq!(Access::max_failures_from_env(|_| None), Ok(MAX_FAILURES));
+        assert_eq!(Access::max_failures_from_env(var("1000")), Ok(1000));
+        for bad in ["0", "-1", "many", ""] {
+            let e = Access::max_failures_from_env(var(bad)).unwrap_err();
+            assert!(e.starts_with("TEND_AUTH_MAX_FAILURES="), "{e}");
+        }
+        let a = access().with_max_failures(2);
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        let t0 = Instant::now();
+        a.failed(ip, t0);
+        assert_eq!(a.blocked(ip, t0), None);
+        a.failed(ip, t0);
+        assert!(a.blocked(ip, t0).is_some());
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub async fn serve(
         .ok()
         .or_else(tend_engine::os::nofile_soft_limit);
     let limits = conn::Limits::from_env(|k| std::env::var(k).ok(), nofile).map_err(anyhow::Error::msg)?;
+    let max_failures =
+        access::Access::max_failures_from_env(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -107,7 +109,8 @@ pub async fn serve(
         tls = tls.is_some(),
         "HTTP connection limits"
     );
-    conn::serve(listener, router(app, access::Access::new(server)), limits, tls, shutdown).await;
+    let access = access::Access::new(server).with_max_failures(max_failures);
+    conn::serve(listener, router(app, access), limits, tls, shutdown).await;
     Ok(())
 }
 
