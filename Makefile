@@ -68,7 +68,7 @@ ui: ui/node_modules/.package-lock.json
 ## through playwright-core (ui/e2e/browser.test.mjs). Screenshots of every screen: ui/e2e/screenshots/.
 ui-test: setup ui
 	$(CARGO) build --bin tend
-	cd ui && node --test e2e/browser.test.mjs
+	cd ui && node --test e2e/browser.test.mjs e2e/hub.test.mjs
 
 ## UI benchmark: 500 synthetic workers updating at 1 Hz in chromium, frame times recorded; writes the
 ## "UI" section of docs/PERFORMANCE.md (~1 min; not part of `make test`).

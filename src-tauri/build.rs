@@ -4,6 +4,7 @@
 const COMMANDS: &[&str] = &[
     "health",
     "workers",
+    "hosts",
     "worker",
     "worker_events",
     "pools",

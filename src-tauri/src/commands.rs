@@ -30,6 +30,12 @@ pub async fn workers(app: State<'_, App>) -> CmdResult<Vec<WorkerDto>> {
     Ok(app.workers().await?)
 }
 
+/// The agents of `[[remote]]` in the desktop app's config, each with its status.
+#[tauri::command]
+pub fn hosts(app: State<'_, App>) -> Vec<api::HostDto> {
+    app.hosts()
+}
+
 #[tauri::command]
 pub async fn worker(app: State<'_, App>, id: String) -> CmdResult<WorkerDetailDto> {
     app.worker(&id)
@@ -39,7 +45,7 @@ pub async fn worker(app: State<'_, App>, id: String) -> CmdResult<WorkerDetailDt
 
 #[tauri::command]
 pub async fn worker_events(app: State<'_, App>, id: String) -> CmdResult<Vec<api::Event>> {
-    Ok(app.events_since(0, Some(id)).await?)
+    Ok(app.worker_events(&id, 0).await?)
 }
 
 #[tauri::command]

@@ -57,6 +57,7 @@ pub fn builder<R: tauri::Runtime>() -> tauri::Builder<R> {
         .manage(commands::LiveFeeds::default())
         .invoke_handler(tauri::generate_handler![
             commands::health,
+            commands::hosts,
             commands::workers,
             commands::worker,
             commands::worker_events,

@@ -82,8 +82,12 @@ impl Tend {
             }
             None => Command::new(TEND),
         };
-        cmd.args(args)
-            .args(["--listen", "127.0.0.1:0", "--events-jsonl"])
+        cmd.args(args);
+        // A test that names its own address (an agent on 127.0.0.2) keeps it.
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.arg("--events-jsonl")
             .env("TEND_LOG", "info,tend_engine=debug")
             .env("TEND_DATA_DIR", &data_dir)
             .envs(env.iter().copied())
@@ -252,6 +256,14 @@ pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) with a pid we started; a stale pid only yields ESRCH.
     unsafe {
         libc::kill(pid as i32, sig);
+    }
+}
+
+/// `sig` to every process of the group `pgid`.
+pub fn signal_pgid(pgid: u32, sig: i32) {
+    // SAFETY: kill(2) of a process group we started; a stale group only yields ESRCH.
+    unsafe {
+        libc::kill(-(pgid as i32), sig);
     }
 }
 

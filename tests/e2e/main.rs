@@ -12,6 +12,7 @@ mod demo;
 mod deps;
 mod discovery;
 mod docker;
+mod fleet;
 mod grandchildren;
 mod history;
 mod http_limits;

@@ -12,20 +12,11 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { CHROMIUM, CHROMIUM_ARGS, until } from "./chromium.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ui = resolve(here, "..");
 const TEND = process.env.TEND_BIN ?? resolve(ui, "../target/debug/tend");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-export const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--no-first-run",
-];
 const SHOTS = join(here, "screenshots");
 mkdirSync(SHOTS, { recursive: true });
 
@@ -33,18 +24,6 @@ let tend, base, browser, page;
 // Its own data directory: the history store must not mix in other runs' workers.
 const dataDir = mkdtempSync(join(tmpdir(), "tend-ui-e2e-"));
 const stderr = [];
-
-/** Wait for `f()` to return a truthy value, polling; fail with `what` (and the value seen) at the deadline. */
-async function until(what, f, timeoutMs = 45_000, everyMs = 100) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    last = await f();
-    if (last) return last;
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
 
 async function api(path, init) {
   const res = await fetch(base + "/api/v1" + path, init);
@@ -124,7 +103,7 @@ test("the workers table lists the workers with live-changing states", async () =
       rs.map((r) => ({
         id: r.dataset.worker,
         state: r.querySelector(".badge")?.textContent,
-        pid: r.children[4]?.textContent,
+        pid: r.querySelector("[data-col=pid]")?.textContent,
       })),
     );
   const first = (await read()).find((r) => r.id === "demo-2");

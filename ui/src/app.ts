@@ -14,6 +14,7 @@ import { alertsView } from "./views/alerts";
 import { recyclesView } from "./views/recycles";
 import { exportView } from "./views/export";
 import { settings } from "./views/settings";
+import { hostsView } from "./views/hosts";
 import type { Ctx, View } from "./views/view";
 import "./styles.css";
 
@@ -25,6 +26,7 @@ const NAV: [string, string][] = [
   ["/recycles", "Recycles"],
   ["/export", "Export"],
   ["/settings", "Settings"],
+  ["/hosts", "Hosts"],
 ];
 
 /** Screens that draw every worker's numbers: the live feed sends them every change. */
@@ -93,7 +95,9 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
                 ? exportView(ctx)
                 : path === "/settings"
                   ? settings(ctx)
-                  : overview(ctx);
+                  : path === "/hosts"
+                    ? hostsView(ctx)
+                    : overview(ctx);
     if (viewEl) viewEl.remove();
     viewEl = view.el;
     main.appendChild(viewEl);

@@ -2,7 +2,7 @@
 // states change every second (`?workers=500`). Playwright opens it and records frame times.
 import { mount } from "./app";
 import type { EventStreamHandlers, Transport } from "./transport/transport";
-import type { Alert, Event, HealthDto, PoolMetrics, State, WorkerDetailDto, WorkerDto } from "./types";
+import type { Alert, Event, HealthDto, HostDto, PoolMetrics, State, WorkerDetailDto, WorkerDto } from "./types";
 import { STATES } from "./types";
 
 const params = new URLSearchParams(location.search);
@@ -48,6 +48,8 @@ class FakeTransport implements Transport {
       warnings: 0,
       recycling: null,
       held: null,
+      host: null,
+      stale: false,
       last_event: { at: now, state: "WORKING", cause: "busy" },
       last_sample_at: now,
       task_id: null,
@@ -108,6 +110,9 @@ class FakeTransport implements Transport {
   }
   async workers(): Promise<WorkerDto[]> {
     return this.ws.map((w) => ({ ...w }));
+  }
+  async hosts(): Promise<HostDto[]> {
+    return [];
   }
   async worker(id: string): Promise<WorkerDetailDto> {
     const w = this.ws.find((x) => x.id === id) ?? this.ws[0];

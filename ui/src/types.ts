@@ -8,6 +8,8 @@ export type { ErrorCode } from "./generated/ErrorCode";
 export type { ErrorRecord } from "./generated/ErrorRecord";
 export type { Event } from "./generated/Event";
 export type { HealthDto } from "./generated/HealthDto";
+export type { HostDto } from "./generated/HostDto";
+export type { HostStatus } from "./generated/HostStatus";
 export type { History } from "./generated/History";
 export type { HistoryPoint } from "./generated/HistoryPoint";
 export type { IncarnationDto } from "./generated/IncarnationDto";
@@ -33,6 +35,7 @@ export {
   ALERT_STATES,
   ERROR_STATUS,
   EVENT_TYPES,
+  HOST_STATUSES,
   RECYCLE_REASONS,
   SEVERITIES,
   SOURCES,

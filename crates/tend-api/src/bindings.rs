@@ -29,6 +29,7 @@ fn export(dir: &Path) {
     ApiError::export_all(&cfg).expect("export ApiError");
     LiveScope::export_all(&cfg).expect("export LiveScope");
     LiveUpdate::export_all(&cfg).expect("export LiveUpdate");
+    HostDto::export_all(&cfg).expect("export HostDto");
     std::fs::write(dir.join("enums.ts"), enums()).expect("write enums.ts");
 }
 
@@ -44,6 +45,7 @@ fn enums() -> String {
     );
     let _ = writeln!(out, "import type {{ AlertState }} from \"./AlertState\";");
     let _ = writeln!(out, "import type {{ ErrorCode }} from \"./ErrorCode\";");
+    let _ = writeln!(out, "import type {{ HostStatus }} from \"./HostStatus\";");
     let _ = writeln!(out, "import type {{ Event }} from \"./Event\";");
     let _ = writeln!(out, "import type {{ RecycleReason }} from \"./RecycleReason\";");
     let _ = writeln!(out, "import type {{ Severity }} from \"./Severity\";");
@@ -55,6 +57,7 @@ fn enums() -> String {
     list(&mut out, "SEVERITIES", "Severity", Severity::ALL, Severity::as_str);
     list(&mut out, "ALERT_STATES", "AlertState", AlertState::ALL, AlertState::as_str);
     list(&mut out, "ERROR_CODES", "ErrorCode", ErrorCode::ALL, ErrorCode::as_str);
+    list(&mut out, "HOST_STATUSES", "HostStatus", HostStatus::ALL, HostStatus::as_str);
     let types: Vec<String> = EventKind::TYPES.iter().map(|t| format!("\"{t}\"")).collect();
     let _ = writeln!(out, "export const EVENT_TYPES: readonly Event[\"type\"][] = [{}];", types.join(", "));
     let statuses: Vec<String> =

@@ -40,6 +40,8 @@ pub enum ErrorCode {
     StoreError,
     /// A file could not be written (desktop exports).
     IoError,
+    /// A hub could not reach the agent of a remote worker (or could not use its answer).
+    HostUnreachable,
 }
 names!(ErrorCode {
     BadRequest = "bad_request",
@@ -58,6 +60,7 @@ names!(ErrorCode {
     StoreUnavailable = "store_unavailable",
     StoreError = "store_error",
     IoError = "io_error",
+    HostUnreachable = "host_unreachable",
 });
 
 impl ErrorCode {
@@ -78,6 +81,7 @@ impl ErrorCode {
             | ErrorCode::Ended => 409,
             ErrorCode::Stopping | ErrorCode::StoreUnavailable => 503,
             ErrorCode::StoreError | ErrorCode::IoError => 500,
+            ErrorCode::HostUnreachable => 502,
         }
     }
 }

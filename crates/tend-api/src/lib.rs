@@ -11,6 +11,7 @@ pub mod alert;
 pub mod error;
 pub mod event;
 pub mod history;
+pub mod host;
 pub mod live;
 pub mod model;
 pub mod query;
@@ -26,6 +27,7 @@ pub use alert::{Alert, AlertState, Severity, unit_of};
 pub use error::{ApiError, ErrorCode, ErrorResponse};
 pub use event::{Event, EventKind};
 pub use history::{AlertRow, ExportKind, History, HistoryPoint, RecycleRow, Tier};
+pub use host::{HostDto, HostStatus};
 pub use live::{LiveScope, LiveUpdate};
 pub use model::{Metrics, ProcessId, RecycleReason, Sample, Source, State, Timestamp, Transition, WorkerId};
 pub use status::{

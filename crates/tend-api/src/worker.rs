@@ -46,6 +46,13 @@ pub struct WorkerDto {
     pub container: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The agent the worker runs on, when this Tend is a hub; null for its own workers. A remote
+    /// worker's `id` is `<its id on the agent>@<host>`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Its agent has not answered since this was read: the numbers are not live.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]

@@ -14,6 +14,7 @@ pub mod engine;
 mod exposition;
 pub mod http_client;
 mod mailbox;
+pub mod remote;
 pub mod sinks;
 mod sources;
 

@@ -91,6 +91,13 @@ pub(crate) enum Msg {
         by: String,
         reply: oneshot::Sender<bool>,
     },
+    /// An action taken elsewhere (forwarded to an agent), for this Tend's audit trail.
+    Audit {
+        by: String,
+        action: String,
+        target: String,
+        detail: String,
+    },
     Query(Query),
     Report {
         report: Report,

@@ -28,6 +28,7 @@ pub(crate) fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(health))
         .routes(routes!(settings))
         .routes(routes!(workers))
+        .routes(routes!(hosts))
         .routes(routes!(worker))
         .routes(routes!(worker_events))
         .routes(routes!(recycle))
@@ -59,7 +60,16 @@ pub(crate) async fn settings(State(ctx): State<Ctx>) -> Json<api::SettingsDto> {
     Json(ctx.app.settings())
 }
 
-/// Every worker: id, pool, source, state, pid, metrics, requests, errors, recycling.
+/// The agents of this hub (`[[remote]]`), each with its status (`ok`, `unreachable`, `unauthorized`,
+/// `tls_error`, `degraded`, `connecting`), last contact, version, workers by state and round trip.
+/// Empty when this Tend watches only its own host.
+#[utoipa::path(get, path = "/hosts", tag = "workers", responses((status = 200, body = Vec<api::HostDto>)))]
+pub(crate) async fn hosts(State(ctx): State<Ctx>) -> Json<Vec<api::HostDto>> {
+    Json(ctx.app.hosts())
+}
+
+/// Every worker: id, pool, source, state, pid, metrics, requests, errors, recycling; on a hub, its
+/// agents' workers too, each with its `host` (`null` for this Tend's own) and id `<id>@<host>`.
 #[utoipa::path(get, path = "/workers", tag = "workers", responses((status = 200, body = Vec<api::WorkerDto>)))]
 pub(crate) async fn workers(State(ctx): State<Ctx>) -> ApiResult<Json<Vec<api::WorkerDto>>> {
     Ok(Json(ctx.app.workers().await?))

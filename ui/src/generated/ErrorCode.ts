@@ -3,4 +3,4 @@
 /**
  * What went wrong, for machines. Each code has one HTTP status ([`ErrorCode::status`]).
  */
-export type ErrorCode = "bad_request" | "unauthorized" | "forbidden" | "too_many_attempts" | "not_found" | "too_large" | "already_recycling" | "already_registered" | "invalid_transition" | "not_reported" | "not_container" | "ended" | "stopping" | "store_unavailable" | "store_error" | "io_error";
+export type ErrorCode = "bad_request" | "unauthorized" | "forbidden" | "too_many_attempts" | "not_found" | "too_large" | "already_recycling" | "already_registered" | "invalid_transition" | "not_reported" | "not_container" | "ended" | "stopping" | "store_unavailable" | "store_error" | "io_error" | "host_unreachable";

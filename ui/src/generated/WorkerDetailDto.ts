@@ -33,4 +33,13 @@ held: string | null, last_event: LastEvent | null, last_sample_at: Timestamp | n
 /**
  * Reported workers: the orchestrator's task id, container and labels from the registration.
  */
-task_id?: string | null, container?: string | null, labels?: { [key in string]: string }, };
+task_id?: string | null, container?: string | null, labels?: { [key in string]: string }, 
+/**
+ * The agent the worker runs on, when this Tend is a hub; null for its own workers. A remote
+ * worker's `id` is `<its id on the agent>@<host>`.
+ */
+host: string | null, 
+/**
+ * Its agent has not answered since this was read: the numbers are not live.
+ */
+stale: boolean, };

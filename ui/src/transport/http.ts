@@ -6,6 +6,7 @@ import type {
   Event,
   HealthDto,
   History,
+  HostDto,
   PoolMetrics,
   RecycleRow,
   SettingsDto,
@@ -62,6 +63,9 @@ export class HttpTransport implements Transport {
   }
   workers() {
     return this.get<WorkerDto[]>("/workers");
+  }
+  hosts() {
+    return this.get<HostDto[]>("/hosts");
   }
   worker(id: string) {
     return this.get<WorkerDetailDto>("/workers/" + encodeURIComponent(id));

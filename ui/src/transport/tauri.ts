@@ -8,6 +8,7 @@ import type {
   Event,
   HealthDto,
   History,
+  HostDto,
   LiveScope,
   LiveUpdate,
   PoolMetrics,
@@ -37,6 +38,9 @@ export class TauriTransport implements Transport {
   }
   workers() {
     return call<WorkerDto[]>("workers");
+  }
+  hosts() {
+    return call<HostDto[]>("hosts");
   }
   worker(id: string) {
     return call<WorkerDetailDto>("worker", { id });

@@ -5,6 +5,7 @@ import type {
   Event,
   HealthDto,
   History,
+  HostDto,
   LiveScope,
   LiveUpdate,
   PoolMetrics,
@@ -38,6 +39,8 @@ export interface ExportQuery {
 export interface Transport {
   health(): Promise<HealthDto>;
   workers(): Promise<WorkerDto[]>;
+  /** The agents of this Tend when it is a hub (`[[remote]]`), each with its status; empty otherwise. */
+  hosts(): Promise<HostDto[]>;
   worker(id: string): Promise<WorkerDetailDto>;
   workerEvents(id: string): Promise<Event[]>;
   pools(): Promise<PoolMetrics[]>;

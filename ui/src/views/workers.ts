@@ -11,11 +11,12 @@ import type { Ctx, View } from "./view";
 const ROW = 30;
 const OVERSCAN = 8;
 
-type Key = "state" | "id" | "pool" | "pid" | "cpu" | "mem" | "uptime" | "requests" | "restarts" | "last";
+type Key = "state" | "id" | "host" | "pool" | "pid" | "cpu" | "mem" | "uptime" | "requests" | "restarts" | "last";
 const COLS: { key: Key | "sel"; label: string; num?: boolean; width: string }[] = [
   { key: "sel", label: "", width: "18px" },
   { key: "state", label: "State", width: "106px" },
   { key: "id", label: "Worker", width: "minmax(100px, 1.1fr)" },
+  { key: "host", label: "Host", width: "minmax(60px, .5fr)" },
   { key: "pool", label: "Pool", width: "minmax(60px, .6fr)" },
   { key: "pid", label: "PID", num: true, width: "60px" },
   { key: "cpu", label: "CPU", num: true, width: "104px" },
@@ -33,6 +34,8 @@ function sortValue(w: WorkerDto, k: Key): number | string {
       return STATE_ORDER.get(w.state) ?? 99;
     case "id":
       return w.id;
+    case "host":
+      return w.host ?? "";
     case "pool":
       return w.pool;
     case "pid":
@@ -59,6 +62,7 @@ interface Row {
   sel: HTMLInputElement;
   badge: HTMLSpanElement;
   id: HTMLAnchorElement;
+  host: HTMLDivElement;
   pool: HTMLDivElement;
   pid: HTMLDivElement;
   cpuT: HTMLSpanElement;
@@ -78,6 +82,8 @@ export function workers(ctx: Ctx): View {
   let sortDir = 1;
   let text = ctx.query.get("q") ?? "";
   let poolF = ctx.query.get("pool") ?? "";
+  // "" every host, "local" this Tend's own workers, else an agent's name.
+  let hostF = ctx.query.get("host") ?? "";
   let stateF = (ctx.query.get("state") ?? "") as State | "";
   let cursor = 0;
   const selected = new Set<string>();
@@ -86,12 +92,13 @@ export function workers(ctx: Ctx): View {
 
   const filter = h("input", {
     type: "search",
-    placeholder: "Filter: id, pool, pid, state  ( / )",
+    placeholder: "Filter: id, host, pool, pid, state  ( / )",
     value: text,
     style: { width: "280px" },
     "aria-label": "Filter workers",
   });
   const poolSel = h("select", { "aria-label": "Pool" });
+  const hostSel = h("select", { "aria-label": "Host", style: { display: "none" } });
   const stateSel = h(
     "select",
     { "aria-label": "State" },
@@ -121,6 +128,7 @@ export function workers(ctx: Ctx): View {
     h(
       "div.toolbar",
       filter,
+      hostSel,
       poolSel,
       stateSel,
       h("span.spacer"),
@@ -184,6 +192,12 @@ export function workers(ctx: Ctx): View {
       body.focus();
     }
   });
+  hostSel.addEventListener("change", () => {
+    hostF = hostSel.value;
+    cursor = 0;
+    lastVersion = -1;
+    update();
+  });
   poolSel.addEventListener("change", () => {
     poolF = poolSel.value;
     cursor = 0;
@@ -220,8 +234,9 @@ export function workers(ctx: Ctx): View {
       sel,
       badge,
       id,
+      host: h("div.muted", { "data-col": "host" }),
       pool: h("div"),
-      pid: h("div.num"),
+      pid: h("div.num", { "data-col": "pid" }),
       cpuT,
       cpuB,
       memT,
@@ -236,6 +251,7 @@ export function workers(ctx: Ctx): View {
       h("div", sel),
       h("div", badge),
       h("div.id", id),
+      r.host,
       r.pool,
       r.pid,
       h("div.meter", cpuT, h("span.bar", cpuB)),
@@ -273,6 +289,10 @@ export function workers(ctx: Ctx): View {
     }
     r.el.classList.toggle("cursor", i === cursor);
     r.el.classList.toggle("sel", selected.has(w.id));
+    // An agent that stopped answering: its numbers are the last it sent, not live ones.
+    r.el.classList.toggle("stale", w.stale);
+    r.el.title = w.stale ? `${w.host} is not answering: these numbers are not live` : "";
+    setText(r.host, w.host ?? "local");
     r.sel.checked = selected.has(w.id);
     setBadge(r.badge, w.state);
     setText(r.pool, w.pool);
@@ -348,16 +368,27 @@ export function workers(ctx: Ctx): View {
       );
       poolSel.value = poolF;
     }
+    const hosts = [...new Set(store.workers.map((w) => w.host ?? "local"))].sort();
+    if (hostSel.options.length !== hosts.length + 1) {
+      hostSel.replaceChildren(
+        h("option", { value: "" }, "All hosts"),
+        ...hosts.map((x) => h("option", { value: x }, x)),
+      );
+      hostSel.value = hostF;
+      hostSel.style.display = hosts.length > 1 || hostF ? "" : "none";
+    }
     if (store.version !== lastVersion) {
       lastVersion = store.version;
       const t = text.trim().toLowerCase();
       rows = store.workers.filter(
         (w) =>
+          (!hostF || (w.host ?? "local") === hostF) &&
           (!poolF || w.pool === poolF) &&
           (!stateF || w.state === stateF) &&
           (!t ||
             w.id.toLowerCase().includes(t) ||
             w.pool.toLowerCase().includes(t) ||
+            (w.host ?? "local").toLowerCase().includes(t) ||
             String(w.pid ?? "").includes(t) ||
             w.state.toLowerCase().includes(t)),
       );
@@ -380,7 +411,7 @@ export function workers(ctx: Ctx): View {
         rows.length === store.workers.length
           ? `${rows.length} workers`
           : `${rows.length} of ${store.workers.length} workers`;
-      setText(countEl, shown + (poolF ? ` in pool ${poolF}` : ""));
+      setText(countEl, shown + (hostF ? ` on ${hostF}` : "") + (poolF ? ` in pool ${poolF}` : ""));
       setText(
         foot,
         store.loaded

@@ -24,6 +24,9 @@ pub enum AppError {
     /// The history store failed to answer.
     #[error("{0}")]
     Store(String),
+    /// The agent of a remote worker did not answer, or refused: its own error when it gave one.
+    #[error("host {host}: {}", failure.detail)]
+    Remote { host: String, failure: crate::remote::Failure },
 }
 
 impl AppError {
@@ -38,7 +41,11 @@ impl AppError {
 
     /// The wire's error for this failure.
     pub fn to_api(&self) -> ApiError {
+        if let AppError::Remote { host, failure: crate::remote::Failure { api: Some(e), .. } } = self {
+            return ApiError { message: format!("host {host}: {}", e.message), ..e.clone() };
+        }
         let code = match self {
+            AppError::Remote { .. } => ErrorCode::HostUnreachable,
             AppError::Stopped => ErrorCode::Stopping,
             AppError::BadRequest(_) => ErrorCode::BadRequest,
             AppError::NotFound(_) => ErrorCode::NotFound,

@@ -128,6 +128,9 @@ impl App {
         to: api::Timestamp,
         step_ms: Option<i64>,
     ) -> Result<api::History, AppError> {
+        if let Some(remote) = self.remote(id) {
+            return self.remote_history(remote?, metric, from, to, step_ms).await;
+        }
         let db = self.store()?;
         self.known_worker(&db, id).await?;
         let (from, to) = (Timestamp(from.0), Timestamp(to.0));

@@ -23,6 +23,7 @@ use crate::mailbox::{EngineView, Msg};
 
 mod error;
 pub mod history;
+mod hosts;
 pub mod live;
 mod reports;
 pub mod stream;
@@ -64,6 +65,8 @@ struct Shared {
     adoption: Option<crate::sources::supervisor::Adoption>,
     /// The longest `stop_grace` of the pools: what escaped processes get at shutdown.
     longest_grace: std::time::Duration,
+    /// The agents of `[[remote]]`, when this Tend is a hub.
+    remotes: crate::remote::Remotes,
 }
 
 /// A running engine. Cheap to clone.
@@ -112,6 +115,7 @@ impl App {
             let _ = ended_tx.send(Some(result));
         });
         let started = clock.now();
+        let remotes = crate::remote::Remotes::start(&config.remotes, clock.clone());
         Ok(App {
             shared: Arc::new(Shared {
                 tx,
@@ -126,6 +130,7 @@ impl App {
                 ended,
                 adoption,
                 longest_grace,
+                remotes,
             }),
         })
     }
@@ -203,11 +208,17 @@ impl App {
         rx.await.map_err(|_| AppError::Stopped)
     }
 
+    /// This Tend's workers, then those of its agents (see [`App::hosts`]).
     pub async fn workers(&self) -> Result<Vec<WorkerDto>, AppError> {
-        self.query(workers_of).await
+        let mut all = self.query(workers_of).await?;
+        all.extend(self.shared.remotes.workers());
+        Ok(all)
     }
 
     pub async fn worker(&self, id: &str) -> Result<Option<WorkerDetailDto>, AppError> {
+        if let Some(remote) = self.remote(id) {
+            return self.remote_worker(remote?).await;
+        }
         let id = id.to_owned();
         self.query(move |v| v.fleet.worker(&id).map(|w| dto::worker_detail(v.fleet, w, v.now))).await
     }
@@ -246,6 +257,9 @@ impl App {
 
     /// A worker's events still in memory, oldest first; 404 for a worker the fleet does not know.
     pub async fn worker_events(&self, id: &str, since: u64) -> Result<Vec<api::Event>, AppError> {
+        if let Some(remote) = self.remote(id) {
+            return self.remote_events(remote?, since).await;
+        }
         if self.worker(id).await?.is_none() {
             return Err(AppError::NotFound(format!("no worker with id {id:?}")));
         }
@@ -259,9 +273,13 @@ impl App {
         Ok(crate::exposition::render(snap, accept))
     }
 
+    /// This Tend's health; on a hub, its agents' workers are counted too (the top bar and the tray
+    /// sum every host) and an agent that does not answer is a degraded source (`host gpu-2`).
     pub async fn health(&self) -> Result<HealthDto, AppError> {
         let facts = self.health_facts();
-        self.query(move |v| facts.health(v)).await
+        let mut health = self.query(move |v| facts.health(v)).await?;
+        self.shared.remotes.add_to(&mut health);
+        Ok(health)
     }
 
     /// What health needs from outside the engine task, to build it inside a query.
@@ -276,6 +294,9 @@ impl App {
     /// The operator actions below take `by`: who asks (an API token's name, `desktop`), for the audit
     /// trail ([`tend_core::EventKind::OperatorAction`]).
     pub async fn recycle(&self, id: &str, by: &str) -> Result<(), AppError> {
+        if let Some(remote) = self.remote(id) {
+            return self.forward(remote?, "recycle", by).await;
+        }
         let (reply, rx) = oneshot::channel();
         self.shared
             .tx
@@ -285,6 +306,9 @@ impl App {
     }
 
     pub async fn stop(&self, id: &str, by: &str) -> Result<(), AppError> {
+        if let Some(remote) = self.remote(id) {
+            return self.forward(remote?, "stop", by).await;
+        }
         let (reply, rx) = oneshot::channel();
         self.shared
             .tx
@@ -295,6 +319,9 @@ impl App {
 
     /// Remove a container worker (stopped first when it runs).
     pub async fn remove(&self, id: &str, by: &str) -> Result<(), AppError> {
+        if let Some(remote) = self.remote(id) {
+            return self.forward(remote?, "remove", by).await;
+        }
         let (reply, rx) = oneshot::channel();
         self.shared
             .tx

@@ -69,6 +69,14 @@ impl Config {
                 _ => problem("TEND_INSECURE_HTTP", format!("invalid value \"{v}\": use 1, true, 0 or false")),
             }
         }
+        for remote in &mut self.remotes {
+            let Some(var) = remote.token_env.clone() else { continue };
+            match get(&var).map(|v| check::check_token(&v)) {
+                Some(Ok(secret)) => remote.token = Some(secret),
+                Some(Err(why)) => problem(&var, format!("the token of remote \"{}\": {why}", remote.name)),
+                None => problem(&var, format!("not set: remote \"{}\" reads its token from it", remote.name)),
+            }
+        }
         for token in &mut self.server.tokens {
             let Some(var) = token.secret_env.clone() else { continue };
             match get(&var).map(|v| check::check_secret(&v)) {

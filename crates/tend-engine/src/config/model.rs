@@ -14,6 +14,8 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     /// `[[webhook]]` sections, in file order.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[[remote]]` sections: the agents this Tend shows beside its own workers (a hub).
+    pub remotes: Vec<RemoteConfig>,
     /// `[notifications]`: desktop notifications and their budget.
     pub notifications: NotificationsConfig,
     /// `[discovery]`: how attach pools find new processes.
@@ -127,6 +129,33 @@ impl ServerConfig {
     /// Whether any token is set: then every request but the health check must carry one.
     pub fn has_tokens(&self) -> bool {
         self.token.is_some() || !self.tokens.is_empty()
+    }
+}
+
+/// One `[[remote]]`: an agent (another `tend serve`) whose workers this one shows and acts on.
+#[derive(Clone, PartialEq)]
+pub struct RemoteConfig {
+    /// Unique, `[A-Za-z0-9_.-]+`; the agent's workers are `<id>@<name>` here.
+    pub name: String,
+    /// `https://host:port` (or `http://` for an agent with `insecure_http`).
+    pub url: String,
+    /// The bearer token, once read (from `token_file` by the parser, from `token_env` by
+    /// [`Config::apply_env`]); None: the agent needs none.
+    pub token: Option<String>,
+    pub token_env: Option<String>,
+    /// A PEM file of the CA (or the agent's self-signed certificate) to trust instead of the system's.
+    pub ca: Option<PathBuf>,
+}
+
+impl fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_env", &self.token_env)
+            .field("ca", &self.ca)
+            .finish()
     }
 }
 

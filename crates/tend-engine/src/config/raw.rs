@@ -23,6 +23,16 @@ pub(super) struct RawTls {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawRemote {
+    pub(super) name: S<String>,
+    pub(super) url: S<String>,
+    pub(super) token_file: S<String>,
+    pub(super) token_env: S<String>,
+    pub(super) ca: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawToken {
     pub(super) name: S<String>,
     pub(super) role: S<String>,

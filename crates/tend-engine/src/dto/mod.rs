@@ -73,6 +73,8 @@ pub fn worker_dto(fleet: &Fleet, w: &Worker, now: Timestamp) -> WorkerDto {
             .and_then(|c| c.container.as_ref().map(|r| r.name.clone()))
             .or_else(|| reg.and_then(|r| r.container.clone())),
         labels: reg.map(|r| r.labels.clone()).unwrap_or_default(),
+        host: None,
+        stale: false,
     }
 }
 

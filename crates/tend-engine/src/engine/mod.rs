@@ -289,6 +289,10 @@ impl Engine {
                 let r = r.map(|out| self.acted(out, &by, "silence", &target, detail, now));
                 let _ = reply.send(r.is_some());
             }
+            Msg::Audit { by, action, target, detail } => {
+                let audit = self.fleet.audit(&by, &action, &target, detail, now);
+                self.dispatch(audit);
+            }
             Msg::ContainerSamples { pool, readings } => self.container_sweep(&pool, readings),
             Msg::Scraped { readings } => self.scraped(readings),
             Msg::Query(q) => {

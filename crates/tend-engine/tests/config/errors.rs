@@ -76,7 +76,7 @@ fn unknown_keys() {
     assert_eq!(
         problems("[servr]\nlisten = \"127.0.0.1:1\"\n"),
         [
-            "tend.toml:1:2: unknown key \"servr\", expected one of: server, store, notifications, discovery, pool, webhook"
+            "tend.toml:1:2: unknown key \"servr\", expected one of: server, store, notifications, discovery, pool, webhook, remote"
         ]
     );
     assert_eq!(

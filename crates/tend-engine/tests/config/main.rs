@@ -12,6 +12,7 @@ mod fuzz;
 mod fuzz_gen;
 mod limits;
 mod notifications;
+mod remote;
 mod server;
 mod webhooks;
 

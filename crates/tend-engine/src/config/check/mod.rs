@@ -2,10 +2,11 @@
 //! and the top-level sections; `pool` and `rule` check pools and their rules.
 
 mod pool;
+mod remote;
 mod rule;
 mod server;
 
-pub(in crate::config) use server::check_secret;
+pub(in crate::config) use server::{check_secret, check_token};
 
 use super::*;
 
@@ -95,6 +96,7 @@ impl<'a> Checker<'a> {
             store: StoreConfig::default(),
             pools: Vec::new(),
             webhooks: Vec::new(),
+            remotes: Vec::new(),
             notifications: NotificationsConfig::default(),
             discovery: DiscoveryConfig::default(),
         };
@@ -118,11 +120,12 @@ impl<'a> Checker<'a> {
                 }
                 "pool" => config.pools = self.pools(value),
                 "webhook" => config.webhooks = self.webhooks(value),
+                "remote" => config.remotes = self.remotes(value),
                 other => self.at(
                     key.span(),
                     "",
                     format!(
-                        "unknown key \"{other}\", expected one of: server, store, notifications, discovery, pool, webhook"
+                        "unknown key \"{other}\", expected one of: server, store, notifications, discovery, pool, webhook, remote"
                     ),
                 ),
             }

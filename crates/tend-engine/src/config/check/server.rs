@@ -88,7 +88,7 @@ impl Checker<'_> {
                 }
             };
             let (secret, secret_env) = match (&raw.secret_file, &raw.secret_env) {
-                (Some(file), None) => (self.secret_file(file, &ctx), None),
+                (Some(file), None) => (self.secret_file(file, "secret_file", &ctx), None),
                 (None, Some(var)) => {
                     if var.get_ref().is_empty() {
                         self.at(var.span(), &ctx, "`secret_env` must name an environment variable");
@@ -130,7 +130,7 @@ impl Checker<'_> {
     }
 
     /// A path of the config, relative to the config file's directory.
-    fn config_path(&self, p: &str) -> PathBuf {
+    pub(super) fn config_path(&self, p: &str) -> PathBuf {
         let path = PathBuf::from(p);
         match Path::new(self.origin).parent() {
             Some(dir) if path.is_relative() && !self.origin.starts_with('<') => dir.join(path),
@@ -139,7 +139,7 @@ impl Checker<'_> {
     }
 
     /// A file that must exist and be readable (the server reads it at start and on every change).
-    fn readable_file(&mut self, value: &Spanned<String>, key: &str, ctx: &str) -> Option<PathBuf> {
+    pub(super) fn readable_file(&mut self, value: &Spanned<String>, key: &str, ctx: &str) -> Option<PathBuf> {
         let path = self.config_path(value.get_ref());
         match std::fs::File::open(&path).and_then(|f| f.metadata()) {
             Ok(m) if m.is_file() => Some(path),
@@ -154,11 +154,21 @@ impl Checker<'_> {
         }
     }
 
-    /// A token's secret from its file: readable by its owner only, one line, long enough.
-    fn secret_file(&mut self, value: &Spanned<String>, ctx: &str) -> Option<String> {
-        let path = self.readable_file(value, "secret_file", ctx)?;
+    /// A secret from its file: readable by its owner only, one line, long enough.
+    pub(super) fn secret_file(&mut self, value: &Spanned<String>, key: &str, ctx: &str) -> Option<String> {
+        self.secret_file_with(value, key, ctx, check_secret)
+    }
+
+    pub(super) fn secret_file_with(
+        &mut self,
+        value: &Spanned<String>,
+        key: &str,
+        ctx: &str,
+        check: fn(&str) -> Result<String, String>,
+    ) -> Option<String> {
+        let path = self.readable_file(value, key, ctx)?;
         let refuse = |c: &mut Self, why: String| {
-            c.at(value.span(), ctx, format!("`secret_file` {}: {why}", path.display()));
+            c.at(value.span(), ctx, format!("`{key}` {}: {why}", path.display()));
             None
         };
         if let Some(mode) = file_mode(&path)
@@ -177,7 +187,7 @@ impl Checker<'_> {
             Ok(t) => t,
             Err(e) => return refuse(self, e),
         };
-        match check_secret(&text) {
+        match check(&text) {
             Ok(secret) => Some(secret),
             Err(why) => refuse(self, why),
         }
@@ -187,6 +197,15 @@ impl Checker<'_> {
 /// A secret as written in its file or variable: surrounding whitespace (the final newline) dropped,
 /// one line, at least [`MIN_SECRET_LEN`] characters.
 pub(in crate::config) fn check_secret(text: &str) -> Result<String, String> {
+    check_secret_min(text, MIN_SECRET_LEN)
+}
+
+/// A token to send (a remote's): one line, not empty; its length is the agent's business.
+pub(in crate::config) fn check_token(text: &str) -> Result<String, String> {
+    check_secret_min(text, 1)
+}
+
+fn check_secret_min(text: &str, min: usize) -> Result<String, String> {
     let secret = text.trim();
     if secret.is_empty() {
         return Err("the secret is empty".into());
@@ -194,9 +213,9 @@ pub(in crate::config) fn check_secret(text: &str) -> Result<String, String> {
     if secret.contains(['\n', '\r']) || secret.chars().any(char::is_control) {
         return Err("the secret must be one line of printable characters".into());
     }
-    if secret.len() < MIN_SECRET_LEN {
+    if secret.len() < min {
         return Err(format!(
-            "the secret is {} characters: use at least {MIN_SECRET_LEN} (e.g. `openssl rand -hex 32`)",
+            "the secret is {} characters: use at least {min} (e.g. `openssl rand -hex 32`)",
             secret.len()
         ));
     }

@@ -1,0 +1,186 @@
+//! The hub's side of the facade: its agents (`[[remote]]`), and the calls on a remote worker
+//! (`<id>@<host>`) that go to its agent — its detail and events read there, its actions forwarded
+//! there with the hub's token for that agent (the agent decides, and its audit names that token;
+//! the hub's own trail names who asked the hub).
+
+use serde_json::Value;
+
+use tend_api as api;
+
+use super::{App, AppError};
+use crate::mailbox::Msg;
+use crate::remote::{Agent, hub_id};
+
+/// A remote worker's way: its host, the agent's client, its id there.
+pub(super) type Route = (String, Agent, String);
+
+impl App {
+    /// The agents of this hub, each with its status (empty when it has none).
+    pub fn hosts(&self) -> Vec<api::HostDto> {
+        self.shared.remotes.hosts()
+    }
+
+    /// Where a remote worker's calls go; None for this Tend's own workers.
+    pub(super) fn remote(&self, id: &str) -> Option<Result<Route, AppError>> {
+        let route = self.shared.remotes.route(id)?;
+        Some(route.map_err(|failure| AppError::Remote { host: host_of(id), failure }))
+    }
+
+    /// POST the action to the agent; then record, here, who asked for it.
+    pub(super) async fn forward(
+        &self,
+        (host, agent, id): Route,
+        action: &str,
+        by: &str,
+    ) -> Result<(), AppError> {
+        let path = format!("/api/v1/workers/{}/{action}", encode(&id));
+        agent.post(&path, None).await.map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        let audit = Msg::Audit {
+            by: by.to_owned(),
+            action: action.to_owned(),
+            target: hub_id(&id, &host),
+            detail: format!("forwarded to {host}"),
+        };
+        let _ = self.shared.tx.send(audit);
+        Ok(())
+    }
+
+    /// A remote worker's detail, as its agent has it, with the hub's ids.
+    pub(super) async fn remote_worker(
+        &self,
+        (host, agent, id): Route,
+    ) -> Result<Option<api::WorkerDetailDto>, AppError> {
+        let path = format!("/api/v1/workers/{}", encode(&id));
+        match agent.get::<Value>(&path).await {
+            Ok((mut v, _)) => {
+                rename(&mut v, &host);
+                v["host"] = Value::String(host.clone());
+                let detail = serde_json::from_value(v).map_err(|e| unreadable(&host, &path, e))?;
+                Ok(Some(detail))
+            }
+            Err(f) if f.api.as_ref().is_some_and(|e| e.code == api::ErrorCode::NotFound) => Ok(None),
+            Err(failure) => Err(AppError::Remote { host, failure }),
+        }
+    }
+
+    /// A remote worker's metric history, read from its agent's store (so a 30-day chart of a remote
+    /// worker works as a local one does).
+    pub(super) async fn remote_history(
+        &self,
+        (host, agent, id): Route,
+        metric: &str,
+        from: api::Timestamp,
+        to: api::Timestamp,
+        step_ms: Option<i64>,
+    ) -> Result<api::History, AppError> {
+        let mut path = format!(
+            "/api/v1/workers/{}/history?metric={}&from={}&to={}",
+            encode(&id),
+            encode(metric),
+            from.0,
+            to.0
+        );
+        if let Some(step) = step_ms {
+            path.push_str(&format!("&step={step}"));
+        }
+        let (mut v, _) = agent
+            .get::<Value>(&path)
+            .await
+            .map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        if let Some(Value::String(w)) = v.get_mut("worker") {
+            *w = hub_id(w, &host);
+        }
+        serde_json::from_value(v).map_err(|e| unreadable(&host, &path, e))
+    }
+
+    /// A remote worker's events in its agent's memory, with the hub's ids.
+    pub(super) async fn remote_events(
+        &self,
+        (host, agent, id): Route,
+        since: u64,
+    ) -> Result<Vec<api::Event>, AppError> {
+        let path = format!("/api/v1/workers/{}/events?since={since}", encode(&id));
+        let (mut v, _) = agent
+            .get::<Value>(&path)
+            .await
+            .map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        rename(&mut v, &host);
+        let Value::Array(items) = v else { return Ok(Vec::new()) };
+        // An event of a kind this hub does not know (a newer agent) is left out, not an error.
+        Ok(items.into_iter().filter_map(|e| serde_json::from_value(e).ok()).collect())
+    }
+}
+
+/// An agent's answer in a shape this hub does not know (another version, or not Tend).
+fn unreadable(host: &str, path: &str, e: serde_json::Error) -> AppError {
+    let failure = crate::remote::Failure {
+        status: api::HostStatus::Degraded,
+        detail: format!("{path}: an answer this hub cannot read: {e}"),
+        api: None,
+    };
+    AppError::Remote { host: host.to_owned(), failure }
+}
+
+fn host_of(id: &str) -> String {
+    crate::remote::split_id(id).map_or_else(String::new, |(_, h)| h.to_owned())
+}
+
+/// Worker ids in an agent's answer (`id`, `worker`, an alert's `subject`), made the hub's.
+fn rename(v: &mut Value, host: &str) {
+    match v {
+        Value::Object(map) => {
+            for key in ["id", "worker", "subject"] {
+                if let Some(Value::String(s)) = map.get_mut(key) {
+                    *s = hub_id(s, host);
+                }
+            }
+            for (k, child) in map.iter_mut() {
+                if !matches!(k.as_str(), "id" | "worker" | "subject") {
+                    rename(child, host);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| rename(i, host)),
+        _ => {}
+    }
+}
+
+/// A worker id as a path segment (ids are `[A-Za-z0-9_.-]` and a few more; anything else escaped).
+fn encode(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_agents_ids_become_the_hubs() {
+        let mut v = json!({
+            "id": "api-0", "pool": "api",
+            "alerts": [{"rule": "mem", "subject": "api-0", "pool": "api"}],
+            "events": [{"type": "recycled", "worker": "api-0", "detail": "id"}],
+        });
+        rename(&mut v, "gpu-1");
+        assert_eq!(v["id"], "api-0@gpu-1");
+        assert_eq!(v["alerts"][0]["subject"], "api-0@gpu-1");
+        assert_eq!(v["alerts"][0]["pool"], "api", "pools keep their names");
+        assert_eq!(v["events"][0]["worker"], "api-0@gpu-1");
+        assert_eq!(v["events"][0]["detail"], "id");
+    }
+
+    #[test]
+    fn ids_are_escaped_in_paths() {
+        assert_eq!(encode("api-0"), "api-0");
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
+}

@@ -1,0 +1,82 @@
+//! `[[remote]]`: the agents a hub shows, each with its URL, its token (from a file or the
+//! environment, never inline) and, optionally, the CA to trust.
+
+use super::*;
+
+impl Checker<'_> {
+    pub(super) fn remotes(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RemoteConfig> {
+        let span = value.span();
+        let DeValue::Array(items) = value.into_inner() else {
+            self.at(span, "", "`remote` must be an array of tables: write each agent as [[remote]]");
+            return Vec::new();
+        };
+        let mut out: Vec<(RemoteConfig, Range<usize>)> = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let header = item.span();
+            let ctx = match item.get_ref().get("name").and_then(|v| v.get_ref().as_str()) {
+                Some(name) => format!("remote \"{name}\": "),
+                None => format!("remote #{}: ", index + 1),
+            };
+            let Some(raw) = self.de::<RawRemote>(item, &ctx) else { continue };
+            let name_span = raw.name.as_ref().map_or(header.clone(), |n| n.span());
+            let name = match &raw.name {
+                Some(n) => {
+                    self.check_name(n, "remote", &ctx);
+                    n.get_ref().clone()
+                }
+                None => {
+                    self.at(header.clone(), &ctx, "missing key \"name\"");
+                    String::new()
+                }
+            };
+            let url = match &raw.url {
+                Some(u) => {
+                    if let Err(why) = check_agent_url(u.get_ref()) {
+                        self.at(u.span(), &ctx, why);
+                    }
+                    u.get_ref().trim_end_matches('/').to_owned()
+                }
+                None => {
+                    self.at(header.clone(), &ctx, "missing key \"url\" (like https://10.1.2.3:7878)");
+                    String::new()
+                }
+            };
+            let (token, token_env) = match (&raw.token_file, &raw.token_env) {
+                (Some(file), None) => {
+                    (self.secret_file_with(file, "token_file", &ctx, server::check_token), None)
+                }
+                (None, Some(var)) => (None, Some(var.get_ref().clone())),
+                (Some(_), Some(var)) => {
+                    self.at(var.span(), &ctx, "set `token_file` or `token_env`, not both");
+                    (None, None)
+                }
+                (None, None) => (None, None),
+            };
+            let ca = raw.ca.as_ref().and_then(|c| self.readable_file(c, "ca", &ctx));
+            if let Some((_, first)) = out.iter().find(|(r, _)| r.name == name && !name.is_empty()) {
+                let line = locate(self.text, first.start).line;
+                self.at(
+                    name_span.clone(),
+                    &ctx,
+                    format!("duplicate remote name (first defined on line {line})"),
+                );
+            }
+            out.push((RemoteConfig { name, url, token, token_env, ca }, name_span));
+        }
+        out.into_iter().map(|(r, _)| r).collect()
+    }
+}
+
+/// An agent's URL: `https://` or `http://`, a host and a port, no path.
+fn check_agent_url(url: &str) -> Result<(), String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(|| {
+        format!("invalid url \"{url}\": use https://host:port (or http:// for an agent without TLS)")
+    })?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains(['/', '?', '#', ' ', '@']) {
+        return Err(format!(
+            "invalid url \"{url}\": give the agent's address only, like https://10.1.2.3:7878"
+        ));
+    }
+    Ok(())
+}
