@@ -5,124 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tend_testkit::tls::{ServerCert, TestCa};
+use tend_testkit::tls::TestCa;
 
+use crate::agents::*;
 use crate::harness::*;
-
-const HUB_OPS: &str = "hub-operator-3c1d9e7a5b";
-const HUB_VIEW: &str = "hub-viewer-8f2e6a4c0d1b";
-
-fn private(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{text}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
-/// A free port on `ip` (bound, then let go: the agent takes it, and takes it again after a restart).
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
-}
-
-/// One agent: a `tend serve` in its own PID namespace on `ip:port`, over TLS, with an operator token
-/// and a viewer token for the hub, and a spawn pool of two workers.
-struct Agent {
-    ip: String,
-    port: u16,
-    dir: tempfile::TempDir,
-    tend: Option<Tend>,
-}
-
-impl Agent {
-    fn new(ca: &TestCa, ip: &str) -> Agent {
-        Agent::with_cert(ca.server_cert(&[ip]), ip)
-    }
-
-    fn with_cert(cert: ServerCert, ip: &str) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        cert.write(dir.path());
-        let ops = private(dir.path(), "hub.token", HUB_OPS);
-        let view = private(dir.path(), "view.token", HUB_VIEW);
-        let config = format!(
-            r#"
-[server]
-tls = {{ cert = "cert.pem", key = "key.pem" }}
-
-[[server.token]]
-name = "hub"
-role = "operator"
-secret_file = "{}"
-
-[[server.token]]
-name = "hub-view"
-role = "viewer"
-secret_file = "{}"
-
-[[pool]]
-name = "api"
-command = ["sleep", "300"]
-size = 2
-readiness = {{ start_secs = 0.2 }}
-stop_grace = "1s"
-"#,
-            ops.display(),
-            view.display()
-        );
-        std::fs::write(dir.path().join("tend.toml"), config).unwrap();
-        let mut agent = Agent { ip: ip.to_owned(), port: free_port(ip), dir, tend: None };
-        agent.start();
-        agent
-    }
-
-    fn start(&mut self) {
-        let config = self.dir.path().join("tend.toml");
-        let data = self.dir.path().join("data");
-        let listen = format!("{}:{}", self.ip, self.port);
-        let args = ["serve", "--config", config.to_str().unwrap(), "--listen", &listen];
-        let wrapper = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
-        let env = [("TEND_DATA_DIR", data.to_str().unwrap())];
-        // Its own process group: stopping the agent signals unshare and the tend inside together.
-        let tend = Tend::start_under(&wrapper, tempfile::tempdir().unwrap(), &args, &env, |c| {
-            c.process_group(0);
-        });
-        self.tend = Some(tend);
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}:{}", self.ip, self.port)
-    }
-
-    /// SIGKILL to the whole group: the agent is gone at once (its workers with it: their
-    /// namespace's init died).
-    fn kill(&mut self) {
-        if let Some(mut t) = self.tend.take() {
-            let mut child = t.child.take().unwrap();
-            signal_group(child.id(), libc::SIGKILL);
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(t) = &mut self.tend
-            && let Some(c) = &t.child
-        {
-            signal_group(c.id(), libc::SIGTERM);
-            let _ = t.wait_exit(20);
-        }
-    }
-}
-
-fn signal_group(pgid: u32, sig: i32) {
-    signal_pgid(pgid, sig);
-}
 
 fn remote(name: &str, url: &str, token: &Path, ca: &Path) -> String {
     format!(
@@ -225,6 +115,12 @@ fn a_hub_shows_three_agents_acts_on_them_and_marks_one_that_goes_away() {
             && a["detail"] == "forwarded to gpu-1"),
         "{mine:?}"
     );
+    // The agent's own events come to the hub on its event stream, with the hub's ids.
+    let relayed = hub.wait_for(20, "the recycle relayed to the hub", |t| {
+        t.events_of("recycled").into_iter().find(|e| e["worker"] == "api-0@gpu-1" && e["reason"] == "manual")
+    });
+    assert_eq!(relayed["detail"], "requested by hub");
+    assert_eq!(relayed["at"], recycled["at"], "the agent's time, not the hub's");
     hub.wait_for(20, "the new pid in the hub", |t| {
         let w = t.json("/api/v1/workers/api-0@gpu-1");
         (w["state"] == "READY" && w["pid"].as_u64() != Some(before)).then_some(())
@@ -268,6 +164,21 @@ fn a_hub_shows_three_agents_acts_on_them_and_marks_one_that_goes_away() {
     });
     let (_, hosts) = hub.get("/api/v1/hosts");
     assert_eq!(host(&hosts, "gpu-2")["status"], "ok");
+    // No hole in the timeline: every event of the restarted agent reaches the hub, also those it
+    // sent before the hub's stream found it again (replayed from the agent's memory).
+    let agent2 = agents[1].tend.as_ref().unwrap();
+    let key = |e: &Value, w: &str| format!("{} {} {}", e["type"], w, e["at"]);
+    hub.wait_for(20, "every event of the restarted gpu-2 in the hub", |t| {
+        let theirs: Vec<String> = agent2
+            .events()
+            .iter()
+            .filter_map(|e| e["worker"].as_str().map(|w| key(e, &format!("{w}@gpu-2"))))
+            .collect();
+        let mine: std::collections::HashSet<String> =
+            t.events().iter().filter_map(|e| e["worker"].as_str().map(|w| key(e, w))).collect();
+        let missing: Vec<&String> = theirs.iter().filter(|k| !mine.contains(*k)).collect();
+        (!theirs.is_empty() && missing.is_empty()).then_some(())
+    });
 }
 
 /// A server on `127.0.0.1` that answers every request with `answer` (a whole HTTP response), or
@@ -363,4 +274,64 @@ fn a_hub_names_what_is_wrong_with_each_bad_agent_and_stays_up() {
         .unwrap();
     assert!(rss_kb < 400 * 1024, "peak RSS {rss_kb} kB");
     assert_eq!(workers_of(&hub, "fine").len(), 2);
+}
+
+/// The documented Prometheus setup (`docs/prometheus/`), with this test's paths and a 1 s interval:
+/// a real Prometheus scrapes three agents over TLS with a viewer token and evaluates the rules.
+#[test]
+fn prometheus_scrapes_three_agents_over_tls_with_a_viewer_token_and_runs_the_rules() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/prometheus");
+    let rules = docs.join("tend.rules.yml");
+    let out = std::process::Command::new("promtool").arg("check").arg("rules").arg(&rules).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ca = TestCa::new("prometheus");
+    let agents: Vec<Agent> =
+        ["127.0.0.2", "127.0.0.3", "127.0.0.4"].iter().map(|ip| Agent::new(&ca, ip)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = private(dir.path(), "ca.pem", ca.pem());
+    let token = private(dir.path(), "tend.token", HUB_VIEW);
+    std::fs::copy(&rules, dir.path().join("tend.rules.yml")).unwrap();
+    let targets: Vec<String> = agents.iter().map(|a| format!("\"{}:{}\"", a.ip, a.port)).collect();
+    let documented = std::fs::read_to_string(docs.join("prometheus.yml")).unwrap();
+    let config = documented
+        .replace("15s", "1s")
+        .replace("/etc/prometheus/tend-ca.pem", ca_file.to_str().unwrap())
+        .replace("/etc/prometheus/tend.token", token.to_str().unwrap())
+        .replace(r#""10.1.2.3:7878", "10.1.2.4:7878", "10.1.2.5:7878""#, &targets.join(", "));
+    assert_ne!(config, documented);
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, &config).unwrap();
+    let out = std::process::Command::new("promtool").arg("check").arg("config").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (_prometheus, query) = crate::prometheus::prometheus(dir.path(), &path);
+    let up = crate::prometheus::wait_until(60, "three agents up", || {
+        let r = query(r#"up{job="tend"} == 1"#)?;
+        (r.len() == 3).then_some(r)
+    });
+    let mut instances: Vec<String> =
+        up.iter().map(|s| s["metric"]["instance"].as_str().unwrap().to_owned()).collect();
+    instances.sort();
+    let mut want: Vec<String> = targets.iter().map(|t| t.trim_matches('"').to_owned()).collect();
+    want.sort();
+    assert_eq!(instances, want);
+    // The recording rules run over every agent's series: two READY workers on each.
+    let ready = crate::prometheus::wait_until(60, "the recording rule over three agents", || {
+        let r = query(r#"tend:workers:count{state="READY"} == 2"#)?;
+        (r.len() == 3).then_some(r)
+    });
+    assert_eq!(ready.len(), 3, "{ready:?}");
+    let fleet = query(r#"tend:fleet_workers:count{state="READY"}"#).unwrap();
+    assert_eq!(fleet[0]["value"][1], "6", "{fleet:?}");
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod access;
+mod agents;
 mod api_guard;
 mod attach;
 mod bad_input;

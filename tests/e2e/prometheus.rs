@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::harness::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    crate::agents::free_port("127.0.0.1")
 }
 
 /// A port P with P + 1 free too, for a pool of two slots.
@@ -27,7 +27,7 @@ fn free_port_pair() -> u16 {
 }
 
 /// Kills the child on drop, so a failed assertion does not leave Prometheus running.
-struct Guard(Child);
+pub struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -46,7 +46,7 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
@@ -136,25 +136,7 @@ requests_metric = "demo_requests_total"
              metrics_path: /metrics\n    static_configs:\n      - targets: ['{target}']\n"
         ),
     );
-    let prom_port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus (Debian package prometheus; `make setup` installs it)");
-    let _guard = Guard(child);
-    let http = http().timeout(Duration::from_secs(5)).build().unwrap();
-    let query = |q: &str| -> Option<Vec<Value>> {
-        let url = format!("http://127.0.0.1:{prom_port}/api/v1/query?query={}", encode(q));
-        let r = http.get(url).send().ok()?;
-        let v: Value = r.json().ok()?;
-        (v["status"] == "success").then(|| v["data"]["result"].as_array().cloned().unwrap_or_default())
-    };
+    let (_guard, query) = prometheus(dir.path(), &config);
     let result = wait_until(90, "Prometheus to return Tend's series", || {
         let r = query(r#"tend_worker_requests_total{pool="web",worker="web-0"}"#)?;
         (!r.is_empty()).then_some(r)
@@ -169,4 +151,31 @@ requests_metric = "demo_requests_total"
         (!r.is_empty()).then_some(r)
     });
     assert_eq!(state[0]["value"][1], "1");
+}
+
+/// A real Prometheus with `config`, its storage and log in `dir`, on a free loopback port; and a
+/// function that asks it an instant query (None until it answers).
+pub fn prometheus(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+) -> (Guard, impl Fn(&str) -> Option<Vec<Value>>) {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus (Debian package prometheus; `make setup` installs it)");
+    let http = http().timeout(Duration::from_secs(5)).build().unwrap();
+    let query = move |q: &str| -> Option<Vec<Value>> {
+        let url = format!("http://127.0.0.1:{port}/api/v1/query?query={}", encode(q));
+        let r = http.get(url).send().ok()?;
+        let v: Value = r.json().ok()?;
+        (v["status"] == "success").then(|| v["data"]["result"].as_array().cloned().unwrap_or_default())
+    };
+    (Guard(child), query)
 }

@@ -96,6 +96,7 @@ class FakeTransport implements Transport {
     return {
       status: "ok",
       version: "bench",
+      started: null,
       uptime_secs: this.tick,
       degraded: {},
       workers: N,

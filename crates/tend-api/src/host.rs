@@ -53,4 +53,6 @@ pub struct HostDto {
     pub workers: usize,
     /// The round trip of the last worker listing, milliseconds.
     pub rtt_ms: Option<f64>,
+    /// Events of the agent's stream this hub could not read (kinds of a newer version), skipped.
+    pub events_skipped: u64,
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::alert::Severity;
-use crate::model::State;
+use crate::model::{State, Timestamp};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, TS, utoipa::ToSchema)]
 pub struct SelfUsage {
@@ -19,6 +19,9 @@ pub struct HealthDto {
     /// "ok", "degraded" (a source is failing) or "stopping".
     pub status: String,
     pub version: String,
+    /// When this Tend started: a hub tells an agent's restart by it.
+    #[serde(default)]
+    pub started: Option<Timestamp>,
     pub uptime_secs: f64,
     pub degraded: BTreeMap<String, String>,
     pub workers: usize,

@@ -370,6 +370,16 @@ impl Fleet {
         self.take()
     }
 
+    /// Events another Tend decided (a hub's agents), numbered into this fleet's sequence so that the
+    /// sinks (event log, stream, history, notifications) take them like its own. The fleet's state
+    /// does not change: it decides nothing about workers it does not run.
+    pub fn relay(&mut self, events: impl IntoIterator<Item = (Timestamp, EventKind)>) -> Output {
+        for (at, kind) in events {
+            self.emit(at, kind);
+        }
+        self.take()
+    }
+
     fn emit(&mut self, at: Timestamp, kind: EventKind) {
         self.seq += 1;
         self.out.events.push(Event { seq: self.seq, at, kind });

@@ -91,6 +91,8 @@ pub(crate) enum Msg {
         by: String,
         reply: oneshot::Sender<bool>,
     },
+    /// Events an agent of this hub sent (worker ids already `<id>@<host>`), for the sinks.
+    Relay(Vec<tend_core::Event>),
     /// An action taken elsewhere (forwarded to an agent), for this Tend's audit trail.
     Audit {
         by: String,

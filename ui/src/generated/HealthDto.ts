@@ -2,13 +2,18 @@
 import type { DiscoveryDto } from "./DiscoveryDto";
 import type { SelfUsage } from "./SelfUsage";
 import type { State } from "./State";
+import type { Timestamp } from "./Timestamp";
 import type { TransportDto } from "./TransportDto";
 
 export type HealthDto = { 
 /**
  * "ok", "degraded" (a source is failing) or "stopping".
  */
-status: string, version: string, uptime_secs: number, degraded: { [key in string]: string }, workers: number, by_state: { [key in State]?: number }, alerts_firing: number, config: string | null, demo: boolean, tend: SelfUsage, 
+status: string, version: string, 
+/**
+ * When this Tend started: a hub tells an agent's restart by it.
+ */
+started: Timestamp | null, uptime_secs: number, degraded: { [key in string]: string }, workers: number, by_state: { [key in State]?: number }, alerts_firing: number, config: string | null, demo: boolean, tend: SelfUsage, 
 /**
  * How attach pools find new processes; absent when there is no attach pool.
  */

@@ -30,4 +30,8 @@ by_state: { [key in State]?: number }, workers: number,
 /**
  * The round trip of the last worker listing, milliseconds.
  */
-rtt_ms: number | null, };
+rtt_ms: number | null, 
+/**
+ * Events of the agent's stream this hub could not read (kinds of a newer version), skipped.
+ */
+events_skipped: number, };

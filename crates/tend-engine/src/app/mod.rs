@@ -115,7 +115,7 @@ impl App {
             let _ = ended_tx.send(Some(result));
         });
         let started = clock.now();
-        let remotes = crate::remote::Remotes::start(&config.remotes, clock.clone());
+        let remotes = crate::remote::Remotes::start(&config.remotes, clock.clone(), tx.clone());
         Ok(App {
             shared: Arc::new(Shared {
                 tx,
@@ -488,6 +488,7 @@ impl HealthFacts {
         HealthDto {
             status: status.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            started: Some(started.wire()),
             uptime_secs: v.now.since(started).as_secs_f64(),
             degraded,
             workers,

@@ -289,6 +289,10 @@ impl Engine {
                 let r = r.map(|out| self.acted(out, &by, "silence", &target, detail, now));
                 let _ = reply.send(r.is_some());
             }
+            Msg::Relay(events) => {
+                let out = self.fleet.relay(events.into_iter().map(|e| (e.at, e.kind)));
+                self.dispatch(out);
+            }
             Msg::Audit { by, action, target, detail } => {
                 let audit = self.fleet.audit(&by, &action, &target, detail, now);
                 self.dispatch(audit);

@@ -24,14 +24,20 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(status: HostStatus, detail: impl Into<String>) -> Failure {
+    pub fn new(status: HostStatus, detail: impl Into<String>) -> Failure {
         Failure { status, detail: detail.into(), api: None }
     }
 }
 
+/// An event stream's silence after which the connection counts as dead (the agent sends a keep-alive
+/// every 15 s).
+pub const STREAM_SILENCE: Duration = Duration::from_secs(40);
+
 #[derive(Clone)]
 pub struct Agent {
     client: reqwest::Client,
+    /// For the event stream: no limit on the whole call, one on each silence.
+    streaming: reqwest::Client,
     url: String,
     token: Option<String>,
 }
@@ -39,12 +45,46 @@ pub struct Agent {
 impl Agent {
     /// The client of `cfg`'s agent; an error names the CA file that could not be used.
     pub fn new(cfg: &RemoteConfig) -> Result<Agent, String> {
-        let mut builder = crate::http_client::builder().timeout(CALL_TIMEOUT).connect_timeout(CALL_TIMEOUT);
-        if let Some(ca) = &cfg.ca {
-            builder = builder.use_preconfigured_tls(trusting(ca)?);
+        let tls = cfg.ca.as_deref().map(trusting).transpose()?;
+        let build = |b: reqwest::ClientBuilder| {
+            let b = b.connect_timeout(CALL_TIMEOUT);
+            let b = match &tls {
+                Some(tls) => b.use_preconfigured_tls(tls.clone()),
+                None => b,
+            };
+            b.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+        };
+        let client = build(crate::http_client::builder().timeout(CALL_TIMEOUT))?;
+        let streaming = build(crate::http_client::builder().read_timeout(STREAM_SILENCE))?;
+        Ok(Agent { client, streaming, url: cfg.url.clone(), token: cfg.token.clone() })
+    }
+
+    /// The agent's event stream (SSE), from after `since` when given (the agent replays what it still
+    /// has in memory), else from now.
+    pub async fn events(&self, since: Option<u64>) -> Result<reqwest::Response, Failure> {
+        let mut req = self.streaming.get(format!("{}/api/v1/events", self.url));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
         }
-        let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Agent { client, url: cfg.url.clone(), token: cfg.token.clone() })
+        if let Some(s) = since {
+            req = req.header("last-event-id", s.to_string());
+        }
+        let res = req.send().await.map_err(|e| self.sort(&e))?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let kind = if matches!(status.as_u16(), 401 | 403 | 429) {
+                HostStatus::Unauthorized
+            } else {
+                HostStatus::Degraded
+            };
+            return Err(Failure::new(kind, format!("/api/v1/events: HTTP {status}")));
+        }
+        Ok(res)
+    }
+
+    /// A failure while reading a stream's body.
+    pub fn broken(&self, e: &reqwest::Error) -> Failure {
+        self.sort(e)
     }
 
     /// GET `path` (like `/api/v1/workers`) as `T`, and how long the round trip took.

@@ -8,6 +8,7 @@
 //! and is a plain character in a URL path.
 
 mod agent;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -40,6 +41,8 @@ struct Host {
     version: Option<String>,
     rtt: Option<Duration>,
     workers: Vec<WorkerDto>,
+    /// Events of the agent's stream this hub could not read (a newer agent's kinds).
+    skipped: u64,
 }
 
 /// Every agent of the hub. Cheap to clone.
@@ -49,8 +52,13 @@ pub struct Remotes {
 }
 
 impl Remotes {
-    /// One polling task per agent (on the current tokio runtime).
-    pub fn start(configs: &[RemoteConfig], clock: Arc<dyn Clock>) -> Remotes {
+    /// Per agent, a task that polls its workers and one that relays its events into the engine
+    /// through `tx` (on the current tokio runtime).
+    pub(crate) fn start(
+        configs: &[RemoteConfig],
+        clock: Arc<dyn Clock>,
+        tx: crate::mailbox::Mailbox,
+    ) -> Remotes {
         let remotes = Remotes::default();
         for cfg in configs {
             let agent = Agent::new(cfg);
@@ -67,10 +75,18 @@ impl Remotes {
                 version: None,
                 rtt: None,
                 workers: Vec::new(),
+                skipped: 0,
             };
             remotes.write().insert(cfg.name.clone(), host);
             if let Ok(agent) = agent {
-                tokio::spawn(poll(remotes.clone(), cfg.name.clone(), agent, clock.clone()));
+                tokio::spawn(poll(remotes.clone(), cfg.name.clone(), agent.clone(), clock.clone()));
+                tokio::spawn(stream::follow(
+                    remotes.clone(),
+                    cfg.name.clone(),
+                    agent,
+                    tx.clone(),
+                    clock.clone(),
+                ));
             }
         }
         remotes
@@ -128,6 +144,7 @@ impl Remotes {
                     by_state,
                     workers: h.workers.len(),
                     rtt_ms: h.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    events_skipped: h.skipped,
                 }
             })
             .collect()
