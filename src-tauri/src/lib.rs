@@ -13,9 +13,12 @@ mod tray;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tauri::{Manager, RunEvent};
+use tauri::{Emitter, Manager, RunEvent};
 use tend_engine::config::{self, Config};
 use tend_engine::{App, AppOptions};
+
+/// The event the window receives (a worker id) when a notification about that worker is clicked.
+pub const OPEN_WORKER: &str = "open-worker";
 
 /// What the command line gave.
 #[derive(Clone, Debug, Default)]
@@ -97,7 +100,15 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             if demo {
                 tracing::info!("no config given: running the demo pool (tend-desktop --config tend.toml)");
             }
-            let notify = engine.start_notifications(Arc::new(notifier::DesktopNotifier));
+            // A click on a notification about a worker brings the window forward on that worker's page.
+            let opener = tauri_app.handle().clone();
+            let on_open: notifier::OnOpen = Arc::new(move |worker: String| {
+                tray::show_main(&opener);
+                if let Err(e) = opener.emit_to("main", OPEN_WORKER, worker) {
+                    tracing::warn!(error = %e, "cannot open the worker's page");
+                }
+            });
+            let notify = engine.start_notifications(Arc::new(notifier::DesktopNotifier::opening(on_open)));
             tauri_app.manage(engine.clone());
             let failed = engine.clone();
             if let Err(e) = tray::start(tauri_app.handle(), engine, notify) {

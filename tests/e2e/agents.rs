@@ -66,6 +66,13 @@ command = ["sleep", "300"]
 size = 2
 readiness = {{ start_secs = 0.2 }}
 stop_grace = "1s"
+
+# Fires for every worker at once (a sleeping process has some memory): an alert to act on.
+[[pool.rule]]
+name = "mem-any"
+metric = "memory_mb"
+above = 0.01
+severity = "info"
 "#,
             ops.display(),
             view.display()

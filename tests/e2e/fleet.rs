@@ -93,12 +93,35 @@ fn a_hub_shows_three_agents_acts_on_them_and_marks_one_that_goes_away() {
     assert!(events.as_array().unwrap().iter().any(|e| e["worker"] == "api-1@gpu-1"), "{events}");
     assert_eq!(hub.get("/api/v1/workers/nope@gpu-1").0, 404);
 
+    // The agents' alerts, with the hub's subjects; an ack through the hub lands on the agent.
+    let alerts = hub.wait_for(20, "remote alerts in the hub", |t| {
+        let a = t.json("/api/v1/alerts");
+        a.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["subject"] == "api-1@gpu-1" && x["state"] == "firing")
+            .then_some(a)
+    });
+    assert!(
+        alerts.as_array().unwrap().iter().all(|a| a["subject"].as_str().unwrap().contains('@')),
+        "{alerts}"
+    );
+    let (status, e) = hub.post("/api/v1/alerts/ack", json!({"rule": "mem-any", "subject": "api-1@gpu-1"}));
+    assert_eq!(status, 200, "{e}");
+    let agent1 = agents[0].tend.as_ref().unwrap();
+    let direct = http().use_preconfigured_tls(ca.client_config()).build().unwrap();
+    let on_agent: Value =
+        direct.get(agent1.url("/api/v1/alerts")).bearer_auth(HUB_VIEW).send().unwrap().json().unwrap();
+    let acked = on_agent.as_array().unwrap().iter().find(|a| a["subject"] == "api-1").unwrap();
+    assert_eq!(acked["acknowledged"], true, "{on_agent}");
+    let (status, _) = hub.post("/api/v1/alerts/ack", json!({"rule": "nope", "subject": "api-1@gpu-1"}));
+    assert_eq!(status, 404, "the agent's 404 passed on");
+
     // A recycle through the hub: the pid changes on that agent, for reason manual, and the agent's
     // trail names the hub's token; the hub's own trail names who asked the hub.
     let before = hub.json("/api/v1/workers/api-0@gpu-1")["pid"].as_u64().unwrap();
     let (status, e) = hub.post("/api/v1/workers/api-0@gpu-1/recycle", json!({}));
     assert_eq!(status, 202, "{e}");
-    let agent1 = agents[0].tend.as_ref().unwrap();
     let recycled = agent1.wait_for(20, "the recycle on gpu-1", |t| {
         t.events_of("recycled").into_iter().find(|e| e["worker"] == "api-0" && e["reason"] == "manual")
     });

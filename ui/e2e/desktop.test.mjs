@@ -19,7 +19,7 @@ const root = resolve(here, "../..");
 const app = process.env.TEND_DESKTOP_BIN ?? join(root, "target/debug/tend-desktop");
 const shots = join(here, "screenshots");
 
-let driver, base, session, dataDir, appEnv;
+let driver, base, session, dataDir, appEnv, dunst, dunstLog;
 
 /** WebDriver calls to tauri-driver (set once it listens). */
 let wd;
@@ -68,6 +68,20 @@ before(async () => {
     XDG_CONFIG_HOME: join(dataDir, "config"),
     WEBKIT_DISABLE_COMPOSITING_MODE: "1",
   };
+  // A notification daemon on the session bus, printing what it shows (for the notification click).
+  dunstLog = join(dataDir, "dunst.log");
+  dunst = spawn("sh", ["-c", `exec dunst -print > '${dunstLog}' 2>/dev/null`], { env: appEnv, stdio: "ignore" });
+  await until("dunst on the session bus", () => {
+    const r = spawnSync("dbus-send", [
+      "--session",
+      "--print-reply",
+      "--dest=org.freedesktop.DBus",
+      "/org/freedesktop/DBus",
+      "org.freedesktop.DBus.NameHasOwner",
+      "string:org.freedesktop.Notifications",
+    ]);
+    return String(r.stdout).includes("boolean true");
+  });
   driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
     env: appEnv,
     stdio: ["ignore", "inherit", "inherit"],
@@ -107,6 +121,7 @@ after(async () => {
   }
   if (session) await wd("DELETE", s("")).catch(() => {});
   driver?.kill("SIGTERM");
+  dunst?.kill("SIGTERM");
   await pause(500);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
@@ -132,6 +147,23 @@ test("worker rows appear with live states", async () => {
   mkdirSync(shots, { recursive: true });
   await pause(1500); // let the sparklines and counts of the first seconds fill in
   execFileSync("import", ["-window", "root", join(shots, "desktop.png")]);
+});
+
+test("a click on a notification about a worker opens that worker's page", async () => {
+  // The demo's leaky demo-2: its alert fires, then it is recycled for memory; both notify.
+  await until(
+    "a notification about demo-2",
+    () => /summary: '[^']*demo-2/.test(existsSync(dunstLog) ? readFileSync(dunstLog, "utf8") : ""),
+    60_000,
+  );
+  assert.notEqual(await exec("return location.pathname"), "/workers/demo-2");
+  const clicked = spawnSync("dunstctl", ["action", "0"], { env: appEnv });
+  assert.equal(clicked.status, 0, String(clicked.stderr));
+  await until("demo-2's page", async () => (await exec("return location.pathname")) === "/workers/demo-2");
+  await until("its charts", () => exec("return !!document.querySelector('[data-chart=memory]')"));
+  // Back to the table, where the next test starts.
+  await exec("document.querySelector('nav.side a[href=\"/workers\"]').click()");
+  await until("the workers table", () => exec("return !!document.querySelector('[data-worker=\"demo-0\"] a')"));
 });
 
 test("a recycle click replaces the worker's process and logs a manual recycle", async () => {

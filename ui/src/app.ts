@@ -118,6 +118,8 @@ export function mount(root: HTMLElement, transport: Transport, store = new Store
     navigate(href);
   });
   addEventListener("popstate", () => route());
+  // Desktop: a click on a notification about a worker opens its page.
+  transport.onOpenWorker?.((id) => navigate("/workers/" + encodeURIComponent(id)));
 
   document.addEventListener("keydown", (e) => {
     const t = e.target as HTMLElement;

@@ -6,7 +6,8 @@
 //! One scenario in one test function (it points this process's session bus at the private one, which
 //! must happen before any other thread reads the environment): 50 workers breach a threshold at once →
 //! the first notification names the worker, the value and the threshold; the budget lets `per_rule`
-//! through and then exactly one digest reporting the other 47.
+//! through and then exactly one digest reporting the other 47. Then the app is a hub: an agent (a real
+//! `tend serve` on 127.0.0.2) fires an alert, and the desktop notification names the agent's host.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -92,6 +93,61 @@ fn bus_has_notifications_daemon() -> bool {
         .unwrap_or(false)
 }
 
+const AGENT: &str = r#"
+[[pool]]
+name = "gpu-jobs"
+source = "reported"
+
+[[pool.rule]]
+name = "gpu-mem"
+metric = "memory_mb"
+above = 100
+severity = "critical"
+"#;
+
+/// A `tend serve` agent on 127.0.0.2 (the binary this workspace built beside this test); its URL.
+fn start_agent(dir: &Path, children: &mut Kill) -> String {
+    let exe = std::env::current_exe().expect("test exe");
+    let tend = exe.parent().and_then(Path::parent).map(|d| d.join("tend")).expect("target dir");
+    assert!(tend.exists(), "{} (cargo build --bin tend)", tend.display());
+    let config = dir.join("agent.toml");
+    std::fs::write(&config, AGENT).expect("agent config");
+    let mut child = Command::new(tend)
+        .args(["serve", "--listen", "127.0.0.2:0", "--config", config.to_str().expect("utf-8")])
+        .env("TEND_DATA_DIR", dir.join("agent-data"))
+        .env("TEND_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the agent");
+    let mut lines = BufReader::new(child.stderr.take().expect("agent stderr")).lines();
+    children.0.push(child);
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("tend: listening on ").map(str::to_owned))
+        .expect("the agent's address");
+    // The rest of its log is read and dropped, so its writes never meet a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    url
+}
+
+/// POST a JSON body over plain HTTP/1.1 (the agent is on loopback, without TLS); fails on non-2xx.
+fn post(base: &str, path: &str, body: &str) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the agent");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 2"), "POST {path}: {answer}");
+}
+
 #[test]
 fn threshold_breach_notifies_and_a_storm_of_fifty_gives_the_cap_plus_one_digest() {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -141,9 +197,17 @@ fn threshold_breach_notifies_and_a_storm_of_fifty_gives_the_cap_plus_one_digest(
         })
         .await;
 
-        let cfg = config::parse(CONFIG, "notify-test.toml").expect("config");
+        let agent = start_agent(tmp.path(), &mut children);
+        let hub = format!("{CONFIG}\n[[remote]]\nname = \"gpu-1\"\nurl = \"{agent}\"\n");
+        let cfg = config::parse(&hub, "notify-test.toml").expect("config");
         let app = App::start(cfg, AppOptions { no_history: true, ..Default::default() }).expect("engine");
-        let notify = app.start_notifications(Arc::new(DesktopNotifier)).expect("notifications enabled");
+        let (opened_tx, opened) = std::sync::mpsc::channel::<String>();
+        let on_open = Arc::new(move |w: String| {
+            let _ = opened_tx.send(w);
+        });
+        let notify = app
+            .start_notifications(Arc::new(DesktopNotifier::opening(on_open)))
+            .expect("notifications enabled");
 
         // 50 workers breach `memory_mb > 100` at once.
         for i in 0..50 {
@@ -184,6 +248,29 @@ fn threshold_breach_notifies_and_a_storm_of_fifty_gives_the_cap_plus_one_digest(
         assert_eq!(shown[3].1, "47 more notifications held back: mem-high ×47");
         // At most the cap plus one digest: nothing else was sent (the sink counts every send it made).
         assert_eq!(printed(&log).len(), 4, "{:?}", printed(&log));
+
+        // A remote alert: the agent's worker breaches its rule there; the hub's notification names
+        // the worker with its host, through the same budget.
+        until("the agent in the hub", Duration::from_secs(20), async || {
+            app.hosts().iter().any(|h| h.status == tend_engine::api::HostStatus::Ok).then_some(())
+        })
+        .await;
+        post(&agent, "/api/v1/workers", r#"{"id": "train-7", "pool": "gpu-jobs"}"#);
+        post(&agent, "/api/v1/workers/train-7/metrics", r#"{"memory_mb": 180}"#);
+        let remote = until("the remote alert's notification", Duration::from_secs(20), async || {
+            printed(&log).into_iter().find(|(s, _)| s.starts_with("gpu-mem"))
+        })
+        .await;
+        assert_eq!(remote.0, "gpu-mem firing on train-7@gpu-1");
+        assert!(remote.1.starts_with("train-7@gpu-1: value 180.0, threshold 100.0"), "{}", remote.1);
+        assert_eq!(notify.status().sent, 5);
+
+        // A click (dunst's default action on the newest notification) opens that worker's page.
+        let clicked =
+            Command::new("dunstctl").arg("action").arg("0").status().expect("dunstctl (apt: dunst)");
+        assert!(clicked.success());
+        let opened = opened.recv_timeout(Duration::from_secs(10)).expect("the click reached the app");
+        assert_eq!(opened, "train-7@gpu-1");
         app.shutdown().await;
     });
     drop(children);

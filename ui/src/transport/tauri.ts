@@ -2,6 +2,7 @@
 // src-tauri/src/commands.rs); events arrive on a `Channel` the `subscribe` command feeds from the
 // engine's broadcast. Errors come as `{code, message}`, the same codes as the HTTP API.
 import { Channel, invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
 import { ApiError, ERROR_STATUS, isNoStore } from "../types";
 import type {
   Alert,
@@ -35,6 +36,9 @@ export class TauriTransport implements Transport {
 
   health() {
     return call<HealthDto>("health");
+  }
+  onOpenWorker(f: (id: string) => void) {
+    void listen<string>("open-worker", (e) => f(e.payload));
   }
   workers() {
     return call<WorkerDto[]>("workers");

@@ -57,6 +57,8 @@ export interface Transport {
    * instead of polling. `onStatus(false)` when the feed could not be started.
    */
   live?(scope: LiveScope, onUpdate: (u: LiveUpdate) => void, onStatus: (ok: boolean) => void): LiveFeed;
+  /** Desktop only: `f` gets a worker's id when a notification about it is clicked. */
+  onOpenWorker?(f: (id: string) => void): void;
   /** History of one metric, or `null` when this Tend keeps no history store. */
   history(id: string, metric: string, from: number, to: number, stepMs?: number): Promise<History | null>;
   /** Recycles from the history store, or `null` when there is none. */

@@ -35,14 +35,39 @@ impl App {
     ) -> Result<(), AppError> {
         let path = format!("/api/v1/workers/{}/{action}", encode(&id));
         agent.post(&path, None).await.map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        self.audit_forwarded(by, action, hub_id(&id, &host), &host);
+        Ok(())
+    }
+
+    /// This hub's record of an action it forwarded: who asked it, for what.
+    fn audit_forwarded(&self, by: &str, action: &str, target: String, host: &str) {
         let audit = Msg::Audit {
             by: by.to_owned(),
             action: action.to_owned(),
-            target: hub_id(&id, &host),
+            target,
             detail: format!("forwarded to {host}"),
         };
         let _ = self.shared.tx.send(audit);
-        Ok(())
+    }
+
+    /// POST an alert action (`ack`, `silence`) to the agent of the alert's subject; its answer. Then
+    /// record, here, who asked.
+    pub(super) async fn forward_alert(
+        &self,
+        (host, agent, subject): Route,
+        action: &str,
+        body: Value,
+        rule: &str,
+        by: &str,
+    ) -> Result<Value, AppError> {
+        let path = format!("/api/v1/alerts/{action}");
+        let answer = agent
+            .post(&path, Some(&body))
+            .await
+            .map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        let named = if action == "ack" { "acknowledge" } else { action };
+        self.audit_forwarded(by, named, format!("{rule}/{}", hub_id(&subject, &host)), &host);
+        Ok(answer)
     }
 
     /// A remote worker's detail, as its agent has it, with the hub's ids.

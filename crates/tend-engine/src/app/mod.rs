@@ -232,8 +232,11 @@ impl App {
         self.query(pools_of).await
     }
 
+    /// This Tend's alerts, then its agents' (subjects `<subject>@<host>`).
     pub async fn alerts(&self) -> Result<Vec<api::Alert>, AppError> {
-        self.query(alerts_of).await
+        let mut all = self.query(alerts_of).await?;
+        all.extend(self.shared.remotes.alerts());
+        Ok(all)
     }
 
     /// Events still in memory after `since` (sequence number), oldest first.
@@ -354,6 +357,11 @@ impl App {
 
     /// Acknowledge an alert; 404 when there is no such alert.
     pub async fn acknowledge(&self, rule: &str, subject: &str, by: &str) -> Result<(), AppError> {
+        if let Some(remote) = self.remote(subject) {
+            let body =
+                serde_json::json!({ "rule": rule, "subject": remote.as_ref().map_or("", |r| r.2.as_str()) });
+            return self.forward_alert(remote?, "ack", body, rule, by).await.map(|_| ());
+        }
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Ack { rule: rule.to_owned(), subject: subject.to_owned(), by: by.to_owned(), reply };
         self.shared.tx.send(msg).map_err(|_| AppError::Stopped)?;
@@ -373,6 +381,12 @@ impl App {
             return Err(AppError::BadRequest(
                 "field \"minutes\" must be a number from 0 (lift) to 525600".to_owned(),
             ));
+        }
+        if let Some(remote) = self.remote(subject) {
+            let local = remote.as_ref().map_or(String::new(), |r| r.2.clone());
+            let body = serde_json::json!({ "rule": rule, "subject": local, "minutes": minutes });
+            let answer = self.forward_alert(remote?, "silence", body, rule, by).await?;
+            return Ok(serde_json::from_value(answer["silenced_until"].clone()).unwrap_or(None));
         }
         let until = (minutes > 0.0)
             .then(|| Timestamp::from_millis(self.now().as_millis() + (minutes * 60_000.0) as i64));

@@ -41,6 +41,8 @@ struct Host {
     version: Option<String>,
     rtt: Option<Duration>,
     workers: Vec<WorkerDto>,
+    /// The agent's alerts, as of the last answer.
+    alerts: Vec<tend_api::Alert>,
     /// Events of the agent's stream this hub could not read (a newer agent's kinds).
     skipped: u64,
 }
@@ -75,6 +77,7 @@ impl Remotes {
                 version: None,
                 rtt: None,
                 workers: Vec::new(),
+                alerts: Vec::new(),
                 skipped: 0,
             };
             remotes.write().insert(cfg.name.clone(), host);
@@ -116,6 +119,20 @@ impl Remotes {
                 w.host = Some(name.clone());
                 w.stale = stale;
                 w
+            }));
+        }
+        out
+    }
+
+    /// Every agent's alerts, subjects made the hub's (`api-0@gpu-1`; a pool's `api@gpu-1`).
+    pub fn alerts(&self) -> Vec<tend_api::Alert> {
+        let hosts = self.read();
+        let mut out = Vec::new();
+        for (name, host) in hosts.iter() {
+            out.extend(host.alerts.iter().map(|a| {
+                let mut a = a.clone();
+                a.subject = hub_id(&a.subject, name);
+                a
             }));
         }
         out
@@ -208,6 +225,10 @@ async fn poll(remotes: Remotes, name: String, agent: Agent, clock: Arc<dyn Clock
     let mut backoff = POLL_EVERY;
     loop {
         let listing = agent.get::<Vec<WorkerDto>>("/api/v1/workers").await;
+        let alerts = match &listing {
+            Ok(_) => agent.get::<Vec<tend_api::Alert>>("/api/v1/alerts").await.ok().map(|(a, _)| a),
+            Err(_) => None,
+        };
         let health = match (&listing, round % HEALTH_EVERY) {
             (Ok(_), 0) => agent.get::<HealthDto>("/api/v1/health").await.ok().map(|(h, _)| h.version),
             _ => None,
@@ -226,6 +247,9 @@ async fn poll(remotes: Remotes, name: String, agent: Agent, clock: Arc<dyn Clock
                 h.rtt = Some(rtt);
                 // Workers an agent shows of its own agents (a hub of hubs) stay with that hub.
                 h.workers = workers.into_iter().filter(|w| w.host.is_none()).collect();
+                if let Some(alerts) = alerts {
+                    h.alerts = alerts.into_iter().filter(|a| split_id(&a.subject).is_none()).collect();
+                }
                 if health.is_some() {
                     h.version = health;
                 }

@@ -30,6 +30,8 @@ pub struct Notification {
     pub severity: tend_api::Severity,
     /// What the budget counts it under: the rule name, `recycle:<reason>`, or `digest`.
     pub key: String,
+    /// The worker it is about, when it is about one: a click on it opens that worker's page.
+    pub worker: Option<String>,
 }
 
 /// Shows notifications. Errors (no session bus, no notification daemon) are reported, never fatal.
@@ -112,6 +114,8 @@ pub fn notification_for(
                 ),
                 severity: alert.severity.wire(),
                 key: alert.rule.clone(),
+                // A pool-scoped rule's subject is its pool: that has no page of its own.
+                worker: (alert.subject != alert.pool).then(|| alert.subject.clone()),
             })
         }
         EventKind::Recycled { worker, reason, detail, last_metrics, .. }
@@ -130,6 +134,7 @@ pub fn notification_for(
                 body: format!("{worker}: {detail}{memory}"),
                 severity: tend_api::Severity::Warning,
                 key: format!("recycle:{}", reason.as_str()),
+                worker: Some(worker.0.clone()),
             })
         }
         _ => None,
@@ -202,6 +207,7 @@ async fn run(
                     body: d.summary(),
                     severity: tend_api::Severity::Warning,
                     key: "digest".to_owned(),
+                    worker: None,
                 }
             }
         };
