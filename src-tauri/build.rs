@@ -5,6 +5,8 @@ const COMMANDS: &[&str] = &[
     "health",
     "workers",
     "hosts",
+    "add_host",
+    "remove_host",
     "worker",
     "worker_events",
     "pools",

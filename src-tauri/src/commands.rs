@@ -36,6 +36,29 @@ pub fn hosts(app: State<'_, App>) -> Vec<api::HostDto> {
     app.hosts()
 }
 
+/// Add an agent from the Hosts screen (kept for the next start; see `hosts.rs`); every host after.
+/// Async: it runs on the engine's runtime, where the agent's tasks start.
+#[tauri::command]
+pub async fn add_host<R: tauri::Runtime>(
+    handle: tauri::AppHandle<R>,
+    app: State<'_, App>,
+    host: crate::hosts::NewHost,
+) -> CmdResult<Vec<api::HostDto>> {
+    crate::hosts::add(&handle, &app, host)?;
+    Ok(app.hosts())
+}
+
+/// Forget an agent added from the Hosts screen; every host after.
+#[tauri::command]
+pub async fn remove_host<R: tauri::Runtime>(
+    handle: tauri::AppHandle<R>,
+    app: State<'_, App>,
+    name: String,
+) -> CmdResult<Vec<api::HostDto>> {
+    crate::hosts::remove(&handle, &app, &name)?;
+    Ok(app.hosts())
+}
+
 #[tauri::command]
 pub async fn worker(app: State<'_, App>, id: String) -> CmdResult<WorkerDetailDto> {
     app.worker(&id)

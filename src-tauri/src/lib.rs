@@ -7,6 +7,7 @@
 pub mod commands;
 mod dialog;
 pub mod error;
+pub mod hosts;
 pub mod notifier;
 mod tray;
 
@@ -61,6 +62,8 @@ pub fn builder<R: tauri::Runtime>() -> tauri::Builder<R> {
         .invoke_handler(tauri::generate_handler![
             commands::health,
             commands::hosts,
+            commands::add_host,
+            commands::remove_host,
             commands::workers,
             commands::worker,
             commands::worker_events,
@@ -110,6 +113,7 @@ pub fn run(opts: Options) -> anyhow::Result<()> {
             });
             let notify = engine.start_notifications(Arc::new(notifier::DesktopNotifier::opening(on_open)));
             tauri_app.manage(engine.clone());
+            hosts::restore(tauri_app.handle(), &engine);
             let failed = engine.clone();
             if let Err(e) = tray::start(tauri_app.handle(), engine, notify) {
                 tracing::warn!(error = %e, "no tray icon");

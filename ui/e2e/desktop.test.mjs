@@ -8,7 +8,16 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, existsSync, copyFileSync, rmSync, readFileSync } from "node:fs";
+import {
+  mkdtempSync,
+  mkdirSync,
+  existsSync,
+  copyFileSync,
+  rmSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -276,4 +285,70 @@ test("a worker's page shows its live charts (screenshot)", async () => {
   const shot = join(shots, "desktop-worker.png");
   execFileSync("import", ["-window", "root", shot]);
   if (process.env.TEND_SHOT_DOCS) copyFileSync(shot, join(root, "docs/screenshot-desktop.png"));
+});
+
+test("an agent added from the Hosts screen shows its workers, and its token is kept owner-only", async () => {
+  // An agent: `tend serve` on 127.0.0.2 with a token and a pool of two sleepers.
+  const tend = join(root, "target/debug/tend");
+  const agentDir = join(dataDir, "agent");
+  mkdirSync(agentDir, { recursive: true });
+  const token = "desk-agent-token-4f2a9c";
+  writeFileSync(
+    join(agentDir, "agent.toml"),
+    '[[pool]]\nname = "api"\ncommand = ["sleep", "300"]\nsize = 2\nreadiness = { start_secs = 0.2 }\nstop_grace = "1s"\n',
+  );
+  const agent = spawn(tend, ["serve", "--config", join(agentDir, "agent.toml"), "--listen", "127.0.0.2:0"], {
+    env: { ...process.env, TEND_TOKEN: token, TEND_DATA_DIR: join(agentDir, "data"), TEND_LOG: "warn" },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  try {
+    let err = "";
+    agent.stderr.on("data", (b) => {
+      err += b.toString();
+    });
+    const url = await until("the agent's address", () => err.match(/tend: listening on (http:\/\/[\d.:]+)\n/)?.[1]);
+    await exec("history.pushState(null, '', '/hosts'); dispatchEvent(new PopStateEvent('popstate'))");
+    await until("the add form", () => exec("return !!document.querySelector('[data-testid=add-host]')"));
+    await exec(
+      `const f = document.querySelector('[data-testid=add-host]');
+       f.elements.name.value = 'gpu-1'; f.elements.url.value = arguments[0]; f.elements.token.value = arguments[1];
+       f.requestSubmit();`,
+      [url, token],
+    );
+    const row = "tr[data-host=gpu-1]";
+    await until(
+      "gpu-1 answering",
+      () => exec(`return document.querySelector('${row} [data-testid=host-status]')?.textContent === 'ok'`),
+      20_000,
+    );
+    const source = await exec(`return document.querySelector('${row} [data-testid=token-source]').textContent`);
+    const file = join(dataDir, "config", "dev.tend.desktop", "hosts", "gpu-1.token");
+    assert.equal(source, `file ${file} (mode 0600)`);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(readFileSync(file, "utf8").trim(), token);
+    // Its workers, with their host, in the Workers table.
+    await exec("document.querySelector('nav.side a[href=\"/workers\"]').click()");
+    await until("the agent's workers in the table", () =>
+      exec(
+        "return ['api-0@gpu-1', 'api-1@gpu-1'].every((id) => !!document.querySelector('[data-worker=\"' + id + '\"]'))",
+      ),
+    );
+    // A name taken already is refused with the reason.
+    await exec("history.pushState(null, '', '/hosts'); dispatchEvent(new PopStateEvent('popstate'))");
+    await until("the add form", () => exec("return !!document.querySelector('[data-testid=add-host]')"));
+    await exec(
+      `const f = document.querySelector('[data-testid=add-host]');
+       f.elements.name.value = 'gpu-1'; f.elements.url.value = arguments[0]; f.requestSubmit();`,
+      [url],
+    );
+    await until("the refusal", () =>
+      exec("return /is watched already/.test(document.querySelector('[data-testid=add-host-error]').textContent)"),
+    );
+    // Removed: gone from the list and its token file deleted.
+    await exec(`[...document.querySelectorAll('${row} button')].find((b) => b.textContent === 'Remove').click()`);
+    await until("gpu-1 removed", () => exec(`return !document.querySelector('${row}')`));
+    assert.equal(existsSync(file), false);
+  } finally {
+    agent.kill("SIGTERM");
+  }
 });

@@ -55,4 +55,9 @@ pub struct HostDto {
     pub rtt_ms: Option<f64>,
     /// Events of the agent's stream this hub could not read (kinds of a newer version), skipped.
     pub events_skipped: u64,
+    /// Where the hub's token for this agent is kept: `file /path`, `environment VAR`, `keyring`;
+    /// null when it sends none.
+    pub token_source: Option<String>,
+    /// Added from the desktop app's Hosts screen (removable there), not from the config file.
+    pub added_here: bool,
 }

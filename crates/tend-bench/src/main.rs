@@ -12,6 +12,7 @@
 mod children;
 mod curve;
 mod docker;
+mod fleet;
 mod http;
 mod os;
 mod overhead;
@@ -56,6 +57,12 @@ struct Cli {
     /// Length of the soak in seconds (default 3600; 20 with --smoke).
     #[arg(long)]
     soak_secs: Option<u64>,
+    /// Agents in the fleet section (default 10; 2 with --smoke).
+    #[arg(long)]
+    fleet_agents: Option<usize>,
+    /// Workers on each agent in the fleet section (default 500; 10 with --smoke).
+    #[arg(long)]
+    fleet_workers: Option<usize>,
     /// Where the bench keeps its virtualenv and scratch files.
     #[arg(long, default_value = "target/bench")]
     work_dir: PathBuf,
@@ -70,6 +77,7 @@ enum Part {
     Store,
     Docker,
     Curve,
+    Fleet,
     Soak,
 }
 
@@ -103,6 +111,11 @@ pub struct Plan {
     pub curve_unwatched: Option<(usize, usize)>,
     /// Starts of a matching process timed to its attachment, per discovery mode (section 4).
     pub exec_trials: usize,
+    /// The hub (section 9): agents, workers on each, the measuring window, lag trials.
+    pub fleet_agents: usize,
+    pub fleet_workers: usize,
+    pub fleet_secs: u64,
+    pub fleet_lag_trials: usize,
 }
 
 impl Plan {
@@ -132,6 +145,10 @@ impl Plan {
                 curve_secs: 2,
                 curve_unwatched: Some((10, 20)),
                 exec_trials: 3,
+                fleet_agents: cli.fleet_agents.unwrap_or(2),
+                fleet_workers: cli.fleet_workers.unwrap_or(10),
+                fleet_secs: 3,
+                fleet_lag_trials: 5,
             }
         } else {
             Plan {
@@ -158,6 +175,10 @@ impl Plan {
                 curve_secs: 30,
                 curve_unwatched: Some((1000, 4000)),
                 exec_trials: 20,
+                fleet_agents: cli.fleet_agents.unwrap_or(10),
+                fleet_workers: cli.fleet_workers.unwrap_or(500),
+                fleet_secs: 30,
+                fleet_lag_trials: 100,
             }
         }
     }
@@ -215,6 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             "8. Cost curve",
             Box::new(|r| curve::run(&plan, &tend, &cli.work_dir, plot.as_deref(), r)),
         ),
+        (Part::Fleet, "9. A hub over many agents", Box::new(|r| fleet::run(&plan, &tend, r))),
         (Part::Soak, soak::TITLE, Box::new(|r| soak::run(&plan, &tend, r))),
     ];
     let mut failures = 0;

@@ -32,6 +32,14 @@ impl Summary {
         })
     }
 
+    /// The nearest-rank `q` quantile (0..=1) of `values`; `None` for an empty series.
+    pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let last = v.len().checked_sub(1)?;
+        Some(v[((q * last as f64).round() as usize).min(last)])
+    }
+
     /// "p10–p90" with `digits` decimals.
     pub fn spread(&self, digits: usize) -> String {
         format!("{:.digits$}–{:.digits$}", self.p10, self.p90)

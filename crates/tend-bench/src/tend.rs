@@ -37,12 +37,24 @@ pub struct TendProc {
 impl TendProc {
     /// Starts `tend serve --config <dir>/<name>.toml` and waits (30 s at most) for its address.
     pub fn start(exe: &Path, name: &str, config: &str, jsonl: bool, log: &str) -> anyhow::Result<TendProc> {
+        Self::start_on(exe, name, config, jsonl, log, "127.0.0.1:0")
+    }
+
+    /// Like [`TendProc::start`], listening on `listen` (another loopback address: another "host").
+    pub fn start_on(
+        exe: &Path,
+        name: &str,
+        config: &str,
+        jsonl: bool,
+        log: &str,
+        listen: &str,
+    ) -> anyhow::Result<TendProc> {
         let dir = std::env::temp_dir().join(format!("tend-bench-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let path = dir.join("tend.toml");
         std::fs::write(&path, config).context("write the config")?;
         let mut cmd = Command::new(exe);
-        cmd.arg("serve").arg("--config").arg(&path).args(["--listen", "127.0.0.1:0"]);
+        cmd.arg("serve").arg("--config").arg(&path).args(["--listen", listen]);
         if jsonl {
             cmd.arg("--events-jsonl");
         }

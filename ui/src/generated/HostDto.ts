@@ -34,4 +34,13 @@ rtt_ms: number | null,
 /**
  * Events of the agent's stream this hub could not read (kinds of a newer version), skipped.
  */
-events_skipped: number, };
+events_skipped: number, 
+/**
+ * Where the hub's token for this agent is kept: `file /path`, `environment VAR`, `keyring`;
+ * null when it sends none.
+ */
+token_source: string | null, 
+/**
+ * Added from the desktop app's Hosts screen (removable there), not from the config file.
+ */
+added_here: boolean, };

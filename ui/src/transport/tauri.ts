@@ -18,7 +18,7 @@ import type {
   WorkerDetailDto,
   WorkerDto,
 } from "../types";
-import type { EventStreamHandlers, ExportQuery, LiveFeed, Saved, Transport } from "./transport";
+import type { EventStreamHandlers, ExportQuery, LiveFeed, NewHost, Saved, Transport } from "./transport";
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   try {
@@ -45,6 +45,12 @@ export class TauriTransport implements Transport {
   }
   hosts() {
     return call<HostDto[]>("hosts");
+  }
+  addHost(host: NewHost) {
+    return call<HostDto[]>("add_host", { host });
+  }
+  removeHost(name: string) {
+    return call<HostDto[]>("remove_host", { name });
   }
   worker(id: string) {
     return call<WorkerDetailDto>("worker", { id });

@@ -15,6 +15,15 @@ import type {
   WorkerDto,
 } from "../types";
 
+/** An agent to add from the Hosts screen. */
+export interface NewHost {
+  name: string;
+  url: string;
+  token: string;
+  /** A PEM file of the CA to trust, or null for the system's. */
+  ca: string | null;
+}
+
 export interface EventStreamHandlers {
   onEvent(e: Event): void;
   /** Connected (true) or lost and retrying (false). */
@@ -41,6 +50,13 @@ export interface Transport {
   workers(): Promise<WorkerDto[]>;
   /** The agents of this Tend when it is a hub (`[[remote]]`), each with its status; empty otherwise. */
   hosts(): Promise<HostDto[]>;
+  /**
+   * Desktop only: add an agent (saved in the app's config directory, its token in the OS keyring when
+   * there is one, else in a file only its owner may read) and start watching it.
+   */
+  addHost?(h: NewHost): Promise<HostDto[]>;
+  /** Desktop only: forget an agent added in the app (and its stored token). */
+  removeHost?(name: string): Promise<HostDto[]>;
   worker(id: string): Promise<WorkerDetailDto>;
   workerEvents(id: string): Promise<Event[]>;
   pools(): Promise<PoolMetrics[]>;

@@ -24,7 +24,43 @@ export function hostsView(ctx: Ctx): View {
   let key = "";
   const info = h("span.sub");
   const body = h("div");
-  const el = h("div.view", h("h1", "Hosts", info), body);
+  const el = h("div.view", h("h1", "Hosts", info), addForm(), body);
+
+  /** Desktop only: a form that adds an agent; the list is redrawn with what the app answers. */
+  function addForm(): HTMLElement | null {
+    const add = transport.addHost?.bind(transport);
+    if (!add) return null;
+    const field = (name: string, placeholder: string, type = "text") =>
+      h("input", { name, placeholder, type, "aria-label": placeholder, style: { width: "170px" } });
+    const name = field("name", "name (gpu-1)");
+    const url = field("url", "https://10.1.2.3:7878");
+    const token = field("token", "token", "password");
+    const ca = field("ca", "CA file (optional)");
+    const err = h("span.err", { "data-testid": "add-host-error" });
+    const button = h("button", { type: "submit" }, "Add host");
+    const form = h("form.toolbar", { "data-testid": "add-host" }, name, url, token, ca, button, err);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      button.disabled = true;
+      err.textContent = "";
+      try {
+        hosts = await add({
+          name: name.value.trim(),
+          url: url.value.trim(),
+          token: token.value,
+          ca: ca.value.trim() || null,
+        });
+        token.value = "";
+        key = "";
+        update();
+      } catch (x) {
+        err.textContent = String((x as Error).message ?? x);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return form;
+  }
 
   let live = true;
   async function load() {
@@ -60,7 +96,9 @@ export function hostsView(ctx: Ctx): View {
         body,
         h(
           "div.empty",
-          "This Tend watches its own host only. Add agents (other `tend serve`s) with [[remote]] sections in its config: name, url, token_file, ca.",
+          transport.addHost
+            ? "This app watches its own host only. Add an agent (another `tend serve`) with the form above, or with [[remote]] sections in its config: name, url, token_file, ca."
+            : "This Tend watches its own host only. Add agents (other `tend serve`s) with [[remote]] sections in its config: name, url, token_file, ca.",
         ),
       );
       return;
@@ -99,7 +137,24 @@ export function hostsView(ctx: Ctx): View {
             : null,
         ),
         h("td.num", x.rtt_ms != null ? `${x.rtt_ms.toFixed(0)} ms` : "—"),
+        h("td.muted", { "data-testid": "token-source" }, x.token_source ?? "no token"),
         h("td.muted", x.detail ?? ""),
+        h(
+          "td",
+          x.added_here && transport.removeHost
+            ? h(
+                "button.small",
+                {
+                  onclick: async () => {
+                    hosts = (await transport.removeHost?.(x.name)) ?? hosts;
+                    key = "";
+                    update();
+                  },
+                },
+                "Remove",
+              )
+            : "",
+        ),
       ),
     );
     replace(
@@ -112,9 +167,18 @@ export function hostsView(ctx: Ctx): View {
             "thead",
             h(
               "tr",
-              ...["Host", "Status", "URL", "Workers", "Last answer", "Version", "Round trip", "Detail"].map((c) =>
-                h("th", c),
-              ),
+              ...[
+                "Host",
+                "Status",
+                "URL",
+                "Workers",
+                "Last answer",
+                "Version",
+                "Round trip",
+                "Token",
+                "Detail",
+                "",
+              ].map((c) => h("th", c)),
             ),
           ),
           h("tbody", ...rows),

@@ -20,6 +20,33 @@ impl App {
         self.shared.remotes.hosts()
     }
 
+    /// Start watching one more agent (the desktop app's Hosts screen); its name and URL are checked
+    /// as the config checks them, and must not be taken.
+    pub fn add_remote(&self, cfg: crate::config::RemoteConfig) -> Result<(), AppError> {
+        if !crate::config::valid_name(&cfg.name) {
+            let message =
+                format!("invalid host name \"{}\": use letters, digits, '_', '.' and '-' only", cfg.name);
+            return Err(AppError::bad_param("name", message));
+        }
+        crate::config::RemoteConfig::check_url(&cfg.url).map_err(|e| AppError::bad_param("url", e))?;
+        if !self.shared.remotes.add(&cfg) {
+            return Err(AppError::bad_param(
+                "name",
+                format!("a host named \"{}\" is watched already", cfg.name),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stop watching an agent; 404 when there is none of that name.
+    pub fn remove_remote(&self, name: &str) -> Result<(), AppError> {
+        if self.shared.remotes.remove(name) {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!("no host named {name:?}")))
+        }
+    }
+
     /// Where a remote worker's calls go; None for this Tend's own workers.
     pub(super) fn remote(&self, id: &str) -> Option<Result<Route, AppError>> {
         let route = self.shared.remotes.route(id)?;

@@ -62,13 +62,20 @@ impl App {
     async fn live_update(&self, sent: &mut Sent, scope: &LiveScope) -> Option<LiveUpdate> {
         let facts = self.health_facts();
         let full = !sent.started;
-        let (at, health, pools, workers, alerts) = self
+        let (at, mut health, pools, mut workers, mut alerts) = self
             .query(move |v| {
                 let alerts = full.then(|| alerts_of(v));
                 (v.now.wire(), facts.health(v), pools_of(v), workers_of(v), alerts)
             })
             .await
             .ok()?;
+        // A hub's agents: their workers, alerts and health figures, as `workers()` and `health()` give.
+        let remotes = &self.shared.remotes;
+        remotes.add_to(&mut health);
+        workers.extend(remotes.workers());
+        if let Some(a) = &mut alerts {
+            a.extend(remotes.alerts());
+        }
         sent.started = true;
         let (workers, removed) = sent.changes(workers, scope);
         Some(LiveUpdate { at, full, health, pools, workers, removed, alerts })

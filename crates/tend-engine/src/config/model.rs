@@ -145,6 +145,32 @@ pub struct RemoteConfig {
     pub token_env: Option<String>,
     /// A PEM file of the CA (or the agent's self-signed certificate) to trust instead of the system's.
     pub ca: Option<PathBuf>,
+    /// Where the token is kept, as the Hosts screen says it: `file /path`, `environment VAR`,
+    /// `keyring`; None without a token.
+    pub token_source: Option<String>,
+    /// Added from the desktop app's Hosts screen rather than the config file.
+    pub added_here: bool,
+}
+
+impl RemoteConfig {
+    /// An agent's URL: `https://` or `http://`, a host and a port, no path.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(|| {
+            format!("invalid url \"{url}\": use https://host:port (or http:// for an agent without TLS)")
+        })?;
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() || authority.contains(['/', '?', '#', ' ', '@']) {
+            return Err(format!(
+                "invalid url \"{url}\": give the agent's address only, like https://10.1.2.3:7878"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A name of the config (a pool, rule, webhook, token, remote): `[A-Za-z0-9_.-]+`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 impl fmt::Debug for RemoteConfig {
@@ -155,6 +181,8 @@ impl fmt::Debug for RemoteConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_env", &self.token_env)
             .field("ca", &self.ca)
+            .field("token_source", &self.token_source)
+            .field("added_here", &self.added_here)
             .finish()
     }
 }

@@ -45,12 +45,21 @@ struct Host {
     alerts: Vec<tend_api::Alert>,
     /// Events of the agent's stream this hub could not read (a newer agent's kinds).
     skipped: u64,
+    /// Where its token comes from, for the Hosts screen.
+    token_source: Option<String>,
+    /// Added from the desktop app's Hosts screen (and removable there).
+    added_here: bool,
+    /// Its polling and streaming tasks, ended when it is removed.
+    tasks: Vec<tokio::task::AbortHandle>,
 }
 
 /// Every agent of the hub. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Remotes {
     hosts: Arc<RwLock<BTreeMap<String, Host>>>,
+    clock: Arc<dyn Clock>,
+    /// Where the event streams' events go (the engine).
+    tx: crate::mailbox::Mailbox,
 }
 
 impl Remotes {
@@ -61,38 +70,60 @@ impl Remotes {
         clock: Arc<dyn Clock>,
         tx: crate::mailbox::Mailbox,
     ) -> Remotes {
-        let remotes = Remotes::default();
+        let remotes = Remotes { hosts: Arc::default(), clock, tx };
         for cfg in configs {
-            let agent = Agent::new(cfg);
-            let (status, detail) = match &agent {
-                Ok(_) => (HostStatus::Connecting, None),
-                Err(e) => (HostStatus::Degraded, Some(e.clone())),
-            };
-            let host = Host {
-                url: cfg.url.clone(),
-                agent: agent.clone(),
-                status,
-                detail,
-                last_contact: None,
-                version: None,
-                rtt: None,
-                workers: Vec::new(),
-                alerts: Vec::new(),
-                skipped: 0,
-            };
-            remotes.write().insert(cfg.name.clone(), host);
-            if let Ok(agent) = agent {
-                tokio::spawn(poll(remotes.clone(), cfg.name.clone(), agent.clone(), clock.clone()));
-                tokio::spawn(stream::follow(
-                    remotes.clone(),
-                    cfg.name.clone(),
-                    agent,
-                    tx.clone(),
-                    clock.clone(),
-                ));
-            }
+            remotes.add(cfg);
         }
         remotes
+    }
+
+    /// Start watching one more agent. False when one of that name is watched already.
+    pub fn add(&self, cfg: &RemoteConfig) -> bool {
+        if self.read().contains_key(&cfg.name) {
+            return false;
+        }
+        let agent = Agent::new(cfg);
+        let (status, detail) = match &agent {
+            Ok(_) => (HostStatus::Connecting, None),
+            Err(e) => (HostStatus::Degraded, Some(e.clone())),
+        };
+        let mut tasks = Vec::new();
+        if let Ok(agent) = &agent {
+            let name = cfg.name.clone();
+            tasks.push(
+                tokio::spawn(poll(self.clone(), name.clone(), agent.clone(), self.clock.clone()))
+                    .abort_handle(),
+            );
+            let follow =
+                stream::follow(self.clone(), name, agent.clone(), self.tx.clone(), self.clock.clone());
+            tasks.push(tokio::spawn(follow).abort_handle());
+        }
+        let host = Host {
+            url: cfg.url.clone(),
+            agent,
+            status,
+            detail,
+            last_contact: None,
+            version: None,
+            rtt: None,
+            workers: Vec::new(),
+            alerts: Vec::new(),
+            skipped: 0,
+            token_source: cfg.token_source.clone(),
+            added_here: cfg.added_here,
+            tasks,
+        };
+        self.write().insert(cfg.name.clone(), host);
+        true
+    }
+
+    /// Stop watching an agent: its tasks end, its workers leave the hub's lists. False when unknown.
+    pub fn remove(&self, name: &str) -> bool {
+        let Some(host) = self.write().remove(name) else { return false };
+        for task in host.tasks {
+            task.abort();
+        }
+        true
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Host>> {
@@ -162,6 +193,8 @@ impl Remotes {
                     workers: h.workers.len(),
                     rtt_ms: h.rtt.map(|d| d.as_secs_f64() * 1000.0),
                     events_skipped: h.skipped,
+                    token_source: h.token_source.clone(),
+                    added_here: h.added_here,
                 }
             })
             .collect()

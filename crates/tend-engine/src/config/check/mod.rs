@@ -336,7 +336,7 @@ impl<'a> Checker<'a> {
 
     fn check_name(&mut self, name: &Spanned<String>, what: &str, ctx: &str) {
         let n = name.get_ref();
-        if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        if !valid_name(n) {
             self.at(
                 name.span(),
                 ctx,

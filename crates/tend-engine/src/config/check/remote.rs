@@ -31,7 +31,7 @@ impl Checker<'_> {
             };
             let url = match &raw.url {
                 Some(u) => {
-                    if let Err(why) = check_agent_url(u.get_ref()) {
+                    if let Err(why) = RemoteConfig::check_url(u.get_ref()) {
                         self.at(u.span(), &ctx, why);
                     }
                     u.get_ref().trim_end_matches('/').to_owned()
@@ -53,6 +53,11 @@ impl Checker<'_> {
                 (None, None) => (None, None),
             };
             let ca = raw.ca.as_ref().and_then(|c| self.readable_file(c, "ca", &ctx));
+            let token_source = match (&raw.token_file, &raw.token_env) {
+                (Some(f), _) => Some(format!("file {}", self.config_path(f.get_ref()).display())),
+                (None, Some(v)) => Some(format!("environment {}", v.get_ref())),
+                (None, None) => None,
+            };
             if let Some((_, first)) = out.iter().find(|(r, _)| r.name == name && !name.is_empty()) {
                 let line = locate(self.text, first.start).line;
                 self.at(
@@ -61,22 +66,9 @@ impl Checker<'_> {
                     format!("duplicate remote name (first defined on line {line})"),
                 );
             }
-            out.push((RemoteConfig { name, url, token, token_env, ca }, name_span));
+            let remote = RemoteConfig { name, url, token, token_env, ca, token_source, added_here: false };
+            out.push((remote, name_span));
         }
         out.into_iter().map(|(r, _)| r).collect()
     }
-}
-
-/// An agent's URL: `https://` or `http://`, a host and a port, no path.
-fn check_agent_url(url: &str) -> Result<(), String> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or_else(|| {
-        format!("invalid url \"{url}\": use https://host:port (or http:// for an agent without TLS)")
-    })?;
-    let authority = rest.trim_end_matches('/');
-    if authority.is_empty() || authority.contains(['/', '?', '#', ' ', '@']) {
-        return Err(format!(
-            "invalid url \"{url}\": give the agent's address only, like https://10.1.2.3:7878"
-        ));
-    }
-    Ok(())
 }
