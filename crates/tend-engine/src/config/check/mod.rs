@@ -10,6 +10,15 @@ pub(in crate::config) use server::{check_secret, check_token};
 
 use super::*;
 
+/// One table of an array of tables, as [`Checker::named_tables`] reads it.
+pub(super) struct Named<T> {
+    pub(super) raw: T,
+    pub(super) ctx: String,
+    pub(super) header: Range<usize>,
+    pub(super) name: String,
+    pub(super) name_span: Range<usize>,
+}
+
 pub(super) struct Checker<'a> {
     text: &'a str,
     origin: &'a str,
@@ -152,34 +161,79 @@ impl<'a> Checker<'a> {
         config
     }
 
-    fn webhooks(&mut self, value: Spanned<DeValue<'_>>) -> Vec<WebhookConfig> {
+    /// Each table of an array of tables (`[[webhook]]`, `[[remote]]`, `[[server.token]]`) read as
+    /// `T`, with its context for messages (`webhook "x": `, or `webhook #2: ` without a name), the
+    /// span of its header, and its name (checked; empty when missing) with that name's span.
+    /// `array_error` is the message when the value is not an array of tables (None: say nothing).
+    pub(super) fn named_tables<T: DeserializeOwned>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        label: &str,
+        what: &str,
+        array_error: Option<&str>,
+        name_of: impl Fn(&T) -> Option<&Spanned<String>>,
+    ) -> Vec<Named<T>> {
         let span = value.span();
         let DeValue::Array(items) = value.into_inner() else {
-            self.at(span, "", "`webhook` must be an array of tables: write each webhook as [[webhook]]");
+            if let Some(message) = array_error {
+                self.at(span, "", message);
+            }
             return Vec::new();
         };
-        let mut out: Vec<(WebhookConfig, Range<usize>)> = Vec::new();
+        let mut out = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
             let header = item.span();
             let ctx = match item.get_ref().get("name").and_then(|v| v.get_ref().as_str()) {
-                Some(name) => format!("webhook \"{name}\": "),
-                None => format!("webhook #{}: ", index + 1),
+                Some(name) => format!("{label} \"{name}\": "),
+                None => format!("{label} #{}: ", index + 1),
             };
-            let Some(raw) = self.de::<RawWebhook>(item, &ctx) else { continue };
-            let name_span = raw.name.as_ref().map_or(header.clone(), |n| n.span());
-            let name = match &raw.name {
+            let Some(raw) = self.de::<T>(item, &ctx) else { continue };
+            let (name, name_span) = match name_of(&raw) {
                 Some(n) => {
-                    self.check_name(n, "webhook", &ctx);
-                    if n.get_ref() == DESKTOP_CHANNEL {
-                        self.at(n.span(), &ctx, "the name \"desktop\" is reserved for desktop notifications");
-                    }
-                    n.get_ref().clone()
+                    self.check_name(n, what, &ctx);
+                    (n.get_ref().clone(), n.span())
                 }
                 None => {
                     self.at(header.clone(), &ctx, "missing key \"name\"");
-                    String::new()
+                    (String::new(), header.clone())
                 }
             };
+            out.push(Named { raw, ctx, header, name, name_span });
+        }
+        out
+    }
+
+    /// A name already given in `earlier` (name, span): located, with the line of the first.
+    pub(super) fn duplicate_name<'n>(
+        &mut self,
+        earlier: impl IntoIterator<Item = (&'n str, &'n Range<usize>)>,
+        named: (&str, &Range<usize>),
+        what: &str,
+        ctx: &str,
+    ) {
+        let (name, span) = named;
+        if name.is_empty() {
+            return;
+        }
+        if let Some((_, first)) = earlier.into_iter().find(|(n, _)| *n == name) {
+            let line = locate(self.text, first.start).line;
+            self.at(span.clone(), ctx, format!("duplicate {what} name (first defined on line {line})"));
+        }
+    }
+
+    fn webhooks(&mut self, value: Spanned<DeValue<'_>>) -> Vec<WebhookConfig> {
+        let array_error = "`webhook` must be an array of tables: write each webhook as [[webhook]]";
+        let tables = self
+            .named_tables::<RawWebhook>(value, "webhook", "webhook", Some(array_error), |r| r.name.as_ref());
+        let mut out: Vec<(WebhookConfig, Range<usize>)> = Vec::new();
+        for Named { raw, ctx, header, name, name_span } in tables {
+            if name == DESKTOP_CHANNEL {
+                self.at(
+                    name_span.clone(),
+                    &ctx,
+                    "the name \"desktop\" is reserved for desktop notifications",
+                );
+            }
             let url = match &raw.url {
                 Some(u) => {
                     let v = u.get_ref();
@@ -236,14 +290,12 @@ impl<'a> Checker<'a> {
                     .duration(raw.timeout, "timeout", &ctx, WEBHOOK_TIMEOUT)
                     .unwrap_or(Duration::from_secs(5)),
             };
-            if let Some((_, first)) = out.iter().find(|(w, _)| w.name == webhook.name && !w.name.is_empty()) {
-                let line = locate(self.text, first.start).line;
-                self.at(
-                    name_span.clone(),
-                    &ctx,
-                    format!("duplicate webhook name (first defined on line {line})"),
-                );
-            }
+            self.duplicate_name(
+                out.iter().map(|(w, s)| (w.name.as_str(), s)),
+                (&webhook.name, &name_span),
+                "webhook",
+                &ctx,
+            );
             out.push((webhook, name_span));
         }
         out.into_iter().map(|(w, _)| w).collect()

@@ -5,30 +5,11 @@ use super::*;
 
 impl Checker<'_> {
     pub(super) fn remotes(&mut self, value: Spanned<DeValue<'_>>) -> Vec<RemoteConfig> {
-        let span = value.span();
-        let DeValue::Array(items) = value.into_inner() else {
-            self.at(span, "", "`remote` must be an array of tables: write each agent as [[remote]]");
-            return Vec::new();
-        };
+        let array_error = "`remote` must be an array of tables: write each agent as [[remote]]";
+        let tables =
+            self.named_tables::<RawRemote>(value, "remote", "remote", Some(array_error), |r| r.name.as_ref());
         let mut out: Vec<(RemoteConfig, Range<usize>)> = Vec::new();
-        for (index, item) in items.into_iter().enumerate() {
-            let header = item.span();
-            let ctx = match item.get_ref().get("name").and_then(|v| v.get_ref().as_str()) {
-                Some(name) => format!("remote \"{name}\": "),
-                None => format!("remote #{}: ", index + 1),
-            };
-            let Some(raw) = self.de::<RawRemote>(item, &ctx) else { continue };
-            let name_span = raw.name.as_ref().map_or(header.clone(), |n| n.span());
-            let name = match &raw.name {
-                Some(n) => {
-                    self.check_name(n, "remote", &ctx);
-                    n.get_ref().clone()
-                }
-                None => {
-                    self.at(header.clone(), &ctx, "missing key \"name\"");
-                    String::new()
-                }
-            };
+        for Named { raw, ctx, header, name, name_span } in tables {
             let url = match &raw.url {
                 Some(u) => {
                     if let Err(why) = RemoteConfig::check_url(u.get_ref()) {
@@ -58,14 +39,12 @@ impl Checker<'_> {
                 (None, Some(v)) => Some(format!("environment {}", v.get_ref())),
                 (None, None) => None,
             };
-            if let Some((_, first)) = out.iter().find(|(r, _)| r.name == name && !name.is_empty()) {
-                let line = locate(self.text, first.start).line;
-                self.at(
-                    name_span.clone(),
-                    &ctx,
-                    format!("duplicate remote name (first defined on line {line})"),
-                );
-            }
+            self.duplicate_name(
+                out.iter().map(|(r, s)| (r.name.as_str(), s)),
+                (&name, &name_span),
+                "remote",
+                &ctx,
+            );
             let remote = RemoteConfig { name, url, token, token_env, ca, token_source, added_here: false };
             out.push((remote, name_span));
         }

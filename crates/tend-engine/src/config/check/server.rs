@@ -60,26 +60,10 @@ impl Checker<'_> {
     }
 
     fn tokens(&mut self, value: Spanned<DeValue<'_>>) -> Vec<TokenConfig> {
-        let DeValue::Array(items) = value.into_inner() else { return Vec::new() };
+        let tables =
+            self.named_tables::<RawToken>(value, "[[server.token]]", "token", None, |r| r.name.as_ref());
         let mut out: Vec<(TokenConfig, Range<usize>)> = Vec::new();
-        for (index, item) in items.into_iter().enumerate() {
-            let header = item.span();
-            let ctx = match item.get_ref().get("name").and_then(|v| v.get_ref().as_str()) {
-                Some(name) => format!("[[server.token]] \"{name}\": "),
-                None => format!("[[server.token]] #{}: ", index + 1),
-            };
-            let Some(raw) = self.de::<RawToken>(item, &ctx) else { continue };
-            let name_span = raw.name.as_ref().map_or(header.clone(), |n| n.span());
-            let name = match &raw.name {
-                Some(n) => {
-                    self.check_name(n, "token", &ctx);
-                    n.get_ref().clone()
-                }
-                None => {
-                    self.at(header.clone(), &ctx, "missing key \"name\"");
-                    String::new()
-                }
-            };
+        for Named { raw, ctx, header, name, name_span } in tables {
             let role = match &raw.role {
                 Some(r) => self.choice(r, "role", &ctx, &Role::ALL),
                 None => {
@@ -108,14 +92,12 @@ impl Checker<'_> {
                     (None, None)
                 }
             };
-            if let Some((_, first)) = out.iter().find(|(t, _)| t.name == name && !name.is_empty()) {
-                let line = locate(self.text, first.start).line;
-                self.at(
-                    name_span.clone(),
-                    &ctx,
-                    format!("duplicate token name (first defined on line {line})"),
-                );
-            }
+            self.duplicate_name(
+                out.iter().map(|(t, s)| (t.name.as_str(), s)),
+                (&name, &name_span),
+                "token",
+                &ctx,
+            );
             if let Some(secret) = &secret
                 && let Some((other, _)) = out.iter().find(|(t, _)| t.secret.as_ref() == Some(secret))
             {
