@@ -96,6 +96,14 @@ test("the Hosts screen shows the agent answering, with its workers by state", as
   await page.screenshot({ path: join(SHOTS, "hub-hosts.png") });
 });
 
+test("the Overview has a badge per host with its pools' workers by state", async () => {
+  await page.goto(hub + "/");
+  const badge = page.locator('.host[data-host="gpu-1"]');
+  await until("gpu-1's badge with its pool", async () =>
+    /^gpu-1 ok · api: \d (READY|WORKING)/.test((await badge.textContent()) ?? ""),
+  );
+});
+
 test("the Workers table has a Host column and filters by host", async () => {
   await page.goto(hub + "/workers?host=gpu-1");
   await until("two remote rows", async () => (await page.locator(".vt-row[data-worker]:visible").count()) === 2);

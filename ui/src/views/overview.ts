@@ -41,8 +41,56 @@ export function overview(ctx: Ctx): View {
     h("div", h("h2", "Recent activity"), h("div.tablewrap", h("table.grid.fixed", activity))),
     h("div", h("h2", "Needs attention"), h("div.tablewrap", h("table.grid.fixed", attention))),
   );
-  const el = h("div.view", h("h1", "Overview", h("span.sub", "pools and their workers")), intro, grid, lower);
+  const hostStrip = h("div.hosts", { "data-testid": "hosts" });
+  const el = h(
+    "div.view",
+    h("h1", "Overview", h("span.sub", "pools and their workers")),
+    intro,
+    hostStrip,
+    grid,
+    lower,
+  );
   let actKey = "";
+  let hostKey = "";
+
+  /** A hub: one badge per agent, its workers by pool and state, and whether it answers. */
+  function drawHosts() {
+    const by = new Map<string, { stale: boolean; pools: Map<string, Partial<Record<State, number>>> }>();
+    for (const w of store.workers) {
+      if (!w.host) continue;
+      const host = by.get(w.host) ?? { stale: false, pools: new Map() };
+      host.stale ||= w.stale;
+      const pool = host.pools.get(w.pool) ?? {};
+      pool[w.state] = (pool[w.state] ?? 0) + 1;
+      host.pools.set(w.pool, pool);
+      by.set(w.host, host);
+    }
+    const key = JSON.stringify([...by].map(([n, x]) => [n, x.stale, [...x.pools]]));
+    if (key === hostKey) return;
+    hostKey = key;
+    replace(
+      hostStrip,
+      ...[...by]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([name, x]) =>
+          h(
+            "a.panel.host",
+            { href: `/workers?host=${encodeURIComponent(name)}`, "data-host": name, title: "Show this host's workers" },
+            h("b", name),
+            h(`span.host-status.${x.stale ? "unreachable" : "ok"}`, x.stale ? " not answering" : " ok"),
+            ...[...x.pools].map(([pool, states]) =>
+              h(
+                "span.muted",
+                ` · ${pool}: `,
+                STATES.filter((st) => states[st])
+                  .map((st) => `${states[st]} ${st}`)
+                  .join(", "),
+              ),
+            ),
+          ),
+        ),
+    );
+  }
   const cards = new Map<string, Card>();
 
   function makeCard(p: PoolMetrics): Card {
@@ -110,6 +158,7 @@ export function overview(ctx: Ctx): View {
       if (!grid.firstChild) grid.appendChild(h("div.empty", "Connecting to Tend…"));
       return;
     }
+    drawHosts();
     if (!store.pools.length) {
       if (!grid.querySelector(".empty")) replace(grid, h("div.empty", "No pools configured."));
       return;
