@@ -149,6 +149,16 @@ fn a_hub_shows_three_agents_acts_on_them_and_marks_one_that_goes_away() {
         (w["state"] == "READY" && w["pid"].as_u64() != Some(before)).then_some(())
     });
 
+    // A remote worker's CSV, streamed from its agent's history (the rows name it as the agent does).
+    let csv = hub.wait_for(20, "the recycle in the agent's history, exported through the hub", |t| {
+        let r = http_get(t.url("/api/v1/export.csv?kind=recycles&worker=api-0@gpu-1&from=-1h")).ok()?;
+        let text = (r.status() == 200).then(|| r.text().ok()).flatten()?;
+        text.lines().any(|l| l.contains("api-0") && l.contains("manual")).then_some(text)
+    });
+    assert!(csv.starts_with("time,"), "{csv}");
+    let (status, e) = hub.get("/api/v1/export.csv?worker=nope@gpu-1");
+    assert_eq!(status, 404, "the agent's 404 passed on: {e}");
+
     // The agent decides: a viewer token (gpu-3's) may not recycle, and the hub says so.
     let (status, e) = hub.post("/api/v1/workers/api-0@gpu-3/recycle", json!({}));
     assert_eq!(status, 403, "{e}");

@@ -46,19 +46,38 @@ pub struct CsvExport {
 }
 
 /// An export that passed its checks: [`ReadyExport::run`] streams it.
-pub struct ReadyExport {
-    db: tend_store::Store,
-    req: ExportRequest,
+pub enum ReadyExport {
+    /// From this Tend's history store.
+    Local { db: tend_store::Store, req: ExportRequest },
+    /// A remote worker's, streamed from its agent's store as the agent writes it.
+    Remote { host: String, body: reqwest::Response },
 }
 
 impl ReadyExport {
     /// Stream the CSV through `emit` in ~64 KiB chunks; the number of bytes written.
-    pub async fn run<F, Fut>(self, emit: F) -> Result<u64, AppError>
+    pub async fn run<F, Fut>(self, mut emit: F) -> Result<u64, AppError>
     where
         F: FnMut(Vec<u8>) -> Fut,
         Fut: Future<Output = std::io::Result<()>>,
     {
-        Ok(self.db.export_csv(&self.req, emit).await?.bytes)
+        match self {
+            ReadyExport::Local { db, req } => Ok(db.export_csv(&req, emit).await?.bytes),
+            ReadyExport::Remote { host, mut body } => {
+                let mut bytes = 0u64;
+                loop {
+                    let chunk = body.chunk().await.map_err(|e| AppError::Remote {
+                        host: host.clone(),
+                        failure: crate::remote::Failure::new(
+                            api::HostStatus::Unreachable,
+                            format!("export cut: {e}"),
+                        ),
+                    })?;
+                    let Some(chunk) = chunk else { return Ok(bytes) };
+                    bytes += chunk.len() as u64;
+                    emit(chunk.to_vec()).await.map_err(|e| AppError::Store(format!("export cut: {e}")))?;
+                }
+            }
+        }
     }
 }
 
@@ -183,6 +202,9 @@ impl App {
     /// Check an export before anything is written (an unknown worker or pool, a bad metric name), so
     /// that a shell can still answer with an error; then [`ReadyExport::run`] streams it.
     pub async fn prepare_export(&self, e: CsvExport) -> Result<ReadyExport, AppError> {
+        if let Some(remote) = e.worker.as_deref().and_then(|w| self.remote(w)) {
+            return self.remote_export(remote?, &e).await;
+        }
         let db = self.store()?;
         if let Some(names) = &e.metrics {
             for n in names {
@@ -220,7 +242,7 @@ impl App {
             to: Timestamp(e.to.0),
             metrics: e.metrics,
         };
-        Ok(ReadyExport { db, req })
+        Ok(ReadyExport::Local { db, req })
     }
 
     /// A time as the API accepts it (ISO-8601, epoch ms, `now`, `-1h`), relative to now.

@@ -145,6 +145,30 @@ impl App {
         serde_json::from_value(v).map_err(|e| unreadable(&host, &path, e))
     }
 
+    /// A remote worker's CSV export, opened on its agent (which checks it as it would its own: its
+    /// answer's error comes back before anything is sent); the rows name the worker as its agent does.
+    pub(super) async fn remote_export(
+        &self,
+        (host, agent, id): Route,
+        e: &super::history::CsvExport,
+    ) -> Result<super::history::ReadyExport, AppError> {
+        let mut path = format!(
+            "/api/v1/export.csv?kind={}&worker={}&from={}&to={}",
+            e.kind.as_str(),
+            encode(&id),
+            e.from.0.max(0),
+            e.to.0.max(0)
+        );
+        if let Some(m) = &e.metrics {
+            path.push_str(&format!("&metrics={}", encode(&m.join(","))));
+        }
+        let body = agent
+            .open(&path, None)
+            .await
+            .map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        Ok(super::history::ReadyExport::Remote { host, body })
+    }
+
     /// A remote worker's events in its agent's memory, with the hub's ids.
     pub(super) async fn remote_events(
         &self,

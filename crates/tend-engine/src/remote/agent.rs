@@ -62,11 +62,17 @@ impl Agent {
     /// The agent's event stream (SSE), from after `since` when given (the agent replays what it still
     /// has in memory), else from now.
     pub async fn events(&self, since: Option<u64>) -> Result<reqwest::Response, Failure> {
-        let mut req = self.streaming.get(format!("{}/api/v1/events", self.url));
+        self.open("/api/v1/events", since).await
+    }
+
+    /// GET `path` for a body read as it comes (a stream, an export): no limit on the whole call, one
+    /// on each silence. `last_event` goes as `Last-Event-ID`.
+    pub async fn open(&self, path: &str, last_event: Option<u64>) -> Result<reqwest::Response, Failure> {
+        let mut req = self.streaming.get(format!("{}{path}", self.url));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        if let Some(s) = since {
+        if let Some(s) = last_event {
             req = req.header("last-event-id", s.to_string());
         }
         let res = req.send().await.map_err(|e| self.sort(&e))?;
@@ -77,7 +83,10 @@ impl Agent {
             } else {
                 HostStatus::Degraded
             };
-            return Err(Failure::new(kind, format!("/api/v1/events: HTTP {status}")));
+            let bytes = res.bytes().await.unwrap_or_default();
+            let api = serde_json::from_slice::<tend_api::ErrorResponse>(&bytes).ok().map(|r| r.error);
+            let said = api.as_ref().map_or_else(|| format!("HTTP {status}"), |e| e.message.clone());
+            return Err(Failure { status: kind, detail: format!("{path}: {said}"), api });
         }
         Ok(res)
     }
