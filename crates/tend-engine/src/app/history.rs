@@ -48,7 +48,7 @@ pub struct CsvExport {
 /// An export that passed its checks: [`ReadyExport::run`] streams it.
 pub enum ReadyExport {
     /// From this Tend's history store.
-    Local { db: tend_store::Store, req: ExportRequest },
+    Local(Box<(tend_store::Store, ExportRequest)>),
     /// A remote worker's, streamed from its agent's store as the agent writes it.
     Remote { host: String, body: reqwest::Response },
 }
@@ -61,7 +61,10 @@ impl ReadyExport {
         Fut: Future<Output = std::io::Result<()>>,
     {
         match self {
-            ReadyExport::Local { db, req } => Ok(db.export_csv(&req, emit).await?.bytes),
+            ReadyExport::Local(local) => {
+                let (db, req) = *local;
+                Ok(db.export_csv(&req, emit).await?.bytes)
+            }
             ReadyExport::Remote { host, mut body } => {
                 let mut bytes = 0u64;
                 loop {
@@ -242,7 +245,7 @@ impl App {
             to: Timestamp(e.to.0),
             metrics: e.metrics,
         };
-        Ok(ReadyExport::Local { db, req })
+        Ok(ReadyExport::Local(Box::new((db, req))))
     }
 
     /// A time as the API accepts it (ISO-8601, epoch ms, `now`, `-1h`), relative to now.
