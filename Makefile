@@ -6,9 +6,10 @@ CARGO ?= cargo
 # the HTTP fuzzer's virtualenv (schemathesis from PyPI).
 APT_PACKAGES := python3 python3-venv procps prometheus fonts-dejavu-core chromium docker.io busybox-static
 # The desktop app (Tauri v2: WebKitGTK and the tray's libraries) and its tests: a virtual display, a
-# session bus, WebKitWebDriver for tauri-driver, a notification daemon, and `import` for screenshots.
+# session bus, WebKitWebDriver for tauri-driver, a notification daemon, `import` for screenshots, and a
+# Secret Service keyring (gnome-keyring, read back with secret-tool) for the tokens of added hosts.
 APT_PACKAGES += libwebkit2gtk-4.1-dev build-essential libssl-dev libayatana-appindicator3-dev librsvg2-dev \
-  libxdo-dev pkg-config xvfb xauth webkit2gtk-driver dbus-x11 dunst imagemagick
+  libxdo-dev pkg-config xvfb xauth webkit2gtk-driver dbus-x11 dunst imagemagick gnome-keyring libsecret-tools
 
 .PHONY: setup demo test check lint ui-lint unit e2e bench bench-smoke soak http-fuzz ui ui-test bench-ui bench-desktop desktop desktop-test
 

@@ -1,7 +1,8 @@
 //! Agents added from the Hosts screen: kept in the app's config directory (`hosts.json`: name, URL,
-//! CA file) with each token in a file of its own that only its owner may read (`hosts/<name>.token`,
-//! mode 0600 in a 0700 directory), read back when the app starts. The engine watches them like the
-//! config's `[[remote]]`; the Hosts screen says where each token is kept.
+//! CA file, where the token is) and read back when the app starts. Each token goes to the session's
+//! keyring (the Secret Service, `keyring.rs`) when there is one and it is open, else to a file of its
+//! own that only its owner may read (`hosts/<name>.token`, mode 0600 in a 0700 directory). The engine
+//! watches them like the config's `[[remote]]`; the Hosts screen says where each token is kept.
 
 use std::path::{Path, PathBuf};
 
@@ -22,14 +23,23 @@ pub struct NewHost {
     pub ca: Option<String>,
 }
 
+/// Where an agent's token is kept.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Kept {
+    /// It sends none.
+    None,
+    Keyring,
+    File,
+}
+
 /// What `hosts.json` keeps of an agent (never its token).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 struct Saved {
     name: String,
     url: String,
     ca: Option<String>,
-    /// Whether a token file goes with it.
-    token: bool,
+    token: Kept,
 }
 
 /// The app's own directory for agents (under its config directory).
@@ -103,10 +113,15 @@ fn read_token(path: &Path) -> Option<String> {
 
 fn remote(dir: &Path, s: &Saved, token: Option<String>) -> RemoteConfig {
     let path = token_path(dir, &s.name);
+    let token_source = match s.token {
+        Kept::None => None,
+        Kept::Keyring => Some(crate::keyring::WHERE.to_owned()),
+        Kept::File => Some(format!("file {} (mode 0600)", path.display())),
+    };
     RemoteConfig {
         name: s.name.clone(),
         url: s.url.trim_end_matches('/').to_owned(),
-        token_source: token.as_ref().map(|_| format!("file {} (mode 0600)", path.display())),
+        token_source,
         token,
         token_env: None,
         ca: s.ca.as_ref().map(PathBuf::from),
@@ -118,7 +133,14 @@ fn remote(dir: &Path, s: &Saved, token: Option<String>) -> RemoteConfig {
 pub fn restore<R: Runtime>(app: &AppHandle<R>, engine: &App) {
     let Ok(dir) = dir(app) else { return };
     for s in read_saved(&dir) {
-        let token = if s.token { read_token(&token_path(&dir, &s.name)) } else { None };
+        let token = match s.token {
+            Kept::None => None,
+            Kept::File => read_token(&token_path(&dir, &s.name)),
+            Kept::Keyring => crate::keyring::load(&s.name).unwrap_or_else(|e| {
+                tracing::warn!(host = %s.name, error = %e, "the host's token is not in reach");
+                None
+            }),
+        };
         if let Err(e) = engine.add_remote(remote(&dir, &s, token)) {
             tracing::warn!(host = %s.name, error = %e, "a saved host could not be added");
         }
@@ -129,21 +151,35 @@ pub fn restore<R: Runtime>(app: &AppHandle<R>, engine: &App) {
 pub fn add<R: Runtime>(app: &AppHandle<R>, engine: &App, host: NewHost) -> CmdResult<()> {
     let dir = dir(app)?;
     let token = host.token.trim().to_owned();
-    let saved = Saved {
-        name: host.name.trim().to_owned(),
-        url: host.url.trim().to_owned(),
-        ca: host.ca.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()),
-        token: !token.is_empty(),
-    };
-    if let Some(ca) = &saved.ca
+    let name = host.name.trim().to_owned();
+    let ca = host.ca.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+    if let Some(ca) = &ca
         && let Err(e) = std::fs::metadata(ca)
     {
         return Err(CmdError::new(ErrorCode::BadRequest, format!("field \"ca\": cannot read {ca}: {e}")));
     }
-    let cfg = remote(&dir, &saved, saved.token.then(|| token.clone()));
-    engine.add_remote(cfg)?;
+    // The keyring first; a file only its owner may read when there is none (or it is locked).
+    let kept = if token.is_empty() {
+        Kept::None
+    } else if tend_engine::config::valid_name(&name)
+        && crate::keyring::store(&name, &token)
+            .inspect_err(|e| tracing::info!(error = %e, "token kept in a file"))
+            .is_ok()
+    {
+        Kept::Keyring
+    } else {
+        Kept::File
+    };
+    let saved = Saved { name, url: host.url.trim().to_owned(), ca, token: kept };
+    let cfg = remote(&dir, &saved, (kept != Kept::None).then(|| token.clone()));
+    if let Err(e) = engine.add_remote(cfg) {
+        if kept == Kept::Keyring {
+            let _ = crate::keyring::delete(&saved.name);
+        }
+        return Err(e.into());
+    }
     let path = token_path(&dir, &saved.name);
-    let stored = if saved.token { write_token(&path, &token) } else { Ok(()) };
+    let stored = if kept == Kept::File { write_token(&path, &token) } else { Ok(()) };
     let mut all = read_saved(&dir);
     all.retain(|s| s.name != saved.name);
     all.push(saved);
@@ -168,5 +204,8 @@ pub fn remove<R: Runtime>(app: &AppHandle<R>, engine: &App, name: &str) -> CmdRe
     all.retain(|s| s.name != name);
     write_saved(&dir, &all)?;
     let _ = std::fs::remove_file(token_path(&dir, name));
+    if let Err(e) = crate::keyring::delete(name) {
+        tracing::debug!(host = %name, error = %e, "no token to delete from the keyring");
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod commands;
 mod dialog;
 pub mod error;
 pub mod hosts;
+mod keyring;
 pub mod notifier;
 mod tray;
 

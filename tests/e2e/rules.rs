@@ -1,6 +1,7 @@
 //! A threshold rule with `for = 3s` fires only after 3 s above, stays firing between the clear and
 //! fire thresholds (hysteresis), and resolves only below `clear_below`. The worker's memory really
-//! rises and falls (demo-worker --memory-phases).
+//! rises and falls (demo-worker --memory-phases); the middle phase lasts 10 s, so that a loaded machine
+//! (other end-to-end tests run beside this one) still takes samples in it.
 
 use crate::harness::*;
 
@@ -10,7 +11,7 @@ fn for_duration_and_hysteresis_on_real_memory() {
         r#"
 [[pool]]
 name = "mem"
-command = ["$TEND_EXE", "demo-worker", "--memory-phases", "70:8,45:6,5:600"]
+command = ["$TEND_EXE", "demo-worker", "--memory-phases", "70:8,45:10,5:600"]
 size = 1
 profile = "intensive"
 readiness = { start_secs = 1 }

@@ -77,6 +77,22 @@ before(async () => {
     XDG_CONFIG_HOME: join(dataDir, "config"),
     WEBKIT_DISABLE_COMPOSITING_MODE: "1",
   };
+  // A Secret Service keyring of this test's own (its files in the temp dir), unlocked: the tokens of
+  // agents added from the Hosts screen go there.
+  const keyring = join(dataDir, "keyring");
+  mkdirSync(join(keyring, "run"), { recursive: true, mode: 0o700 });
+  mkdirSync(join(keyring, "share", "keyrings"), { recursive: true });
+  appEnv.XDG_DATA_HOME = join(keyring, "share");
+  appEnv.XDG_RUNTIME_DIR = join(keyring, "run");
+  const unlocked = spawnSync(
+    "sh",
+    [
+      "-c",
+      "printf 'pw\\n' | gnome-keyring-daemon --unlock >/dev/null 2>&1; gnome-keyring-daemon --start --components=secrets >/dev/null 2>&1",
+    ],
+    { env: appEnv },
+  );
+  assert.equal(unlocked.status, 0, "gnome-keyring-daemon (apt: gnome-keyring)");
   // A notification daemon on the session bus, printing what it shows (for the notification click).
   dunstLog = join(dataDir, "dunst.log");
   dunst = spawn("sh", ["-c", `exec dunst -print > '${dunstLog}' 2>/dev/null`], { env: appEnv, stdio: "ignore" });
@@ -287,7 +303,7 @@ test("a worker's page shows its live charts (screenshot)", async () => {
   if (process.env.TEND_SHOT_DOCS) copyFileSync(shot, join(root, "docs/screenshot-desktop.png"));
 });
 
-test("an agent added from the Hosts screen shows its workers, and its token is kept owner-only", async () => {
+test("an agent added from the Hosts screen shows its workers; its token goes to the keyring, else to an owner-only file", async () => {
   // An agent: `tend serve` on 127.0.0.2 with a token and a pool of two sleepers.
   const tend = join(root, "target/debug/tend");
   const agentDir = join(dataDir, "agent");
@@ -321,11 +337,14 @@ test("an agent added from the Hosts screen shows its workers, and its token is k
       () => exec(`return document.querySelector('${row} [data-testid=host-status]')?.textContent === 'ok'`),
       20_000,
     );
+    // The token went to the keyring, and nowhere on disk.
     const source = await exec(`return document.querySelector('${row} [data-testid=token-source]').textContent`);
+    assert.equal(source, "keyring (Secret Service)");
+    const lookup = (host) =>
+      spawnSync("secret-tool", ["lookup", "application", "tend", "tend-host", host], { env: appEnv, encoding: "utf8" });
+    assert.equal(lookup("gpu-1").stdout.trim(), token);
     const file = join(dataDir, "config", "dev.tend.desktop", "hosts", "gpu-1.token");
-    assert.equal(source, `file ${file} (mode 0600)`);
-    assert.equal(statSync(file).mode & 0o777, 0o600);
-    assert.equal(readFileSync(file, "utf8").trim(), token);
+    assert.equal(existsSync(file), false);
     // Its workers, with their host, in the Workers table.
     await exec("document.querySelector('nav.side a[href=\"/workers\"]').click()");
     await until("the agent's workers in the table", () =>
@@ -344,10 +363,35 @@ test("an agent added from the Hosts screen shows its workers, and its token is k
     await until("the refusal", () =>
       exec("return /is watched already/.test(document.querySelector('[data-testid=add-host-error]').textContent)"),
     );
-    // Removed: gone from the list and its token file deleted.
+    // Removed: gone from the list and from the keyring.
     await exec(`[...document.querySelectorAll('${row} button')].find((b) => b.textContent === 'Remove').click()`);
     await until("gpu-1 removed", () => exec(`return !document.querySelector('${row}')`));
-    assert.equal(existsSync(file), false);
+    assert.notEqual(lookup("gpu-1").status, 0, "the keyring item is deleted");
+    // Without an open keyring (its daemon gone; one that D-Bus starts again finds the collection
+    // locked), the token goes to a file only its owner may read.
+    spawnSync("pkill", ["-f", "gnome-keyring-daemon"]);
+    await exec(
+      `const f = document.querySelector('[data-testid=add-host]');
+       f.elements.name.value = 'gpu-2'; f.elements.url.value = arguments[0]; f.elements.token.value = arguments[1];
+       f.requestSubmit();`,
+      [url, token],
+    );
+    const row2 = "tr[data-host=gpu-2]";
+    await until(
+      "gpu-2 answering",
+      () => exec(`return document.querySelector('${row2} [data-testid=host-status]')?.textContent === 'ok'`),
+      20_000,
+    );
+    const file2 = join(dataDir, "config", "dev.tend.desktop", "hosts", "gpu-2.token");
+    assert.equal(
+      await exec(`return document.querySelector('${row2} [data-testid=token-source]').textContent`),
+      `file ${file2} (mode 0600)`,
+    );
+    assert.equal(statSync(file2).mode & 0o777, 0o600);
+    assert.equal(readFileSync(file2, "utf8").trim(), token);
+    await exec(`[...document.querySelectorAll('${row2} button')].find((b) => b.textContent === 'Remove').click()`);
+    await until("gpu-2 removed", () => exec(`return !document.querySelector('${row2}')`));
+    assert.equal(existsSync(file2), false);
   } finally {
     agent.kill("SIGTERM");
   }
