@@ -215,7 +215,8 @@ fn a_hub_shows_three_agents_acts_on_them_and_marks_one_that_goes_away() {
 }
 
 /// A server on `127.0.0.1` that answers every request with `answer` (a whole HTTP response), or
-/// streams `stream` bytes of JSON-ish garbage when it is set: a hostile or confused "agent".
+/// streams `stream` bytes of JSON-ish garbage when it is set, or (an empty answer) never answers: a
+/// hostile, confused or hung "agent".
 fn fake_agent(answer: &'static [u8], stream: Option<u64>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -237,6 +238,9 @@ fn fake_agent(answer: &'static [u8], stream: Option<u64>) -> String {
                         }
                         sent += chunk.len() as u64;
                     }
+                } else if answer.is_empty() {
+                    // A hung agent: it takes the request and never answers (until the client leaves).
+                    while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
                 } else {
                     let _ = conn.write_all(answer);
                 }
@@ -262,12 +266,14 @@ fn a_hub_names_what_is_wrong_with_each_bad_agent_and_stays_up() {
         None,
     );
     let huge = fake_agent(b"", Some(1 << 30));
+    let hung = fake_agent(b"", None);
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let config = [
         remote("down", &format!("https://{closed}"), &ops, &ca_file),
         remote("not-tend", &not_tend, &ops, &ca_file),
         remote("bad-json", &bad_json, &ops, &ca_file),
         remote("huge", &huge, &ops, &ca_file),
+        remote("hung", &hung, &ops, &ca_file),
         remote("plain-to-tls", &agent.url().replacen("https://", "http://", 1), &ops, &ca_file),
         remote("tls-to-plain", &not_tend.replacen("http://", "https://", 1), &ops, &ca_file),
         remote("wrong-token", &agent.url(), &wrong, &ca_file),
@@ -283,6 +289,7 @@ fn a_hub_names_what_is_wrong_with_each_bad_agent_and_stays_up() {
         ("not-tend", "degraded", "not a Tend agent's answer"),
         ("bad-json", "degraded", "not a Tend agent's answer"),
         ("huge", "degraded", "larger than 32 MiB"),
+        ("hung", "unreachable", "no answer within 2 s"),
         ("plain-to-tls", "tls_error", "use an https:// url"),
         ("tls-to-plain", "tls_error", "use an http:// url"),
         ("wrong-token", "unauthorized", "missing or wrong bearer token"),
