@@ -102,6 +102,11 @@ test("the Overview has a badge per host with its pools' workers by state", async
   await until("gpu-1's badge with its pool", async () =>
     /^gpu-1 ok · api: \d (READY|WORKING)/.test((await badge.textContent()) ?? ""),
   );
+  // And the agent's pool has its card, tagged with its host.
+  const card = page.locator('.card[data-pool="api@gpu-1"]');
+  await until("the agent's pool card", async () => /api\s*gpu-1/.test((await card.textContent()) ?? ""));
+  await until("its workers live", async () => /2 of 2 workers live/.test((await card.textContent()) ?? ""));
+  await page.screenshot({ path: join(SHOTS, "hub-overview.png") });
 });
 
 test("the Workers table has a Host column and filters by host", async () => {

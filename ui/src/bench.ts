@@ -144,6 +144,7 @@ class FakeTransport implements Transport {
         success_rate: null,
         restarts: 0,
         recycles_by_reason: {},
+        host: null,
       };
     });
   }

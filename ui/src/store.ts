@@ -50,6 +50,11 @@ function countBytes(...values: unknown[]) {
   for (const v of values) w.__tendBytes += JSON.stringify(v)?.length ?? 0;
 }
 
+/** A pool's key across hosts: `api` for this Tend's own, `api@gpu-1` for an agent's. */
+export function poolKey(p: { pool: string; host: string | null }): string {
+  return p.host ? `${p.pool}@${p.host}` : p.pool;
+}
+
 export class Store {
   health: HealthDto | null = null;
   workers: WorkerDto[] = [];
@@ -212,7 +217,7 @@ export class Store {
     this.health = u.health;
     this.pools = u.pools;
     for (const p of u.pools) {
-      this.seriesOf(this.poolSeries, p.pool).push(u.at / 1000, p.average_cpu_percent, p.total_memory_bytes);
+      this.seriesOf(this.poolSeries, poolKey(p)).push(u.at / 1000, p.average_cpu_percent, p.total_memory_bytes);
     }
     if (u.full) this.setWorkers(u.workers);
     else this.patchWorkers(u.workers, u.removed);
@@ -255,7 +260,7 @@ export class Store {
       this.alerts = alerts;
       const now = Date.now() / 1000;
       for (const p of pools) {
-        this.seriesOf(this.poolSeries, p.pool).push(now, p.average_cpu_percent, p.total_memory_bytes);
+        this.seriesOf(this.poolSeries, poolKey(p)).push(now, p.average_cpu_percent, p.total_memory_bytes);
       }
       this.changed();
     } catch {

@@ -103,6 +103,9 @@ pub struct PoolMetrics {
     pub success_rate: Option<f64>,
     pub restarts: u64,
     pub recycles_by_reason: BTreeMap<RecycleReason, u64>,
+    /// The agent the pool runs on, when this Tend is a hub; null for its own pools.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 /// A container that carries Tend's pool label but whose owner is gone.

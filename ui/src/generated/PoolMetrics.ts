@@ -6,4 +6,8 @@ import type { State } from "./State";
 /**
  * A pool's aggregate figures.
  */
-export type PoolMetrics = { pool: string, source: Source | null, total_workers: number, active_workers: number, completed_workers: number, failed_workers: number, by_state: { [key in State]?: number }, total_memory_bytes: number, average_cpu_percent: number, total_requests: number, total_errors: number, total_warnings: number, average_task_time_secs: number | null, success_rate: number | null, restarts: number, recycles_by_reason: { [key in RecycleReason]?: number }, };
+export type PoolMetrics = { pool: string, source: Source | null, total_workers: number, active_workers: number, completed_workers: number, failed_workers: number, by_state: { [key in State]?: number }, total_memory_bytes: number, average_cpu_percent: number, total_requests: number, total_errors: number, total_warnings: number, average_task_time_secs: number | null, success_rate: number | null, restarts: number, recycles_by_reason: { [key in RecycleReason]?: number }, 
+/**
+ * The agent the pool runs on, when this Tend is a hub; null for its own pools.
+ */
+host: string | null, };

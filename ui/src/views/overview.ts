@@ -3,6 +3,7 @@ import { h, setText, replace } from "../dom";
 import { bytes, pct, int } from "../format";
 import { stateVar } from "../components/badge";
 import { Sparkline } from "../components/spark";
+import { poolKey } from "../store";
 import type { PoolMetrics, RecycleReason, State } from "../types";
 import { STATES } from "../types";
 import { describe } from "./worker";
@@ -103,16 +104,18 @@ export function overview(ctx: Ctx): View {
     const stack = h("div.stack"),
       legend = h("div.legend"),
       reasons = h("div.reasons");
+    const host = p.host ? `&host=${encodeURIComponent(p.host)}` : "";
     const el = h(
       "div.panel.card",
       {
-        "data-pool": p.pool,
-        onclick: () => ctx.navigate("/workers?pool=" + encodeURIComponent(p.pool)),
+        "data-pool": poolKey(p),
+        onclick: () => ctx.navigate(`/workers?pool=${encodeURIComponent(p.pool)}${host}`),
         title: "Show this pool's workers",
       },
       h(
         "div.card-head",
         h("span.name", p.pool),
+        p.host ? h("span.tag", { title: "the agent it runs on" }, p.host) : null,
         h("span.tag", SOURCE_LABEL[p.source ?? ""] ?? p.source ?? "—"),
         h("span.spacer"),
         (vals.workers = h("span.muted")),
@@ -164,11 +167,14 @@ export function overview(ctx: Ctx): View {
       return;
     }
     grid.querySelector(".empty")?.remove();
-    for (const p of store.pools) {
-      let c = cards.get(p.pool);
+    // This Tend's pools first, then each agent's, grouped by host.
+    const pools = [...store.pools].sort((a, b) => (a.host ?? "").localeCompare(b.host ?? ""));
+    for (const p of pools) {
+      const pk = poolKey(p);
+      let c = cards.get(pk);
       if (!c) {
         c = makeCard(p);
-        cards.set(p.pool, c);
+        cards.set(pk, c);
         grid.appendChild(c.el);
       }
       const key = JSON.stringify(p.by_state) + p.total_workers;
@@ -203,13 +209,13 @@ export function overview(ctx: Ctx): View {
       setText(c.vals.restarts, int(p.restarts));
       setText(c.cpuNow, pct(p.average_cpu_percent));
       setText(c.memNow, bytes(p.total_memory_bytes));
-      const s = store.poolSeries.get(p.pool);
+      const s = store.poolSeries.get(pk);
       if (s) {
         c.cpu.draw(s.t, s.cpu, 900);
         c.mem.draw(s.t, s.mem, 900);
       }
       const reasons = Object.entries(p.recycles_by_reason) as [RecycleReason, number][];
-      const lastHour = recyclesLastHour(p.pool);
+      const lastHour = p.host ? "" : recyclesLastHour(p.pool);
       setText(
         c.reasons,
         reasons.length

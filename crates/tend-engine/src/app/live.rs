@@ -62,7 +62,7 @@ impl App {
     async fn live_update(&self, sent: &mut Sent, scope: &LiveScope) -> Option<LiveUpdate> {
         let facts = self.health_facts();
         let full = !sent.started;
-        let (at, mut health, pools, mut workers, mut alerts) = self
+        let (at, mut health, mut pools, mut workers, mut alerts) = self
             .query(move |v| {
                 let alerts = full.then(|| alerts_of(v));
                 (v.now.wire(), facts.health(v), pools_of(v), workers_of(v), alerts)
@@ -73,6 +73,7 @@ impl App {
         let remotes = &self.shared.remotes;
         remotes.add_to(&mut health);
         workers.extend(remotes.workers());
+        pools.extend(remotes.pools());
         if let Some(a) = &mut alerts {
             a.extend(remotes.alerts());
         }

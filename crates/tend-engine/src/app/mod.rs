@@ -228,8 +228,11 @@ impl App {
         self.query(move |v| v.fleet.pool_metrics(&pool).wire()).await
     }
 
+    /// This Tend's pools, then its agents' (each with its `host`).
     pub async fn pools(&self) -> Result<Vec<api::PoolMetrics>, AppError> {
-        self.query(pools_of).await
+        let mut all = self.query(pools_of).await?;
+        all.extend(self.shared.remotes.pools());
+        Ok(all)
     }
 
     /// This Tend's alerts, then its agents' (subjects `<subject>@<host>`).

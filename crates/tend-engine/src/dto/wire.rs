@@ -308,6 +308,7 @@ impl ToWire for PoolMetrics {
             success_rate: self.success_rate,
             restarts: self.restarts,
             recycles_by_reason: self.recycles_by_reason.iter().map(|(r, n)| (r.wire(), *n)).collect(),
+            host: None,
         }
     }
 }

@@ -43,6 +43,8 @@ struct Host {
     workers: Vec<WorkerDto>,
     /// The agent's alerts, as of the last answer.
     alerts: Vec<tend_api::Alert>,
+    /// The agent's pools, as of the last answer.
+    pools: Vec<tend_api::PoolMetrics>,
     /// Events of the agent's stream this hub could not read (a newer agent's kinds).
     skipped: u64,
     /// Where its token comes from, for the Hosts screen.
@@ -108,6 +110,7 @@ impl Remotes {
             rtt: None,
             workers: Vec::new(),
             alerts: Vec::new(),
+            pools: Vec::new(),
             skipped: 0,
             token_source: cfg.token_source.clone(),
             added_here: cfg.added_here,
@@ -165,6 +168,18 @@ impl Remotes {
                 a.subject = hub_id(&a.subject, name);
                 a
             }));
+        }
+        out
+    }
+
+    /// Every agent's pools, each with its host (the Overview's cards per host).
+    pub fn pools(&self) -> Vec<tend_api::PoolMetrics> {
+        let hosts = self.read();
+        let mut out = Vec::new();
+        for (name, host) in hosts.iter() {
+            out.extend(
+                host.pools.iter().map(|p| tend_api::PoolMetrics { host: Some(name.clone()), ..p.clone() }),
+            );
         }
         out
     }
@@ -258,9 +273,12 @@ async fn poll(remotes: Remotes, name: String, agent: Agent, clock: Arc<dyn Clock
     let mut backoff = POLL_EVERY;
     loop {
         let listing = agent.get::<Vec<WorkerDto>>("/api/v1/workers").await;
-        let alerts = match &listing {
-            Ok(_) => agent.get::<Vec<tend_api::Alert>>("/api/v1/alerts").await.ok().map(|(a, _)| a),
-            Err(_) => None,
+        let (alerts, pools) = match &listing {
+            Ok(_) => (
+                agent.get::<Vec<tend_api::Alert>>("/api/v1/alerts").await.ok().map(|(a, _)| a),
+                agent.get::<Vec<tend_api::PoolMetrics>>("/api/v1/pools").await.ok().map(|(p, _)| p),
+            ),
+            Err(_) => (None, None),
         };
         let health = match (&listing, round % HEALTH_EVERY) {
             (Ok(_), 0) => agent.get::<HealthDto>("/api/v1/health").await.ok().map(|(h, _)| h.version),
@@ -280,6 +298,9 @@ async fn poll(remotes: Remotes, name: String, agent: Agent, clock: Arc<dyn Clock
                 h.rtt = Some(rtt);
                 // Workers an agent shows of its own agents (a hub of hubs) stay with that hub.
                 h.workers = workers.into_iter().filter(|w| w.host.is_none()).collect();
+                if let Some(pools) = pools {
+                    h.pools = pools.into_iter().filter(|p| p.host.is_none()).collect();
+                }
                 if let Some(alerts) = alerts {
                     h.alerts = alerts.into_iter().filter(|a| split_id(&a.subject).is_none()).collect();
                 }
