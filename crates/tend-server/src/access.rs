@@ -96,16 +96,6 @@ impl Access {
         }
     }
 
-    /// No authentication: every caller is an anonymous operator.
-    pub fn open() -> Access {
-        Access { tokens: Vec::new(), max_failures: MAX_FAILURES, failures: Mutex::new(HashMap::new()) }
-    }
-
-    /// One shared operator token, as `token` / `TEND_TOKEN` gives it.
-    pub fn shared(token: Option<String>) -> Access {
-        Access::new(&ServerConfig { token, ..ServerConfig::default() })
-    }
-
     /// The caller that `given` (a bearer token) names, comparing every token in constant time.
     fn identify(&self, given: Option<&[u8]>) -> Option<Caller> {
         if self.tokens.is_empty() {
@@ -289,7 +279,7 @@ mod tests {
         assert_eq!(who("shared-secret"), Some(("default".into(), Role::Operator)));
         assert_eq!(who("ops-secret-012345678"), None);
         assert_eq!(a.identify(None), None);
-        let open = Access::open();
+        let open = Access::new(&ServerConfig::default());
         assert_eq!(open.identify(None), Some(Caller { name: ANONYMOUS.into(), role: Role::Operator }));
     }
 

@@ -67,15 +67,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listen = server.listen;
-    if !listen.ip().is_loopback() && !server.has_tokens() {
-        anyhow::bail!(
-            "refusing to listen on {listen} without a token: set [server] token or TEND_TOKEN, or listen on 127.0.0.1"
-        );
-    }
-    if !listen.ip().is_loopback() && server.tls.is_none() && !server.insecure_http {
-        anyhow::bail!(
-            "refusing to listen on {listen} over plain HTTP: set [server] tls, or insecure_http = true"
-        );
+    if let Some(problem) = server.exposure_problem() {
+        anyhow::bail!("refusing to start: {problem}");
     }
     let tls = match &server.tls {
         Some(files) => {

@@ -9,7 +9,7 @@ use tend_api as api;
 
 use super::{App, AppError};
 use crate::mailbox::Msg;
-use crate::remote::{Agent, hub_id};
+use crate::remote::{Agent, Failure, hub_id, rename_ids};
 
 /// A remote worker's way: its host, the agent's client, its id there.
 pub(super) type Route = (String, Agent, String);
@@ -61,7 +61,7 @@ impl App {
         by: &str,
     ) -> Result<(), AppError> {
         let path = format!("/api/v1/workers/{}/{action}", encode(&id));
-        agent.post(&path, None).await.map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        agent.post(&path, None).await.map_err(on(&host))?;
         self.audit_forwarded(by, action, hub_id(&id, &host), &host);
         Ok(())
     }
@@ -77,21 +77,22 @@ impl App {
         let _ = self.shared.tx.send(audit);
     }
 
-    /// POST an alert action (`ack`, `silence`) to the agent of the alert's subject; its answer. Then
-    /// record, here, who asked.
+    /// POST an alert action (`ack`, or `silence` for `minutes`) to the agent of the alert's subject;
+    /// its answer. Then record, here, who asked.
     pub(super) async fn forward_alert(
         &self,
         (host, agent, subject): Route,
         action: &str,
-        body: Value,
         rule: &str,
+        minutes: Option<f64>,
         by: &str,
     ) -> Result<Value, AppError> {
+        let mut body = serde_json::json!({ "rule": rule, "subject": subject });
+        if let Some(m) = minutes {
+            body["minutes"] = m.into();
+        }
         let path = format!("/api/v1/alerts/{action}");
-        let answer = agent
-            .post(&path, Some(&body))
-            .await
-            .map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        let answer = agent.post(&path, Some(&body)).await.map_err(on(&host))?;
         let named = if action == "ack" { "acknowledge" } else { action };
         self.audit_forwarded(by, named, format!("{rule}/{}", hub_id(&subject, &host)), &host);
         Ok(answer)
@@ -105,7 +106,7 @@ impl App {
         let path = format!("/api/v1/workers/{}", encode(&id));
         match agent.get::<Value>(&path).await {
             Ok((mut v, _)) => {
-                rename(&mut v, &host);
+                rename_ids(&mut v, &host);
                 v["host"] = Value::String(host.clone());
                 let detail = serde_json::from_value(v).map_err(|e| unreadable(&host, &path, e))?;
                 Ok(Some(detail))
@@ -135,13 +136,8 @@ impl App {
         if let Some(step) = step_ms {
             path.push_str(&format!("&step={step}"));
         }
-        let (mut v, _) = agent
-            .get::<Value>(&path)
-            .await
-            .map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
-        if let Some(Value::String(w)) = v.get_mut("worker") {
-            *w = hub_id(w, &host);
-        }
+        let (mut v, _) = agent.get::<Value>(&path).await.map_err(on(&host))?;
+        rename_ids(&mut v, &host);
         serde_json::from_value(v).map_err(|e| unreadable(&host, &path, e))
     }
 
@@ -162,10 +158,7 @@ impl App {
         if let Some(m) = &e.metrics {
             path.push_str(&format!("&metrics={}", encode(&m.join(","))));
         }
-        let body = agent
-            .open(&path, None)
-            .await
-            .map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
+        let body = agent.open(&path, None).await.map_err(on(&host))?;
         Ok(super::history::ReadyExport::Remote { host, body })
     }
 
@@ -176,20 +169,22 @@ impl App {
         since: u64,
     ) -> Result<Vec<api::Event>, AppError> {
         let path = format!("/api/v1/workers/{}/events?since={since}", encode(&id));
-        let (mut v, _) = agent
-            .get::<Value>(&path)
-            .await
-            .map_err(|failure| AppError::Remote { host: host.clone(), failure })?;
-        rename(&mut v, &host);
+        let (mut v, _) = agent.get::<Value>(&path).await.map_err(on(&host))?;
+        rename_ids(&mut v, &host);
         let Value::Array(items) = v else { return Ok(Vec::new()) };
         // An event of a kind this hub does not know (a newer agent) is left out, not an error.
         Ok(items.into_iter().filter_map(|e| serde_json::from_value(e).ok()).collect())
     }
 }
 
+/// An agent's failure, as the facade's error for a call on one of `host`'s workers.
+fn on(host: &str) -> impl FnOnce(Failure) -> AppError + '_ {
+    move |failure| AppError::Remote { host: host.to_owned(), failure }
+}
+
 /// An agent's answer in a shape this hub does not know (another version, or not Tend).
 fn unreadable(host: &str, path: &str, e: serde_json::Error) -> AppError {
-    let failure = crate::remote::Failure {
+    let failure = Failure {
         status: api::HostStatus::Degraded,
         detail: format!("{path}: an answer this hub cannot read: {e}"),
         api: None,
@@ -199,26 +194,6 @@ fn unreadable(host: &str, path: &str, e: serde_json::Error) -> AppError {
 
 fn host_of(id: &str) -> String {
     crate::remote::split_id(id).map_or_else(String::new, |(_, h)| h.to_owned())
-}
-
-/// Worker ids in an agent's answer (`id`, `worker`, an alert's `subject`), made the hub's.
-fn rename(v: &mut Value, host: &str) {
-    match v {
-        Value::Object(map) => {
-            for key in ["id", "worker", "subject"] {
-                if let Some(Value::String(s)) = map.get_mut(key) {
-                    *s = hub_id(s, host);
-                }
-            }
-            for (k, child) in map.iter_mut() {
-                if !matches!(k.as_str(), "id" | "worker" | "subject") {
-                    rename(child, host);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|i| rename(i, host)),
-        _ => {}
-    }
 }
 
 /// A worker id as a path segment (ids are `[A-Za-z0-9_.-]` and a few more; anything else escaped).
@@ -237,22 +212,6 @@ fn encode(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn an_agents_ids_become_the_hubs() {
-        let mut v = json!({
-            "id": "api-0", "pool": "api",
-            "alerts": [{"rule": "mem", "subject": "api-0", "pool": "api"}],
-            "events": [{"type": "recycled", "worker": "api-0", "detail": "id"}],
-        });
-        rename(&mut v, "gpu-1");
-        assert_eq!(v["id"], "api-0@gpu-1");
-        assert_eq!(v["alerts"][0]["subject"], "api-0@gpu-1");
-        assert_eq!(v["alerts"][0]["pool"], "api", "pools keep their names");
-        assert_eq!(v["events"][0]["worker"], "api-0@gpu-1");
-        assert_eq!(v["events"][0]["detail"], "id");
-    }
 
     #[test]
     fn ids_are_escaped_in_paths() {

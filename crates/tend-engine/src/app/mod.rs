@@ -361,9 +361,7 @@ impl App {
     /// Acknowledge an alert; 404 when there is no such alert.
     pub async fn acknowledge(&self, rule: &str, subject: &str, by: &str) -> Result<(), AppError> {
         if let Some(remote) = self.remote(subject) {
-            let body =
-                serde_json::json!({ "rule": rule, "subject": remote.as_ref().map_or("", |r| r.2.as_str()) });
-            return self.forward_alert(remote?, "ack", body, rule, by).await.map(|_| ());
+            return self.forward_alert(remote?, "ack", rule, None, by).await.map(|_| ());
         }
         let (reply, rx) = oneshot::channel();
         let msg = Msg::Ack { rule: rule.to_owned(), subject: subject.to_owned(), by: by.to_owned(), reply };
@@ -386,9 +384,7 @@ impl App {
             ));
         }
         if let Some(remote) = self.remote(subject) {
-            let local = remote.as_ref().map_or(String::new(), |r| r.2.clone());
-            let body = serde_json::json!({ "rule": rule, "subject": local, "minutes": minutes });
-            let answer = self.forward_alert(remote?, "silence", body, rule, by).await?;
+            let answer = self.forward_alert(remote?, "silence", rule, Some(minutes), by).await?;
             return Ok(serde_json::from_value(answer["silenced_until"].clone()).unwrap_or(None));
         }
         let until = (minutes > 0.0)

@@ -120,27 +120,36 @@ impl Config {
     /// `insecure_http = true` says plain HTTP is meant. [`Config::apply_env`] ends with this check;
     /// call it again after any later override of `listen` or `token` (CLI flags).
     pub fn check_server(&self) -> Result<(), ConfigError> {
-        let server = &self.server;
-        if server.listen.ip().is_loopback() {
-            return Ok(());
+        match self.server.exposure_problem() {
+            Some(message) => Err(ConfigError::single(&self.origin, message)),
+            None => Ok(()),
         }
-        let fail = |message: String| Err(ConfigError::single(&self.origin, message));
-        if !server.has_tokens() {
-            return fail(format!(
+    }
+}
+
+impl ServerConfig {
+    /// Why this server may not listen where it would: a non-loopback address without a token, or
+    /// without TLS unless `insecure_http` says so. `tend serve` asks again before it binds.
+    pub fn exposure_problem(&self) -> Option<String> {
+        if self.listen.ip().is_loopback() {
+            return None;
+        }
+        if !self.has_tokens() {
+            return Some(format!(
                 "the server listens on {}, which is not a loopback address: \
                  set `token` in [server] or TEND_TOKEN, or add [[server.token]] entries",
-                server.listen
+                self.listen
             ));
         }
-        if server.tls.is_none() && !server.insecure_http {
-            return fail(format!(
+        if self.tls.is_none() && !self.insecure_http {
+            return Some(format!(
                 "the server listens on {}, which is not a loopback address, without TLS: \
                  set `tls = {{ cert = \"cert.pem\", key = \"key.pem\" }}` in [server], \
                  or `insecure_http = true` (TEND_INSECURE_HTTP=1) if plain HTTP on this network is meant",
-                server.listen
+                self.listen
             ));
         }
-        Ok(())
+        None
     }
 }
 

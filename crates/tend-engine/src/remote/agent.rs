@@ -13,6 +13,8 @@ use crate::config::RemoteConfig;
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest answer read from an agent (a listing of 5 000 workers is ~5 MB).
 pub const MAX_ANSWER: usize = 32 * 1024 * 1024;
+/// The most of an error answer read while opening a stream or an export.
+const MAX_ERROR: usize = 64 * 1024;
 
 /// Why a call to an agent failed, as the Hosts screen shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,25 +77,16 @@ impl Agent {
         if let Some(s) = last_event {
             req = req.header("last-event-id", s.to_string());
         }
-        let res = req.send().await.map_err(|e| self.sort(&e))?;
-        if !res.status().is_success() {
-            let status = res.status();
-            let kind = if matches!(status.as_u16(), 401 | 403 | 429) {
-                HostStatus::Unauthorized
-            } else {
-                HostStatus::Degraded
-            };
-            let bytes = res.bytes().await.unwrap_or_default();
-            let api = serde_json::from_slice::<tend_api::ErrorResponse>(&bytes).ok().map(|r| r.error);
-            let said = api.as_ref().map_or_else(|| format!("HTTP {status}"), |e| e.message.clone());
-            return Err(Failure { status: kind, detail: format!("{path}: {said}"), api });
+        let mut res = req.send().await.map_err(|e| self.sort(&e))?;
+        let status = res.status();
+        if !status.is_success() {
+            // Its error is small; what a confused server sends beyond that is not read.
+            let body = self.read(&mut res, path, MAX_ERROR).await.unwrap_or_default();
+            let (api, detail) = refusal(path, status, &body);
+            let kind = if token_refused(status) { HostStatus::Unauthorized } else { HostStatus::Degraded };
+            return Err(Failure { status: kind, detail, api });
         }
         Ok(res)
-    }
-
-    /// A failure while reading a stream's body.
-    pub fn broken(&self, e: &reqwest::Error) -> Failure {
-        self.sort(e)
     }
 
     /// GET `path` (like `/api/v1/workers`) as `T`, and how long the round trip took.
@@ -126,30 +119,17 @@ impl Agent {
         }
         let mut res = req.send().await.map_err(|e| self.sort(&e))?;
         let status = res.status();
-        let mut bytes = Vec::new();
-        loop {
-            match res.chunk().await {
-                Ok(Some(chunk)) => {
-                    if bytes.len() + chunk.len() > MAX_ANSWER {
-                        let detail = format!("{path}: the answer is larger than {} MiB", MAX_ANSWER >> 20);
-                        return Err(Failure::new(HostStatus::Degraded, detail));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return Err(self.sort(&e)),
-            }
-        }
+        let bytes = self.read(&mut res, path, MAX_ANSWER).await?;
         let rtt = started.elapsed();
         if !status.is_success() {
-            let api = serde_json::from_slice::<tend_api::ErrorResponse>(&bytes).ok().map(|r| r.error);
-            let said = api.as_ref().map_or_else(|| format!("HTTP {status}"), |e| e.message.clone());
-            let kind = match status.as_u16() {
-                401 | 403 | 429 => HostStatus::Unauthorized,
-                _ if api.is_some() => HostStatus::Ok,
-                _ => HostStatus::Degraded,
+            let (api, detail) = refusal(path, status, &bytes);
+            let kind = match api {
+                _ if token_refused(status) => HostStatus::Unauthorized,
+                // The agent answered, with an error of its own: the host is fine.
+                Some(_) => HostStatus::Ok,
+                None => HostStatus::Degraded,
             };
-            return Err(Failure { status: kind, detail: format!("{path}: {said}"), api });
+            return Err(Failure { status: kind, detail, api });
         }
         serde_json::from_slice(&bytes).map(|v| (v, rtt)).map_err(|e| {
             Failure::new(
@@ -159,8 +139,21 @@ impl Agent {
         })
     }
 
-    /// A transport failure, named the way an operator fixes it.
-    fn sort(&self, e: &reqwest::Error) -> Failure {
+    /// The body of `res`, at most `cap` bytes (more is a `degraded` failure).
+    async fn read(&self, res: &mut reqwest::Response, path: &str, cap: usize) -> Result<Vec<u8>, Failure> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| self.sort(&e))? {
+            if bytes.len() + chunk.len() > cap {
+                let detail = format!("{path}: the answer is larger than {} MiB", cap >> 20);
+                return Err(Failure::new(HostStatus::Degraded, detail));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    /// A transport failure, named the way an operator fixes it (also one while a body streams).
+    pub fn sort(&self, e: &reqwest::Error) -> Failure {
         let chain = chain(e);
         let https = self.url.starts_with("https://");
         if e.is_timeout() {
@@ -186,6 +179,19 @@ impl Agent {
         }
         Failure::new(HostStatus::Unreachable, last_cause(e))
     }
+}
+
+/// The agent refused the token (or this address, after too many wrong ones).
+fn token_refused(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403 | 429)
+}
+
+/// What a non-2xx answer says: the agent's own error when its body is one, and the detail to show
+/// (its message, else the status).
+fn refusal(path: &str, status: reqwest::StatusCode, body: &[u8]) -> (Option<tend_api::ApiError>, String) {
+    let api = serde_json::from_slice::<tend_api::ErrorResponse>(body).ok().map(|r| r.error);
+    let said = api.as_ref().map_or_else(|| format!("HTTP {status}"), |e| e.message.clone());
+    (api, format!("{path}: {said}"))
 }
 
 /// A TLS configuration that trusts the certificates of the PEM file `ca` (a private CA, or the

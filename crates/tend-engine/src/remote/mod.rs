@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use serde_json::Value;
 use tend_api::{HealthDto, HostDto, HostStatus, WorkerDto};
 use tend_core::time::{Clock, Timestamp};
 
@@ -137,10 +138,6 @@ impl Remotes {
         self.hosts.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
-    }
-
     /// Every remote worker, with its hub id and host; stale when its agent did not answer last time.
     pub fn workers(&self) -> Vec<WorkerDto> {
         let hosts = self.read();
@@ -256,6 +253,26 @@ pub fn hub_id(id: &str, host: &str) -> String {
     format!("{id}@{host}")
 }
 
+/// Worker ids in an agent's answer (`id`, `worker`, an alert's `subject`), made the hub's.
+pub(crate) fn rename_ids(v: &mut Value, host: &str) {
+    match v {
+        Value::Object(map) => {
+            for key in ["id", "worker", "subject"] {
+                if let Some(Value::String(s)) = map.get_mut(key) {
+                    *s = hub_id(s, host);
+                }
+            }
+            for (k, child) in map.iter_mut() {
+                if !matches!(k.as_str(), "id" | "worker" | "subject") {
+                    rename_ids(child, host);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| rename_ids(i, host)),
+        _ => {}
+    }
+}
+
 /// (id on the agent, host) of a hub id; None for a local one.
 pub fn split_id(id: &str) -> Option<(&str, &str)> {
     id.rsplit_once('@').filter(|(local, host)| !local.is_empty() && !host.is_empty())
@@ -319,5 +336,26 @@ async fn poll(remotes: Remotes, name: String, agent: Agent, clock: Arc<dyn Clock
         round = if ok { round.wrapping_add(1) } else { 0 };
         backoff = if ok { POLL_EVERY } else { (backoff * 2).min(MAX_BACKOFF) };
         tokio::time::sleep(if refused { REFUSED_BACKOFF } else { backoff }).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_agents_ids_become_the_hubs() {
+        let mut v = json!({
+            "id": "api-0", "pool": "api",
+            "alerts": [{"rule": "mem", "subject": "api-0", "pool": "api"}],
+            "events": [{"type": "recycled", "worker": "api-0", "detail": "id"}],
+        });
+        rename_ids(&mut v, "gpu-1");
+        assert_eq!(v["id"], "api-0@gpu-1");
+        assert_eq!(v["alerts"][0]["subject"], "api-0@gpu-1");
+        assert_eq!(v["alerts"][0]["pool"], "api", "pools keep their names");
+        assert_eq!(v["events"][0]["worker"], "api-0@gpu-1");
+        assert_eq!(v["events"][0]["detail"], "id");
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tend_api::{HealthDto, HostStatus};
 use tend_core::time::Clock;
 
-use super::{Agent, Failure, MAX_BACKOFF, Remotes, hub_id};
+use super::{Agent, Failure, MAX_BACKOFF, Remotes, rename_ids};
 use crate::mailbox::{Mailbox, Msg};
 
 /// The longest line of the stream the hub reads (an event is one `data:` line).
@@ -79,7 +79,7 @@ async fn session(
         let chunk = match res.chunk().await {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(agent.broken(&e)),
+            Err(e) => return Err(agent.sort(&e)),
         };
         let events = parser.feed(&chunk).map_err(|detail| Failure::new(HostStatus::Degraded, detail))?;
         let mut relay = Vec::new();
@@ -104,12 +104,7 @@ async fn session(
 /// None for an event this hub cannot read (a kind it does not know, from a newer agent).
 fn hub_event(data: &str, host: &str) -> Option<tend_core::Event> {
     let mut v: Value = serde_json::from_str(data).ok()?;
-    if let Some(Value::String(w)) = v.get_mut("worker") {
-        *w = hub_id(w, host);
-    }
-    if let Some(Value::String(s)) = v.pointer_mut("/alert/subject") {
-        *s = hub_id(s, host);
-    }
+    rename_ids(&mut v, host);
     serde_json::from_value(v).ok()
 }
 
