@@ -2,7 +2,6 @@
 //! makes (rotated without a restart), named tokens with roles, the audit trail of who acted, and the
 //! brake on guessing tokens.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,18 +9,12 @@ use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use tend_testkit::tls::TestCa;
 
+use crate::agents::private;
 use crate::harness::*;
 
 const OPS: &str = "ops-secret-7f3a9c2e41b8d5";
 const WALL: &str = "wall-secret-0c9d8e7f6a5b4c";
 const CI: &str = "ci-secret-1a2b3c4d5e6f7a8b";
-
-fn secret(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{text}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path.display().to_string()
-}
 
 /// A client that trusts `ca` only, optionally sending from another loopback address.
 fn client(ca: &TestCa, from: Option<&str>) -> Client {
@@ -81,8 +74,8 @@ stop_grace = "1s"
 name = "batch"
 source = "reported"
 "#,
-        ops = secret(dir.path(), "ops.token", OPS),
-        wall = secret(dir.path(), "wall.token", WALL),
+        ops = private(dir.path(), "ops.token", OPS).display(),
+        wall = private(dir.path(), "wall.token", WALL).display(),
     );
     let path = dir.path().join("tend.toml");
     std::fs::write(&path, config).unwrap();

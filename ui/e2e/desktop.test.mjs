@@ -325,21 +325,31 @@ test("an agent added from the Hosts screen shows its workers; its token goes to 
     const url = await until("the agent's address", () => err.match(/tend: listening on (http:\/\/[\d.:]+)\n/)?.[1]);
     await exec("history.pushState(null, '', '/hosts'); dispatchEvent(new PopStateEvent('popstate'))");
     await until("the add form", () => exec("return !!document.querySelector('[data-testid=add-host]')"));
-    await exec(
-      `const f = document.querySelector('[data-testid=add-host]');
-       f.elements.name.value = 'gpu-1'; f.elements.url.value = arguments[0]; f.elements.token.value = arguments[1];
-       f.requestSubmit();`,
-      [url, token],
-    );
-    const row = "tr[data-host=gpu-1]";
-    await until(
-      "gpu-1 answering",
-      () => exec(`return document.querySelector('${row} [data-testid=host-status]')?.textContent === 'ok'`),
-      20_000,
-    );
+    // The Hosts screen's form, a host's row and its cells.
+    const addHost = (name, hostToken) =>
+      exec(
+        `const f = document.querySelector('[data-testid=add-host]');
+         f.elements.name.value = arguments[0]; f.elements.url.value = arguments[1];
+         f.elements.token.value = arguments[2]; f.requestSubmit();`,
+        [name, url, hostToken],
+      );
+    const cell = (name, testid) => `tr[data-host=${name}] [data-testid=${testid}]`;
+    const answering = (name) =>
+      until(
+        `${name} answering`,
+        () => exec(`return document.querySelector('${cell(name, "host-status")}')?.textContent === 'ok'`),
+        20_000,
+      );
+    const tokenSource = (name) => exec(`return document.querySelector('${cell(name, "token-source")}').textContent`);
+    const removeHost = async (name) => {
+      const row = `tr[data-host=${name}]`;
+      await exec(`[...document.querySelectorAll('${row} button')].find((b) => b.textContent === 'Remove').click()`);
+      await until(`${name} removed`, () => exec(`return !document.querySelector('${row}')`));
+    };
+    await addHost("gpu-1", token);
+    await answering("gpu-1");
     // The token went to the keyring, and nowhere on disk.
-    const source = await exec(`return document.querySelector('${row} [data-testid=token-source]').textContent`);
-    assert.equal(source, "keyring (Secret Service)");
+    assert.equal(await tokenSource("gpu-1"), "keyring (Secret Service)");
     const lookup = (host) =>
       spawnSync("secret-tool", ["lookup", "application", "tend", "tend-host", host], { env: appEnv, encoding: "utf8" });
     assert.equal(lookup("gpu-1").stdout.trim(), token);
@@ -355,42 +365,23 @@ test("an agent added from the Hosts screen shows its workers; its token goes to 
     // A name taken already is refused with the reason.
     await exec("history.pushState(null, '', '/hosts'); dispatchEvent(new PopStateEvent('popstate'))");
     await until("the add form", () => exec("return !!document.querySelector('[data-testid=add-host]')"));
-    await exec(
-      `const f = document.querySelector('[data-testid=add-host]');
-       f.elements.name.value = 'gpu-1'; f.elements.url.value = arguments[0]; f.requestSubmit();`,
-      [url],
-    );
+    await addHost("gpu-1", "");
     await until("the refusal", () =>
       exec("return /is watched already/.test(document.querySelector('[data-testid=add-host-error]').textContent)"),
     );
     // Removed: gone from the list and from the keyring.
-    await exec(`[...document.querySelectorAll('${row} button')].find((b) => b.textContent === 'Remove').click()`);
-    await until("gpu-1 removed", () => exec(`return !document.querySelector('${row}')`));
+    await removeHost("gpu-1");
     assert.notEqual(lookup("gpu-1").status, 0, "the keyring item is deleted");
     // Without an open keyring (its daemon gone; one that D-Bus starts again finds the collection
     // locked), the token goes to a file only its owner may read.
     spawnSync("pkill", ["-f", "gnome-keyring-daemon"]);
-    await exec(
-      `const f = document.querySelector('[data-testid=add-host]');
-       f.elements.name.value = 'gpu-2'; f.elements.url.value = arguments[0]; f.elements.token.value = arguments[1];
-       f.requestSubmit();`,
-      [url, token],
-    );
-    const row2 = "tr[data-host=gpu-2]";
-    await until(
-      "gpu-2 answering",
-      () => exec(`return document.querySelector('${row2} [data-testid=host-status]')?.textContent === 'ok'`),
-      20_000,
-    );
+    await addHost("gpu-2", token);
+    await answering("gpu-2");
     const file2 = join(dataDir, "config", "dev.tend.desktop", "hosts", "gpu-2.token");
-    assert.equal(
-      await exec(`return document.querySelector('${row2} [data-testid=token-source]').textContent`),
-      `file ${file2} (mode 0600)`,
-    );
+    assert.equal(await tokenSource("gpu-2"), `file ${file2} (mode 0600)`);
     assert.equal(statSync(file2).mode & 0o777, 0o600);
     assert.equal(readFileSync(file2, "utf8").trim(), token);
-    await exec(`[...document.querySelectorAll('${row2} button')].find((b) => b.textContent === 'Remove').click()`);
-    await until("gpu-2 removed", () => exec(`return !document.querySelector('${row2}')`));
+    await removeHost("gpu-2");
     assert.equal(existsSync(file2), false);
   } finally {
     agent.kill("SIGTERM");
